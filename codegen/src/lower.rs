@@ -1,0 +1,530 @@
+//! Lowering of a DSL kernel to a `naga::Module` with one compute entry point.
+//!
+//! Every DSL expression that needs an evaluation point was recorded with one
+//! ([`ir::Stmt::Eval`]); here each becomes the naga expressions it stands for, covered by a
+//! `Statement::Emit` of exactly those. Expressions naga treats as pre-emitted (literals,
+//! globals, locals, arguments) are appended outside any emit range.
+
+use naga::{
+    AddressSpace, Arena, BinaryOperator, Block, EntryPoint, Expression, Function,
+    FunctionArgument, GlobalVariable, Handle, LocalVariable, MathFunction, Module,
+    ResourceBinding, ShaderStage, Span, Statement, StorageAccess, StructMember,
+    TypeInner, UnaryOperator, VectorSize,
+};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use webdit_dsl::ir::{self, BinOp, BindingKind, Builtin, ExprId, Kernel, MathFn, Place, UnOp};
+
+/// Why a kernel could not be lowered (a kernel the DSL accepted but naga cannot express).
+#[derive(Debug)]
+pub struct LowerError(pub String);
+
+pub(crate) fn lower(k: &Kernel) -> Result<Module, LowerError> {
+    let mut l = Lowerer {
+        k,
+        module: Module::default(),
+        exprs: Arena::new(),
+        lowered: vec![None; k.exprs.len()],
+        bindings: vec![],
+        shared: vec![],
+        locals: Arena::new(),
+        local_handles: vec![],
+        args: vec![],
+        arg_of: HashMap::new(),
+        pre: HashMap::new(),
+    };
+    l.declare()?;
+    let body = l.block(&k.body)?;
+    let mut function = Function {
+        name: Some(k.name.clone()),
+        arguments: std::mem::take(&mut l.args),
+        result: None,
+        local_variables: std::mem::take(&mut l.locals),
+        expressions: std::mem::take(&mut l.exprs),
+        named_expressions: Default::default(),
+        body,
+        diagnostic_filter_leaf: None,
+    };
+    for (id, name) in &k.names {
+        if let Some(h) = l.lowered[id.0 as usize] {
+            if !function.expressions[h].needs_pre_emit() {
+                function.named_expressions.insert(h, name.clone());
+            }
+        }
+    }
+    l.module.entry_points.push(EntryPoint {
+        name: k.name.clone(),
+        stage: ShaderStage::Compute,
+        early_depth_test: None,
+        workgroup_size: k.workgroup_size,
+        workgroup_size_overrides: None,
+        function,
+        mesh_info: None,
+        task_payload: None,
+        incoming_ray_payload: None,
+    });
+    Ok(l.module)
+}
+
+struct Lowerer<'k> {
+    k: &'k Kernel,
+    module: Module,
+    exprs: Arena<Expression>,
+    /// The naga expression holding each DSL expression's value, once lowered.
+    lowered: Vec<Option<Handle<Expression>>>,
+    bindings: Vec<Handle<GlobalVariable>>,
+    shared: Vec<Handle<GlobalVariable>>,
+    locals: Arena<LocalVariable>,
+    local_handles: Vec<Handle<LocalVariable>>,
+    args: Vec<FunctionArgument>,
+    arg_of: HashMap<Builtin, u32>,
+    /// Pre-emitted pointer expressions of globals and locals, made once.
+    pre: HashMap<Place, Handle<Expression>>,
+}
+
+fn scalar(s: ir::Scalar) -> naga::Scalar {
+    match s {
+        ir::Scalar::Bool => naga::Scalar::BOOL,
+        ir::Scalar::I32 => naga::Scalar::I32,
+        ir::Scalar::U32 => naga::Scalar::U32,
+        ir::Scalar::F32 => naga::Scalar::F32,
+        ir::Scalar::F16 => naga::Scalar::F16,
+    }
+}
+
+fn vector_size(n: u8) -> VectorSize {
+    match n {
+        2 => VectorSize::Bi,
+        3 => VectorSize::Tri,
+        _ => VectorSize::Quad,
+    }
+}
+
+impl Lowerer<'_> {
+    fn ty_inner(&mut self, inner: TypeInner) -> Handle<naga::Type> {
+        self.module
+            .types
+            .insert(naga::Type { name: None, inner }, Span::UNDEFINED)
+    }
+
+    fn ty(&mut self, t: ir::Type) -> Handle<naga::Type> {
+        self.ty_inner(match t {
+            ir::Type::Scalar(s) => TypeInner::Scalar(scalar(s)),
+            ir::Type::Vector { size, scalar: s } => TypeInner::Vector {
+                size: vector_size(size),
+                scalar: scalar(s),
+            },
+        })
+    }
+
+    fn array_ty(&mut self, elem: ir::Type, len: Option<u32>) -> Result<Handle<naga::Type>, LowerError> {
+        let base = self.ty(elem);
+        let size = match len {
+            None => naga::ArraySize::Dynamic,
+            Some(n) => naga::ArraySize::Constant(
+                NonZeroU32::new(n).ok_or_else(|| LowerError("array of length 0".into()))?,
+            ),
+        };
+        Ok(self.ty_inner(TypeInner::Array {
+            base,
+            size,
+            stride: elem.stride(),
+        }))
+    }
+
+    /// Globals for bindings and workgroup arrays, locals, and builtin arguments.
+    fn declare(&mut self) -> Result<(), LowerError> {
+        let k = self.k;
+        for (i, b) in k.bindings.iter().enumerate() {
+            let (space, ty) = match &b.kind {
+                BindingKind::Storage { elem, writable } => {
+                    let access = if *writable {
+                        StorageAccess::LOAD | StorageAccess::STORE
+                    } else {
+                        StorageAccess::LOAD
+                    };
+                    (AddressSpace::Storage { access }, self.array_ty(*elem, None)?)
+                }
+                BindingKind::Uniform(u) => {
+                    let mut members = vec![];
+                    for (j, (name, s)) in u.fields.iter().enumerate() {
+                        let ty = self.ty(ir::Type::Scalar(*s));
+                        members.push(StructMember {
+                            name: Some(name.clone()),
+                            ty,
+                            binding: None,
+                            offset: 4 * j as u32,
+                        });
+                    }
+                    let span = (4 * u.fields.len() as u32).div_ceil(16).max(1) * 16;
+                    let ty = self.module.types.insert(
+                        naga::Type {
+                            name: Some(u.name.clone()),
+                            inner: TypeInner::Struct { members, span },
+                        },
+                        Span::UNDEFINED,
+                    );
+                    (AddressSpace::Uniform, ty)
+                }
+            };
+            let g = self.module.global_variables.append(
+                GlobalVariable {
+                    name: Some(b.name.clone()),
+                    space,
+                    binding: Some(ResourceBinding {
+                        group: 0,
+                        binding: i as u32,
+                    }),
+                    ty,
+                    init: None,
+                    memory_decorations: Default::default(),
+                },
+                Span::UNDEFINED,
+            );
+            self.bindings.push(g);
+        }
+        for s in &k.shared {
+            let ty = self.array_ty(s.elem, Some(s.len))?;
+            let g = self.module.global_variables.append(
+                GlobalVariable {
+                    name: Some(s.name.clone()),
+                    space: AddressSpace::WorkGroup,
+                    binding: None,
+                    ty,
+                    init: None,
+                    memory_decorations: Default::default(),
+                },
+                Span::UNDEFINED,
+            );
+            self.shared.push(g);
+        }
+        for l in &k.locals {
+            let ty = match l.len {
+                None => self.ty(l.ty),
+                Some(n) => self.array_ty(l.ty, Some(n))?,
+            };
+            let h = self.locals.append(
+                LocalVariable {
+                    name: Some(l.name.clone()),
+                    ty,
+                    init: None,
+                },
+                Span::UNDEFINED,
+            );
+            self.local_handles.push(h);
+        }
+        for (e, _) in &k.exprs {
+            if let ir::Expr::Builtin(b) = e {
+                if !self.arg_of.contains_key(b) {
+                    let ty = self.ty(b.ty());
+                    let (builtin, name) = match b {
+                        Builtin::GlobalId => (naga::BuiltIn::GlobalInvocationId, "global_id"),
+                        Builtin::LocalId => (naga::BuiltIn::LocalInvocationId, "local_id"),
+                        Builtin::WorkgroupId => (naga::BuiltIn::WorkGroupId, "workgroup_id"),
+                        Builtin::NumWorkgroups => (naga::BuiltIn::NumWorkGroups, "num_workgroups"),
+                        Builtin::LocalIndex => (naga::BuiltIn::LocalInvocationIndex, "local_index"),
+                    };
+                    self.arg_of.insert(*b, self.args.len() as u32);
+                    self.args.push(FunctionArgument {
+                        name: Some(name.into()),
+                        ty,
+                        binding: Some(naga::Binding::BuiltIn(builtin)),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, e: Expression) -> Handle<Expression> {
+        self.exprs.append(e, Span::UNDEFINED)
+    }
+
+    /// The pointer expression of a place (pre-emitted, so usable anywhere).
+    fn place_ptr(&mut self, p: Place) -> Handle<Expression> {
+        if let Some(h) = self.pre.get(&p) {
+            return *h;
+        }
+        let e = match p {
+            Place::Storage(b) => Expression::GlobalVariable(self.bindings[b as usize]),
+            Place::Shared(s) => Expression::GlobalVariable(self.shared[s as usize]),
+            Place::Local(l) => Expression::LocalVariable(self.local_handles[l as usize]),
+        };
+        let h = self.append(e);
+        self.pre.insert(p, h);
+        h
+    }
+
+    /// The handle of an operand: a value computed earlier, or a literal/builtin made now.
+    fn operand(&mut self, id: ExprId) -> Result<Handle<Expression>, LowerError> {
+        if let Some(h) = self.lowered[id.0 as usize] {
+            return Ok(h);
+        }
+        let h = match self.k.expr(id) {
+            ir::Expr::Literal(lit) => {
+                let lit = match *lit {
+                    ir::Literal::Bool(b) => naga::Literal::Bool(b),
+                    ir::Literal::I32(v) => naga::Literal::I32(v),
+                    ir::Literal::U32(v) => naga::Literal::U32(v),
+                    ir::Literal::F32(v) => naga::Literal::F32(v),
+                    ir::Literal::F16(v) => naga::Literal::F16(half::f16::from_f32(v)),
+                };
+                let finite = match lit {
+                    naga::Literal::F32(v) => v.is_finite(),
+                    naga::Literal::F16(v) => v.is_finite(),
+                    _ => true,
+                };
+                if !finite {
+                    return Err(LowerError(format!(
+                        "the constant {lit:?} is not finite; WGSL has no infinities or NaNs (use e.g. -3.0e38 for -inf)"
+                    )));
+                }
+                self.append(Expression::Literal(lit))
+            }
+            ir::Expr::Builtin(b) => {
+                let arg = self.arg_of[b];
+                self.append(Expression::FunctionArgument(arg))
+            }
+            other => {
+                return Err(LowerError(format!(
+                    "expression {other:?} is used outside the block that computed it"
+                )))
+            }
+        };
+        self.lowered[id.0 as usize] = Some(h);
+        Ok(h)
+    }
+
+    /// A pointer to `place[index]` (emitted into `out`) or to the whole place.
+    fn pointer(&mut self, place: Place, index: Option<ExprId>, out: &mut Block) -> Result<Handle<Expression>, LowerError> {
+        let base = self.place_ptr(place);
+        match index {
+            None => Ok(base),
+            Some(i) => {
+                let index = self.operand(i)?;
+                self.emit(out, |l| Ok(l.append(Expression::Access { base, index })))
+            }
+        }
+    }
+
+    /// Runs `f`, which appends expressions that need emitting, and covers them with an Emit.
+    fn emit(
+        &mut self,
+        out: &mut Block,
+        f: impl FnOnce(&mut Self) -> Result<Handle<Expression>, LowerError>,
+    ) -> Result<Handle<Expression>, LowerError> {
+        let start = self.exprs.len();
+        let h = f(self)?;
+        let range = self.exprs.range_from(start);
+        out.push(Statement::Emit(range), Span::UNDEFINED);
+        Ok(h)
+    }
+
+    fn eval(&mut self, id: ExprId, out: &mut Block) -> Result<(), LowerError> {
+        let k = self.k;
+        let h = match k.expr(id).clone() {
+            ir::Expr::Literal(_) | ir::Expr::Builtin(_) => return Ok(()),
+            ir::Expr::Uniform { binding, field } => {
+                let base = self.place_ptr(Place::Storage(binding));
+                self.emit(out, |l| {
+                    let p = l.append(Expression::AccessIndex { base, index: field });
+                    Ok(l.append(Expression::Load { pointer: p }))
+                })?
+            }
+            ir::Expr::Load { place, index } => {
+                let pointer = self.pointer(place, index, out)?;
+                self.emit(out, |l| Ok(l.append(Expression::Load { pointer })))?
+            }
+            ir::Expr::Binary(op, a, b) => {
+                let left = self.operand(a)?;
+                let right = self.operand(b)?;
+                let op = binary_op(op, k.ty(a).scalar());
+                self.emit(out, |l| Ok(l.append(Expression::Binary { op, left, right })))?
+            }
+            ir::Expr::Unary(op, a) => {
+                let expr = self.operand(a)?;
+                let op = match op {
+                    UnOp::Neg => UnaryOperator::Negate,
+                    UnOp::Not if k.ty(a).scalar() == ir::Scalar::Bool => UnaryOperator::LogicalNot,
+                    UnOp::Not => UnaryOperator::BitwiseNot,
+                };
+                self.emit(out, |l| Ok(l.append(Expression::Unary { op, expr })))?
+            }
+            ir::Expr::Math(f, args) => {
+                let args: Vec<_> = args.iter().map(|a| self.operand(*a)).collect::<Result<_, _>>()?;
+                let fun = math_fn(f);
+                self.emit(out, |l| {
+                    Ok(l.append(Expression::Math {
+                        fun,
+                        arg: args[0],
+                        arg1: args.get(1).copied(),
+                        arg2: args.get(2).copied(),
+                        arg3: args.get(3).copied(),
+                    }))
+                })?
+            }
+            ir::Expr::Cast(s, a) => {
+                let expr = self.operand(a)?;
+                let s = scalar(s);
+                self.emit(out, |l| {
+                    Ok(l.append(Expression::As {
+                        expr,
+                        kind: s.kind,
+                        convert: Some(s.width),
+                    }))
+                })?
+            }
+            ir::Expr::Select { cond, accept, reject } => {
+                let condition = self.operand(cond)?;
+                let accept = self.operand(accept)?;
+                let reject = self.operand(reject)?;
+                self.emit(out, |l| {
+                    Ok(l.append(Expression::Select {
+                        condition,
+                        accept,
+                        reject,
+                    }))
+                })?
+            }
+            ir::Expr::Compose(parts) => {
+                let components: Vec<_> = parts.iter().map(|a| self.operand(*a)).collect::<Result<_, _>>()?;
+                let ty = self.ty(k.ty(id));
+                self.emit(out, |l| Ok(l.append(Expression::Compose { ty, components })))?
+            }
+            ir::Expr::Splat(v) => {
+                let value = self.operand(v)?;
+                let ir::Type::Vector { size, .. } = k.ty(id) else {
+                    return Err(LowerError("splat to a non-vector type".into()));
+                };
+                let size = vector_size(size);
+                self.emit(out, |l| Ok(l.append(Expression::Splat { size, value })))?
+            }
+            ir::Expr::Component(v, i) => {
+                let base = self.operand(v)?;
+                self.emit(out, |l| Ok(l.append(Expression::AccessIndex { base, index: i })))?
+            }
+        };
+        self.lowered[id.0 as usize] = Some(h);
+        Ok(())
+    }
+
+    fn block(&mut self, stmts: &[ir::Stmt]) -> Result<Block, LowerError> {
+        let mut out = Block::new();
+        for s in stmts {
+            match s {
+                ir::Stmt::Eval(id) => self.eval(*id, &mut out)?,
+                ir::Stmt::Store { place, index, value } => {
+                    let pointer = self.pointer(*place, *index, &mut out)?;
+                    let value = self.operand(*value)?;
+                    out.push(Statement::Store { pointer, value }, Span::UNDEFINED);
+                }
+                ir::Stmt::Fill { local, value } => {
+                    let l = &self.k.locals[*local as usize];
+                    let (elem, len) = (l.ty, l.len.unwrap_or(1));
+                    let ty = self.array_ty(elem, Some(len))?;
+                    let pointer = self.place_ptr(Place::Local(*local));
+                    let is_zero = matches!(self.k.expr(*value), ir::Expr::Literal(lit) if lit.is_zero());
+                    let value = if is_zero {
+                        self.append(Expression::ZeroValue(ty))
+                    } else {
+                        let v = self.operand(*value)?;
+                        self.emit(&mut out, |l| {
+                            Ok(l.append(Expression::Compose {
+                                ty,
+                                components: vec![v; len as usize],
+                            }))
+                        })?
+                    };
+                    out.push(Statement::Store { pointer, value }, Span::UNDEFINED);
+                }
+                ir::Stmt::If { cond, accept, reject } => {
+                    let condition = self.operand(*cond)?;
+                    let accept = self.block(accept)?;
+                    let reject = self.block(reject)?;
+                    out.push(
+                        Statement::If {
+                            condition,
+                            accept,
+                            reject,
+                        },
+                        Span::UNDEFINED,
+                    );
+                }
+                ir::Stmt::Loop { body, continuing } => {
+                    let body = self.block(body)?;
+                    let continuing = self.block(continuing)?;
+                    out.push(
+                        Statement::Loop {
+                            body,
+                            continuing,
+                            break_if: None,
+                        },
+                        Span::UNDEFINED,
+                    );
+                }
+                ir::Stmt::Break => out.push(Statement::Break, Span::UNDEFINED),
+                ir::Stmt::Continue => out.push(Statement::Continue, Span::UNDEFINED),
+                ir::Stmt::Return => out.push(Statement::Return { value: None }, Span::UNDEFINED),
+                ir::Stmt::Barrier(b) => {
+                    let flags = match b {
+                        ir::Barrier::Workgroup => naga::Barrier::WORK_GROUP,
+                        ir::Barrier::Storage => naga::Barrier::STORAGE,
+                    };
+                    out.push(Statement::ControlBarrier(flags), Span::UNDEFINED);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn binary_op(op: BinOp, operand: ir::Scalar) -> BinaryOperator {
+    use BinaryOperator as B;
+    match op {
+        BinOp::Add => B::Add,
+        BinOp::Sub => B::Subtract,
+        BinOp::Mul => B::Multiply,
+        BinOp::Div => B::Divide,
+        BinOp::Rem => B::Modulo,
+        BinOp::And => B::And,
+        BinOp::Or => B::InclusiveOr,
+        BinOp::Xor => B::ExclusiveOr,
+        BinOp::Shl => B::ShiftLeft,
+        BinOp::Shr => B::ShiftRight,
+        BinOp::Eq => B::Equal,
+        BinOp::Ne => B::NotEqual,
+        BinOp::Lt => B::Less,
+        BinOp::Le => B::LessEqual,
+        BinOp::Gt => B::Greater,
+        BinOp::Ge => B::GreaterEqual,
+        BinOp::LogicalAnd if operand == ir::Scalar::Bool => B::LogicalAnd,
+        BinOp::LogicalOr if operand == ir::Scalar::Bool => B::LogicalOr,
+        BinOp::LogicalAnd => B::And,
+        BinOp::LogicalOr => B::InclusiveOr,
+    }
+}
+
+fn math_fn(f: MathFn) -> MathFunction {
+    use MathFunction as M;
+    match f {
+        MathFn::Abs => M::Abs,
+        MathFn::Min => M::Min,
+        MathFn::Max => M::Max,
+        MathFn::Clamp => M::Clamp,
+        MathFn::Exp => M::Exp,
+        MathFn::Exp2 => M::Exp2,
+        MathFn::Log => M::Log,
+        MathFn::Log2 => M::Log2,
+        MathFn::Pow => M::Pow,
+        MathFn::Sqrt => M::Sqrt,
+        MathFn::InverseSqrt => M::InverseSqrt,
+        MathFn::Fma => M::Fma,
+        MathFn::Tanh => M::Tanh,
+        MathFn::Sin => M::Sin,
+        MathFn::Cos => M::Cos,
+        MathFn::Floor => M::Floor,
+        MathFn::Ceil => M::Ceil,
+        MathFn::Round => M::Round,
+        MathFn::Dot => M::Dot,
+    }
+}

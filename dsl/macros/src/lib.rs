@@ -1,0 +1,313 @@
+//! Procedural macros of `webdit-dsl`.
+//!
+//! `#[kernel]` parses a Rust function with syn and expands it into a function that *builds*
+//! the kernel's IR when called. Parsing and checking the supported subset happens here, with
+//! spanned errors; the generated code keeps the user's spans, so a type mismatch inside a
+//! kernel is reported by rustc at the user's expression.
+
+mod translate;
+mod uniform;
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as Tokens;
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{parse_macro_input, Error, FnArg, GenericParam, ItemFn, Pat, ReturnType, Token, Type};
+use translate::{Scope, Translator};
+
+/// Defines a compute kernel. Calling the function builds the kernel's IR
+/// (`webdit_dsl::ir::Kernel`) with the given compile-time parameters.
+///
+/// Parameters are storage arrays (`&Array<T>`, `&mut Array<T>`), uniform structs
+/// (`&Uniform<S>`, `S: #[derive(Uniform)]`) or `#[comptime]` Rust values; const generics are
+/// compile-time parameters too. `workgroup_size = [x, y, z]` (or one value) may use them.
+#[proc_macro_attribute]
+pub fn kernel(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let args = parse_macro_input!(attr as KernelArgs);
+    let func = parse_macro_input!(item as ItemFn);
+    kernel_impl(args, func)
+        .unwrap_or_else(Error::into_compile_error)
+        .into()
+}
+
+/// Defines a helper usable inside kernels (inlined at each call). Value parameters and the
+/// return value are kernel values (`f32`, `Vec4<f32>`, ...); `&Shared<T>` and `&Array<T>`
+/// pass arrays; `#[comptime]` parameters and const generics are compile-time values.
+#[proc_macro_attribute]
+pub fn kernel_fn(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        let attr = Tokens::from(attr);
+        return Error::new_spanned(attr, "#[kernel_fn] takes no arguments")
+            .into_compile_error()
+            .into();
+    }
+    let func = parse_macro_input!(item as ItemFn);
+    kernel_fn_impl(func)
+        .unwrap_or_else(Error::into_compile_error)
+        .into()
+}
+
+/// Makes a struct of `u32`/`i32`/`f32` fields usable as a kernel's uniform parameter.
+#[proc_macro_derive(Uniform)]
+pub fn derive_uniform(item: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(item as syn::DeriveInput);
+    uniform::derive(input)
+        .unwrap_or_else(Error::into_compile_error)
+        .into()
+}
+
+struct KernelArgs {
+    workgroup_size: Option<syn::Expr>,
+}
+
+impl Parse for KernelArgs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut workgroup_size = None;
+        let items = Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated(input)?;
+        for item in items {
+            if item.path.is_ident("workgroup_size") {
+                workgroup_size = Some(item.value);
+            } else {
+                return Err(Error::new_spanned(
+                    item.path,
+                    "unknown kernel argument; expected `workgroup_size = [x, y, z]`",
+                ));
+            }
+        }
+        Ok(KernelArgs { workgroup_size })
+    }
+}
+
+fn workgroup_size(e: &Option<syn::Expr>) -> syn::Result<Tokens> {
+    let Some(e) = e else {
+        return Ok(quote!([1u32, 1u32, 1u32]));
+    };
+    let dims: Vec<&syn::Expr> = match e {
+        syn::Expr::Array(a) => a.elems.iter().collect(),
+        other => vec![other],
+    };
+    if dims.is_empty() || dims.len() > 3 {
+        return Err(Error::new_spanned(e, "a workgroup size has 1 to 3 dimensions"));
+    }
+    let mut out: Vec<Tokens> = dims
+        .iter()
+        .map(|d| quote_spanned!(d.span()=> ((#d) as u32)))
+        .collect();
+    while out.len() < 3 {
+        out.push(quote!(1u32));
+    }
+    Ok(quote!([#(#out),*]))
+}
+
+fn has_attr(attrs: &[syn::Attribute], name: &str) -> bool {
+    attrs.iter().any(|a| a.path().is_ident(name))
+}
+
+/// The element type and access of `&Array<T>` / `&mut Array<T>`, or the struct of `&Uniform<S>`.
+enum ParamKind {
+    Array { elem: Type, writable: bool },
+    Shared { elem: Type },
+    Uniform(Type),
+}
+
+fn single_generic(ty: &Type, name: &str) -> Option<Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != name {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        syn::GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+fn param_kind(ty: &Type) -> Option<ParamKind> {
+    let Type::Reference(r) = ty else { return None };
+    let writable = r.mutability.is_some();
+    if let Some(elem) = single_generic(&r.elem, "Array") {
+        return Some(ParamKind::Array { elem, writable });
+    }
+    if let Some(elem) = single_generic(&r.elem, "Shared") {
+        return (!writable).then_some(ParamKind::Shared { elem });
+    }
+    if let Some(s) = single_generic(&r.elem, "Uniform") {
+        return (!writable).then_some(ParamKind::Uniform(s));
+    }
+    None
+}
+
+fn array_type(elem: &Type, writable: bool) -> Tokens {
+    if writable {
+        quote!(::webdit_dsl::Array<#elem, ::webdit_dsl::ReadWrite>)
+    } else {
+        quote!(::webdit_dsl::Array<#elem, ::webdit_dsl::ReadOnly>)
+    }
+}
+
+fn kernel_impl(args: KernelArgs, func: ItemFn) -> syn::Result<Tokens> {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    if let ReturnType::Type(_, ty) = &sig.output {
+        return Err(Error::new_spanned(ty, "kernels return nothing; write results to a `&mut Array`"));
+    }
+    if let Some(a) = &sig.asyncness {
+        return Err(Error::new_spanned(a, "kernels cannot be async"));
+    }
+    let name = &sig.ident;
+    let name_str = name.to_string();
+    let mut comptime_params = vec![];
+    let mut describe = vec![];
+    let mut declare = vec![];
+    let mut scope = Scope::default();
+    for g in &sig.generics.params {
+        if let GenericParam::Const(c) = g {
+            let id = &c.ident;
+            describe.push(quote!(format!("{} = {:?}", stringify!(#id), #id)));
+        }
+    }
+    for arg in &sig.inputs {
+        let FnArg::Typed(pt) = arg else {
+            return Err(Error::new_spanned(arg, "kernels take no `self`"));
+        };
+        let Pat::Ident(pi) = &*pt.pat else {
+            return Err(Error::new_spanned(&pt.pat, "kernel parameters must be plain names"));
+        };
+        let id = &pi.ident;
+        let id_str = id.to_string();
+        let ty = &pt.ty;
+        if has_attr(&pt.attrs, "comptime") {
+            comptime_params.push(quote!(#id: #ty));
+            describe.push(quote!(format!("{} = {:?}", #id_str, #id)));
+            scope.plain(id);
+            continue;
+        }
+        let decl = match param_kind(ty) {
+            Some(ParamKind::Array { elem, writable }) => {
+                let aty = array_type(&elem, writable);
+                quote_spanned!(ty.span()=> let #id: #aty = ::webdit_dsl::storage(#id_str);)
+            }
+            Some(ParamKind::Uniform(s)) => {
+                quote_spanned!(ty.span()=> let #id = ::webdit_dsl::uniform::<#s>(#id_str);)
+            }
+            _ => {
+                return Err(Error::new_spanned(
+                    ty,
+                    "kernel parameters are `&Array<T>`, `&mut Array<T>`, `&Uniform<S>` or `#[comptime]` values",
+                ))
+            }
+        };
+        declare.push(decl);
+        scope.plain(id);
+    }
+    let ws = workgroup_size(&args.workgroup_size)?;
+    let mut tr = Translator::new(scope, false);
+    let body = tr.block_inner(&block)?;
+    let generics = &sig.generics;
+    let where_clause = &sig.generics.where_clause;
+    let doc_attrs: Vec<_> = attrs.iter().filter(|a| !a.path().is_ident("kernel")).collect();
+    Ok(quote! {
+        #(#doc_attrs)*
+        #[allow(unused_variables, unused_braces, unused_parens, clippy::unit_arg, clippy::let_unit_value)]
+        #vis fn #name #generics (#(#comptime_params),*) -> ::webdit_dsl::ir::Kernel #where_clause {
+            let __params: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#describe),*];
+            ::webdit_dsl::build_kernel(#name_str, __params.join(", "), || {
+                ::webdit_dsl::set_workgroup_size(#ws);
+                #(#declare)*
+                #body
+            })
+        }
+    })
+}
+
+/// Kernel value types as written in signatures and `let` annotations.
+pub(crate) fn is_value_type(ty: &Type) -> bool {
+    let Type::Path(p) = ty else { return false };
+    let Some(last) = p.path.segments.last() else {
+        return false;
+    };
+    let n = last.ident.to_string();
+    matches!(
+        n.as_str(),
+        "f32" | "u32" | "i32" | "bool" | "f16" | "Vec2" | "Vec3" | "Vec4"
+    )
+}
+
+fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    let name = &sig.ident;
+    let mut params = vec![];
+    let mut convert = vec![];
+    let mut scope = Scope::default();
+    for arg in &sig.inputs {
+        let FnArg::Typed(pt) = arg else {
+            return Err(Error::new_spanned(arg, "kernel helpers take no `self`"));
+        };
+        let Pat::Ident(pi) = &*pt.pat else {
+            return Err(Error::new_spanned(&pt.pat, "helper parameters must be plain names"));
+        };
+        let id = &pi.ident;
+        let ty = &pt.ty;
+        scope.plain(id);
+        if has_attr(&pt.attrs, "comptime") {
+            params.push(quote!(#id: #ty));
+        } else if is_value_type(ty) {
+            let tmp = format_ident!("__{}", id);
+            params.push(quote_spanned!(ty.span()=> #tmp: impl ::webdit_dsl::IntoExpr<#ty>));
+            convert.push(quote_spanned!(ty.span()=>
+                let #id: ::webdit_dsl::Expr<#ty> = ::webdit_dsl::IntoExpr::into_expr(#tmp);));
+        } else {
+            match param_kind(ty) {
+                Some(ParamKind::Array { elem, writable }) => {
+                    let aty = array_type(&elem, writable);
+                    params.push(quote!(#id: #aty));
+                }
+                Some(ParamKind::Shared { elem }) => {
+                    params.push(quote!(#id: ::webdit_dsl::Shared<#elem>));
+                }
+                _ => {
+                    return Err(Error::new_spanned(
+                        ty,
+                        "helper parameters are kernel values (f32, u32, Vec4<f32>, ...), `&Shared<T>`, `&Array<T>` or `#[comptime]` values",
+                    ))
+                }
+            }
+        }
+    }
+    let mut tr = Translator::new(scope, true);
+    let body = tr.block_inner(&block)?;
+    let (ret, body) = match &sig.output {
+        ReturnType::Default => (quote!(), body),
+        ReturnType::Type(_, ty) if is_value_type(ty) => (
+            quote!(-> ::webdit_dsl::Expr<#ty>),
+            quote_spanned!(ty.span()=> ::webdit_dsl::IntoExpr::<#ty>::into_expr({ #body })),
+        ),
+        ReturnType::Type(_, ty) => {
+            return Err(Error::new_spanned(ty, "helpers return a kernel value (f32, u32, Vec4<f32>, ...) or nothing"))
+        }
+    };
+    let generics = &sig.generics;
+    let where_clause = &sig.generics.where_clause;
+    Ok(quote! {
+        #(#attrs)*
+        #[allow(unused_variables, unused_braces, unused_parens, clippy::unit_arg, clippy::let_unit_value)]
+        #vis fn #name #generics (#(#params),*) #ret #where_clause {
+            #(#convert)*
+            #body
+        }
+    })
+}

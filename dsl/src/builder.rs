@@ -1,0 +1,449 @@
+//! Recording a kernel: the code a `#[kernel]` expands to calls these functions, which append
+//! expressions and statements to the kernel being built on this thread.
+//!
+//! A thread-local recorder (rather than a context passed around) is what lets kernel code
+//! use plain operators (`a + b` on [`Expr`]s) and plain helper-function calls.
+
+use crate::ir::{
+    Binding, BindingKind, Block, Builtin, Expr as IrExpr, ExprId, Kernel, Local, Place,
+    SharedArray, Stmt, Type, UniformLayout,
+};
+use crate::types::{ScalarTy, Ty};
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+struct Recorder {
+    kernel: Kernel,
+    /// Open blocks, innermost last.
+    blocks: Vec<Block>,
+}
+
+thread_local! {
+    static RECORDER: RefCell<Option<Recorder>> = const { RefCell::new(None) };
+}
+
+fn with<R>(f: impl FnOnce(&mut Recorder) -> R) -> R {
+    RECORDER.with(|r| {
+        let mut r = r.borrow_mut();
+        let r = r
+            .as_mut()
+            .expect("kernel values can only be used while a #[kernel] function is being built");
+        f(r)
+    })
+}
+
+/// Builds a kernel: runs `body` (the expanded kernel) with a fresh recorder on this thread.
+/// Called by `#[kernel]` expansions.
+pub fn build_kernel(name: &str, params: String, body: impl FnOnce()) -> Kernel {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            RECORDER.with(|r| r.borrow_mut().take());
+        }
+    }
+    RECORDER.with(|r| {
+        let mut r = r.borrow_mut();
+        assert!(r.is_none(), "kernel `{name}` was built while another kernel was being built");
+        *r = Some(Recorder {
+            kernel: Kernel {
+                name: name.to_string(),
+                params,
+                workgroup_size: [1, 1, 1],
+                bindings: vec![],
+                shared: vec![],
+                locals: vec![],
+                exprs: vec![],
+                names: vec![],
+                body: vec![],
+            },
+            blocks: vec![vec![]],
+        });
+    });
+    let reset = Reset;
+    body();
+    let rec = RECORDER.with(|r| r.borrow_mut().take()).expect("recorder vanished");
+    drop(reset);
+    let mut kernel = rec.kernel;
+    let [body]: [Block; 1] = rec.blocks.try_into().expect("unbalanced blocks");
+    kernel.body = body;
+    kernel
+}
+
+/// Sets the workgroup size (called by the expansion with the `workgroup_size` argument).
+pub fn set_workgroup_size(size: [u32; 3]) {
+    with(|r| r.kernel.workgroup_size = size);
+}
+
+pub(crate) fn push_expr(e: IrExpr, ty: Type) -> ExprId {
+    with(|r| {
+        let id = ExprId(r.kernel.exprs.len() as u32);
+        let eval = e.needs_eval();
+        r.kernel.exprs.push((e, ty));
+        if eval {
+            r.blocks.last_mut().unwrap().push(Stmt::Eval(id));
+        }
+        id
+    })
+}
+
+pub(crate) fn push_stmt(s: Stmt) {
+    with(|r| r.blocks.last_mut().unwrap().push(s));
+}
+
+/// Records what `f` emits into a new block and returns it.
+pub(crate) fn record_block(f: impl FnOnce()) -> Block {
+    with(|r| r.blocks.push(vec![]));
+    f();
+    with(|r| r.blocks.pop().unwrap())
+}
+
+fn add_local(name: &str, ty: Type, len: Option<u32>) -> u32 {
+    with(|r| {
+        r.kernel.locals.push(Local {
+            name: name.to_string(),
+            ty,
+            len,
+        });
+        r.kernel.locals.len() as u32 - 1
+    })
+}
+
+/// A kernel value of type `T`: a handle to an expression of the kernel being built.
+pub struct Expr<T> {
+    pub(crate) id: ExprId,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Expr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Expr<T> {}
+
+impl<T: Ty> Expr<T> {
+    pub(crate) fn new(e: IrExpr) -> Self {
+        Expr::from_id(push_expr(e, T::TYPE))
+    }
+
+    pub(crate) fn from_id(id: ExprId) -> Self {
+        Expr {
+            id,
+            _t: PhantomData,
+        }
+    }
+
+    pub fn id(self) -> ExprId {
+        self.id
+    }
+}
+
+/// Anything usable where a kernel value of type `T` is expected: an [`Expr<T>`], or a Rust
+/// constant of the scalar type (which becomes a literal).
+pub trait IntoExpr<T> {
+    fn into_expr(self) -> Expr<T>;
+}
+
+impl<T> IntoExpr<T> for Expr<T> {
+    fn into_expr(self) -> Expr<T> {
+        self
+    }
+}
+
+impl<T: ScalarTy> IntoExpr<T> for T {
+    fn into_expr(self) -> Expr<T> {
+        Expr::new(IrExpr::Literal(self.literal()))
+    }
+}
+
+pub(crate) fn builtin<T: Ty>(b: Builtin) -> Expr<T> {
+    Expr::new(IrExpr::Builtin(b))
+}
+
+/// Gives a value the name of the `let` that bound it, so the generated code reads like the
+/// kernel. Compile-time values are left alone.
+pub trait Named: Sized {
+    fn named(self, _name: &str) -> Self {
+        self
+    }
+}
+
+impl<T> Named for Expr<T> {
+    fn named(self, name: &str) -> Self {
+        with(|r| {
+            if r.kernel.exprs[self.id.0 as usize].0.needs_eval() {
+                r.kernel.names.push((self.id, name.to_string()));
+            }
+        });
+        self
+    }
+}
+
+impl<T> Named for Shared<T> {
+    fn named(self, name: &str) -> Self {
+        with(|r| r.kernel.shared[self.index as usize].name = name.to_string());
+        self
+    }
+}
+
+macro_rules! plain_named {
+    ($($t:ty),*) => { $(impl Named for $t {})* };
+}
+plain_named!(bool, u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64, crate::f16, &str, String);
+impl<T, const N: usize> Named for [T; N] {}
+impl<T> Named for Vec<T> {}
+impl<T> Named for Option<T> {}
+impl<T> Named for std::ops::Range<T> {}
+impl<A, B> Named for (A, B) {}
+impl<A, B, C> Named for (A, B, C) {}
+
+/// Access-mode markers of storage arrays.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadOnly;
+#[derive(Clone, Copy, Debug)]
+pub struct ReadWrite;
+
+/// A storage buffer binding holding an array of `T` (`&Array<T>` read-only,
+/// `&mut Array<T>` read-write in a kernel's parameters).
+pub struct Array<T, A = ReadOnly> {
+    binding: u32,
+    _t: PhantomData<fn() -> (T, A)>,
+}
+
+impl<T, A> Clone for Array<T, A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T, A> Copy for Array<T, A> {}
+
+/// Declares the next storage binding (called by `#[kernel]` expansions, in parameter order).
+pub fn storage<T: Ty, A: AccessMode>(name: &str) -> Array<T, A> {
+    let binding = add_binding(
+        name,
+        BindingKind::Storage {
+            elem: T::TYPE,
+            writable: A::WRITABLE,
+        },
+    );
+    Array {
+        binding,
+        _t: PhantomData,
+    }
+}
+
+pub trait AccessMode {
+    const WRITABLE: bool;
+}
+impl AccessMode for ReadOnly {
+    const WRITABLE: bool = false;
+}
+impl AccessMode for ReadWrite {
+    const WRITABLE: bool = true;
+}
+
+fn add_binding(name: &str, kind: BindingKind) -> u32 {
+    with(|r| {
+        r.kernel.bindings.push(Binding {
+            name: name.to_string(),
+            kind,
+        });
+        r.kernel.bindings.len() as u32 - 1
+    })
+}
+
+/// A struct of 4-byte scalars passed to kernels as a uniform buffer
+/// (implemented by `#[derive(Uniform)]`).
+pub trait UniformStruct {
+    /// The struct as seen inside a kernel: the same fields, as kernel values.
+    type View;
+    fn layout() -> UniformLayout;
+    fn view(binding: u32) -> Self::View;
+    /// The bytes to upload (little-endian fields, padded to 16 bytes).
+    fn to_bytes(&self) -> Vec<u8>;
+}
+
+/// Declares the next binding as a uniform struct and returns its fields as kernel values.
+pub fn uniform<S: UniformStruct>(name: &str) -> S::View {
+    let layout = S::layout();
+    let fields: Vec<String> = layout.fields.iter().map(|(f, _)| format!("{name}_{f}")).collect();
+    let binding = add_binding(name, BindingKind::Uniform(layout));
+    let first = with(|r| r.kernel.exprs.len());
+    let view = S::view(binding);
+    // The view loaded one value per field, in order: name them after the field.
+    with(|r| {
+        for (i, f) in fields.into_iter().enumerate() {
+            r.kernel.names.push((ExprId((first + i) as u32), f));
+        }
+    });
+    view
+}
+
+/// Field `field` of the uniform at `binding` (used by `#[derive(Uniform)]`).
+pub fn uniform_field<T: ScalarTy>(binding: u32, field: u32) -> Expr<T> {
+    Expr::new(IrExpr::Uniform { binding, field })
+}
+
+/// An array in workgroup memory, shared by the invocations of a workgroup. Its length is a
+/// compile-time value, so the generated array has a constant size.
+pub struct Shared<T> {
+    index: u32,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Shared<T> {}
+
+impl<T: Ty> Shared<T> {
+    pub fn new(len: u32) -> Self {
+        assert!(len > 0, "workgroup arrays need a length of at least 1");
+        let index = with(|r| {
+            let index = r.kernel.shared.len() as u32;
+            r.kernel.shared.push(SharedArray {
+                name: format!("shared{index}"),
+                elem: T::TYPE,
+                len,
+            });
+            index
+        });
+        Shared {
+            index,
+            _t: PhantomData,
+        }
+    }
+}
+
+/// A mutable kernel variable (`let mut` in a kernel).
+pub struct Var<T> {
+    local: u32,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Var<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Var<T> {}
+
+impl<T: Ty> Var<T> {
+    pub fn new(name: &str, init: impl IntoExpr<T>) -> Self {
+        let init = init.into_expr();
+        let local = add_local(name, T::TYPE, None);
+        let v = Var {
+            local,
+            _t: PhantomData,
+        };
+        v.set(init);
+        v
+    }
+
+    pub fn get(self) -> Expr<T> {
+        Expr::new(IrExpr::Load {
+            place: Place::Local(self.local),
+            index: None,
+        })
+    }
+
+    pub fn set(self, value: impl IntoExpr<T>) {
+        push_stmt(Stmt::Store {
+            place: Place::Local(self.local),
+            index: None,
+            value: value.into_expr().id,
+        });
+    }
+}
+
+/// A function-local array (`let mut a = [0.0; N]` in a kernel); registers, when indexed
+/// with compile-time indices.
+pub struct LocalArray<T> {
+    local: u32,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for LocalArray<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for LocalArray<T> {}
+
+impl<T: Ty> LocalArray<T> {
+    pub fn new(name: &str, init: impl IntoExpr<T>, len: u32) -> Self {
+        assert!(len > 0, "local arrays need a length of at least 1");
+        let init = init.into_expr();
+        let local = add_local(name, T::TYPE, Some(len));
+        push_stmt(Stmt::Fill {
+            local,
+            value: init.id,
+        });
+        LocalArray {
+            local,
+            _t: PhantomData,
+        }
+    }
+}
+
+/// Indexed loads (`a[i]` in a kernel).
+pub trait Load {
+    type Elem: Ty;
+    fn load(&self, index: impl IntoExpr<u32>) -> Expr<Self::Elem>;
+}
+
+/// Indexed stores (`a[i] = v` in a kernel); read-only storage arrays do not have them.
+pub trait Store: Load {
+    fn store(&self, index: impl IntoExpr<u32>, value: impl IntoExpr<Self::Elem>);
+}
+
+fn load_at<T: Ty>(place: Place, index: impl IntoExpr<u32>) -> Expr<T> {
+    let index = index.into_expr().id;
+    Expr::new(IrExpr::Load {
+        place,
+        index: Some(index),
+    })
+}
+
+fn store_at<T>(place: Place, index: impl IntoExpr<u32>, value: impl IntoExpr<T>) {
+    let index = index.into_expr().id;
+    let value = value.into_expr().id;
+    push_stmt(Stmt::Store {
+        place,
+        index: Some(index),
+        value,
+    });
+}
+
+impl<T: Ty, A> Load for Array<T, A> {
+    type Elem = T;
+    fn load(&self, index: impl IntoExpr<u32>) -> Expr<T> {
+        load_at(Place::Storage(self.binding), index)
+    }
+}
+
+impl<T: Ty> Store for Array<T, ReadWrite> {
+    fn store(&self, index: impl IntoExpr<u32>, value: impl IntoExpr<T>) {
+        store_at(Place::Storage(self.binding), index, value)
+    }
+}
+
+macro_rules! load_store {
+    ($ty:ident, $place:ident, $field:ident) => {
+        impl<T: Ty> Load for $ty<T> {
+            type Elem = T;
+            fn load(&self, index: impl IntoExpr<u32>) -> Expr<T> {
+                load_at(Place::$place(self.$field), index)
+            }
+        }
+        impl<T: Ty> Store for $ty<T> {
+            fn store(&self, index: impl IntoExpr<u32>, value: impl IntoExpr<T>) {
+                store_at(Place::$place(self.$field), index, value)
+            }
+        }
+    };
+}
+load_store!(Shared, Shared, index);
+load_store!(LocalArray, Local, local);

@@ -1,0 +1,105 @@
+//! Control flow. `#[kernel]` turns `if`, `for`, `while`, `loop`, `break`, `continue` and
+//! `return` into these calls; a condition that is a compile-time `bool` picks a branch while
+//! the kernel is built, a kernel value branches on the GPU.
+
+use crate::builder::{push_stmt, record_block, Expr, IntoExpr, Var};
+use crate::ir::{Barrier, Stmt};
+use crate::ops::lt;
+use crate::types::Integer;
+
+/// `if cond { accept } else { reject }`.
+pub trait Branch<R> {
+    fn branch(self, accept: impl FnOnce() -> R, reject: impl FnOnce() -> R) -> R;
+}
+
+impl<R> Branch<R> for bool {
+    fn branch(self, accept: impl FnOnce() -> R, reject: impl FnOnce() -> R) -> R {
+        if self {
+            accept()
+        } else {
+            reject()
+        }
+    }
+}
+
+impl Branch<()> for Expr<bool> {
+    fn branch(self, accept: impl FnOnce(), reject: impl FnOnce()) {
+        let accept = record_block(accept);
+        let reject = record_block(reject);
+        push_stmt(Stmt::If {
+            cond: self.id,
+            accept,
+            reject,
+        });
+    }
+}
+
+/// A loop on the GPU: `body` runs until a `break` (or `return`).
+pub fn loop_(body: impl FnOnce()) {
+    let body = record_block(body);
+    push_stmt(Stmt::Loop {
+        body,
+        continuing: vec![],
+    });
+}
+
+/// `while cond { body }` on the GPU; `cond` is re-evaluated before every iteration.
+pub fn while_(cond: impl FnOnce() -> Expr<bool>, body: impl FnOnce()) {
+    loop_(|| {
+        let c = cond();
+        (!c).branch(brk, || {});
+        body();
+    });
+}
+
+/// `for i in (start..end).step_by(step)` on the GPU, with an integer counter named `name`.
+pub fn for_range<T: Integer>(
+    name: &str,
+    start: impl IntoExpr<T>,
+    end: impl IntoExpr<T>,
+    step: impl IntoExpr<T>,
+    body: impl FnOnce(Expr<T>),
+) where
+    Expr<T>: std::ops::Add<Expr<T>, Output = Expr<T>>,
+{
+    let end = end.into_expr();
+    let step = step.into_expr();
+    let counter = Var::new(name, start);
+    let body = record_block(|| {
+        (!lt(counter.get(), end)).branch(brk, || {});
+        body(counter.get());
+    });
+    let continuing = record_block(|| counter.set(counter.get() + step));
+    push_stmt(Stmt::Loop { body, continuing });
+}
+
+/// `break` out of the innermost GPU loop.
+pub fn brk() {
+    push_stmt(Stmt::Break);
+}
+
+/// `continue` with the next iteration of the innermost GPU loop.
+pub fn cont() {
+    push_stmt(Stmt::Continue);
+}
+
+/// `return` from the kernel (this invocation stops).
+pub fn ret() {
+    push_stmt(Stmt::Return);
+}
+
+/// Waits for every invocation of the workgroup and makes their workgroup-memory writes visible.
+pub fn workgroup_barrier() {
+    push_stmt(Stmt::Barrier(Barrier::Workgroup));
+}
+
+/// Makes storage-buffer writes of the workgroup visible to the workgroup.
+pub fn storage_barrier() {
+    push_stmt(Stmt::Barrier(Barrier::Storage));
+}
+
+/// The values `n/2, n/4, ..., 1` (for tree reductions over `n` lanes, `n` a power of two),
+/// computed while the kernel is built, for `#[unroll]` loops.
+pub fn halvings(n: u32) -> impl Iterator<Item = u32> {
+    std::iter::successors(Some(n / 2), |s| Some(s / 2)).take_while(|s| *s > 0)
+}

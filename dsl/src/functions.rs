@@ -1,0 +1,141 @@
+//! Built-in values and math functions available in kernels.
+
+use crate::builder::{builtin, Expr, IntoExpr};
+use crate::ir::{Builtin, Expr as IrExpr, MathFn};
+use crate::types::{Arith, FloatLike, ScalarTy, Ty, Vec2, Vec3, Vec4, VecTy};
+
+/// The invocation's id in the whole dispatch.
+pub fn global_id() -> Expr<Vec3<u32>> {
+    builtin(Builtin::GlobalId)
+}
+/// The invocation's id in its workgroup.
+pub fn local_id() -> Expr<Vec3<u32>> {
+    builtin(Builtin::LocalId)
+}
+/// The invocation's linear index in its workgroup.
+pub fn local_index() -> Expr<u32> {
+    builtin(Builtin::LocalIndex)
+}
+/// The workgroup's id in the dispatch.
+pub fn workgroup_id() -> Expr<Vec3<u32>> {
+    builtin(Builtin::WorkgroupId)
+}
+/// The dispatch's size in workgroups.
+pub fn num_workgroups() -> Expr<Vec3<u32>> {
+    builtin(Builtin::NumWorkgroups)
+}
+
+fn math<T: Ty>(f: MathFn, args: &[crate::ir::ExprId]) -> Expr<T> {
+    Expr::new(IrExpr::Math(f, args.to_vec()))
+}
+
+macro_rules! unary_float {
+    ($($name:ident => $f:ident: $doc:literal),*) => {$(
+        #[doc = $doc]
+        pub fn $name<T: FloatLike>(x: impl IntoExpr<T>) -> Expr<T> {
+            math(MathFn::$f, &[x.into_expr().id()])
+        }
+    )*};
+}
+unary_float!(
+    exp => Exp: "e^x.",
+    exp2 => Exp2: "2^x.",
+    log => Log: "Natural logarithm.",
+    log2 => Log2: "Base-2 logarithm.",
+    sqrt => Sqrt: "Square root.",
+    inverse_sqrt => InverseSqrt: "1 / sqrt(x).",
+    tanh => Tanh: "Hyperbolic tangent.",
+    sin => Sin: "Sine.",
+    cos => Cos: "Cosine.",
+    floor => Floor: "Round down.",
+    ceil => Ceil: "Round up.",
+    round => Round: "Round to nearest, ties to even."
+);
+
+/// Absolute value.
+pub fn abs<T: Arith>(x: impl IntoExpr<T>) -> Expr<T> {
+    math(MathFn::Abs, &[x.into_expr().id()])
+}
+/// The smaller of two values.
+pub fn min<T: Arith>(a: impl IntoExpr<T>, b: impl IntoExpr<T>) -> Expr<T> {
+    math(MathFn::Min, &[a.into_expr().id(), b.into_expr().id()])
+}
+/// The larger of two values.
+pub fn max<T: Arith>(a: impl IntoExpr<T>, b: impl IntoExpr<T>) -> Expr<T> {
+    math(MathFn::Max, &[a.into_expr().id(), b.into_expr().id()])
+}
+/// `x` limited to `lo..=hi`.
+pub fn clamp<T: Arith>(x: impl IntoExpr<T>, lo: impl IntoExpr<T>, hi: impl IntoExpr<T>) -> Expr<T> {
+    let args = [x.into_expr().id(), lo.into_expr().id(), hi.into_expr().id()];
+    math(MathFn::Clamp, &args)
+}
+/// `x^y`.
+pub fn pow<T: FloatLike>(x: impl IntoExpr<T>, y: impl IntoExpr<T>) -> Expr<T> {
+    math(MathFn::Pow, &[x.into_expr().id(), y.into_expr().id()])
+}
+/// `a * b + c` (fused where the GPU can).
+pub fn fma<T: FloatLike>(a: impl IntoExpr<T>, b: impl IntoExpr<T>, c: impl IntoExpr<T>) -> Expr<T> {
+    let args = [a.into_expr().id(), b.into_expr().id(), c.into_expr().id()];
+    math(MathFn::Fma, &args)
+}
+/// Dot product of two vectors.
+pub fn dot<V: VecTy>(a: impl IntoExpr<V>, b: impl IntoExpr<V>) -> Expr<V::Elem> {
+    math(MathFn::Dot, &[a.into_expr().id(), b.into_expr().id()])
+}
+
+/// `if cond { accept } else { reject }` as a value, without branching (both are evaluated).
+pub fn select<T: Ty>(cond: impl IntoExpr<bool>, accept: impl IntoExpr<T>, reject: impl IntoExpr<T>) -> Expr<T> {
+    let cond = cond.into_expr().id();
+    let accept = accept.into_expr().id();
+    let reject = reject.into_expr().id();
+    Expr::new(IrExpr::Select { cond, accept, reject })
+}
+
+/// A 2-component vector.
+pub fn vec2<T: ScalarTy>(x: impl IntoExpr<T>, y: impl IntoExpr<T>) -> Expr<Vec2<T>> {
+    Expr::new(IrExpr::Compose(vec![x.into_expr().id(), y.into_expr().id()]))
+}
+/// A 3-component vector.
+pub fn vec3<T: ScalarTy>(x: impl IntoExpr<T>, y: impl IntoExpr<T>, z: impl IntoExpr<T>) -> Expr<Vec3<T>> {
+    let c = vec![x.into_expr().id(), y.into_expr().id(), z.into_expr().id()];
+    Expr::new(IrExpr::Compose(c))
+}
+/// A 4-component vector.
+pub fn vec4<T: ScalarTy>(
+    x: impl IntoExpr<T>,
+    y: impl IntoExpr<T>,
+    z: impl IntoExpr<T>,
+    w: impl IntoExpr<T>,
+) -> Expr<Vec4<T>> {
+    let c = vec![x.into_expr().id(), y.into_expr().id(), z.into_expr().id(), w.into_expr().id()];
+    Expr::new(IrExpr::Compose(c))
+}
+
+/// Vector components (`v.x`, ... in a kernel). One trait per component, so that `.z` on a
+/// 2-vector is a compile error.
+pub mod swizzle {
+    use super::*;
+
+    fn component<V: VecTy>(v: Expr<V>, i: u32) -> Expr<V::Elem> {
+        Expr::new(IrExpr::Component(v.id(), i))
+    }
+
+    macro_rules! component {
+        ($Trait:ident, $m:ident, $i:literal, $($v:ident),*) => {
+            pub trait $Trait {
+                type Elem;
+                fn $m(&self) -> Expr<Self::Elem>;
+            }
+            $(impl<T: ScalarTy> $Trait for Expr<$v<T>> {
+                type Elem = T;
+                fn $m(&self) -> Expr<T> {
+                    component(*self, $i)
+                }
+            })*
+        };
+    }
+    component!(X, x, 0, Vec2, Vec3, Vec4);
+    component!(Y, y, 1, Vec2, Vec3, Vec4);
+    component!(Z, z, 2, Vec3, Vec4);
+    component!(W, w, 3, Vec4);
+}

@@ -1,0 +1,308 @@
+//! The kernel IR: what a `#[kernel]` function builds when it is called.
+//!
+//! It is deliberately close to naga's IR (an expression arena plus a statement tree with
+//! explicit evaluation points) so that lowering is a direct walk, but it is typed by the
+//! DSL's own small type system and carries no naga types, so the DSL builds without naga.
+
+use std::fmt;
+
+/// Scalar types a kernel can compute with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scalar {
+    Bool,
+    I32,
+    U32,
+    F32,
+    F16,
+}
+
+impl Scalar {
+    /// Size in bytes when stored in a buffer (bools are never stored).
+    pub fn size(self) -> u32 {
+        match self {
+            Scalar::F16 => 2,
+            _ => 4,
+        }
+    }
+}
+
+/// Value types: scalars and 2/3/4-component vectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Type {
+    Scalar(Scalar),
+    Vector { size: u8, scalar: Scalar },
+}
+
+impl Type {
+    pub fn scalar(self) -> Scalar {
+        match self {
+            Type::Scalar(s) | Type::Vector { scalar: s, .. } => s,
+        }
+    }
+
+    /// Size in bytes of one element of a storage array of this type (WGSL layout rules).
+    pub fn stride(self) -> u32 {
+        match self {
+            Type::Scalar(s) => s.size(),
+            Type::Vector { size, scalar } => {
+                let size = if size == 3 { 4 } else { size as u32 };
+                size * scalar.size()
+            }
+        }
+    }
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Type::Scalar(s) => write!(f, "{s:?}"),
+            Type::Vector { size, scalar } => write!(f, "vec{size}<{scalar:?}>"),
+        }
+    }
+}
+
+/// Index of an expression in [`Kernel::exprs`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExprId(pub u32);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Literal {
+    Bool(bool),
+    I32(i32),
+    U32(u32),
+    F32(f32),
+    /// An f16 constant, kept as the f32 it was written as.
+    F16(f32),
+}
+
+impl Literal {
+    pub fn is_zero(self) -> bool {
+        match self {
+            Literal::Bool(b) => !b,
+            Literal::I32(v) => v == 0,
+            Literal::U32(v) => v == 0,
+            Literal::F32(v) | Literal::F16(v) => v == 0.0 && v.is_sign_positive(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    GlobalId,
+    LocalId,
+    WorkgroupId,
+    NumWorkgroups,
+    LocalIndex,
+}
+
+impl Builtin {
+    pub fn ty(self) -> Type {
+        match self {
+            Builtin::LocalIndex => Type::Scalar(Scalar::U32),
+            _ => Type::Vector {
+                size: 3,
+                scalar: Scalar::U32,
+            },
+        }
+    }
+}
+
+/// Memory a kernel can load from and store to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Place {
+    /// A storage buffer binding (index into [`Kernel::bindings`]), indexed.
+    Storage(u32),
+    /// A workgroup array (index into [`Kernel::shared`]), indexed.
+    Shared(u32),
+    /// A function-local variable or array (index into [`Kernel::locals`]).
+    Local(u32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    And,
+    Or,
+    Xor,
+    Shl,
+    Shr,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    LogicalAnd,
+    LogicalOr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnOp {
+    Neg,
+    /// Logical not on bools, bitwise not on integers.
+    Not,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MathFn {
+    Abs,
+    Min,
+    Max,
+    Clamp,
+    Exp,
+    Exp2,
+    Log,
+    Log2,
+    Pow,
+    Sqrt,
+    InverseSqrt,
+    Fma,
+    Tanh,
+    Sin,
+    Cos,
+    Floor,
+    Ceil,
+    Round,
+    Dot,
+}
+
+/// An expression. Which ones need an evaluation point is decided by [`Expr::needs_eval`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    Literal(Literal),
+    Builtin(Builtin),
+    /// Field `field` of the uniform struct bound at `binding`.
+    Uniform { binding: u32, field: u32 },
+    /// Load from a place; `index` is set for arrays.
+    Load { place: Place, index: Option<ExprId> },
+    Binary(BinOp, ExprId, ExprId),
+    Unary(UnOp, ExprId),
+    Math(MathFn, Vec<ExprId>),
+    /// Numeric conversion to another scalar kind (component-wise on vectors).
+    Cast(Scalar, ExprId),
+    /// `if cond { accept } else { reject }` without branching.
+    Select { cond: ExprId, accept: ExprId, reject: ExprId },
+    Compose(Vec<ExprId>),
+    Splat(ExprId),
+    Component(ExprId, u32),
+}
+
+impl Expr {
+    /// Literals and builtins are values everywhere; everything else is evaluated at the point
+    /// where the kernel created it (this is what makes loads see the right memory state).
+    pub fn needs_eval(&self) -> bool {
+        !matches!(self, Expr::Literal(_) | Expr::Builtin(_))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Barrier {
+    Workgroup,
+    Storage,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    /// The expression is evaluated here (its value is fixed from this point on).
+    Eval(ExprId),
+    Store {
+        place: Place,
+        index: Option<ExprId>,
+        value: ExprId,
+    },
+    /// Overwrite a whole local array with `value` in every element.
+    Fill { local: u32, value: ExprId },
+    If {
+        cond: ExprId,
+        accept: Block,
+        reject: Block,
+    },
+    /// `loop { body; continuing }`: `continue` jumps to `continuing`.
+    Loop { body: Block, continuing: Block },
+    Break,
+    Continue,
+    Return,
+    Barrier(Barrier),
+}
+
+pub type Block = Vec<Stmt>;
+
+/// A uniform struct: every field is a 4-byte scalar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UniformLayout {
+    pub name: String,
+    pub fields: Vec<(String, Scalar)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum BindingKind {
+    Storage { elem: Type, writable: bool },
+    Uniform(UniformLayout),
+}
+
+/// One `@group(0) @binding(i)` resource, in the kernel's parameter order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Binding {
+    pub name: String,
+    pub kind: BindingKind,
+}
+
+/// A workgroup array with a size fixed when the kernel was built.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedArray {
+    pub name: String,
+    pub elem: Type,
+    pub len: u32,
+}
+
+/// A function-local variable (`len: None`) or array.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Local {
+    pub name: String,
+    pub ty: Type,
+    pub len: Option<u32>,
+}
+
+/// A kernel as built by one call of a `#[kernel]` function with concrete parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    /// The Rust function's name; also the entry point's name.
+    pub name: String,
+    /// The compile-time parameters it was built with, for messages (`WG = 256, ...`).
+    pub params: String,
+    pub workgroup_size: [u32; 3],
+    pub bindings: Vec<Binding>,
+    pub shared: Vec<SharedArray>,
+    pub locals: Vec<Local>,
+    /// Every expression with its type, in creation order.
+    pub exprs: Vec<(Expr, Type)>,
+    /// Names the kernel's author gave to values (`let row = ...`).
+    pub names: Vec<(ExprId, String)>,
+    pub body: Block,
+}
+
+impl Kernel {
+    pub fn expr(&self, id: ExprId) -> &Expr {
+        &self.exprs[id.0 as usize].0
+    }
+
+    pub fn ty(&self, id: ExprId) -> Type {
+        self.exprs[id.0 as usize].1
+    }
+
+    /// Whether any value or binding of the kernel is f16 (it then needs `shader-f16`).
+    pub fn uses_f16(&self) -> bool {
+        let f16 = |t: Type| t.scalar() == Scalar::F16;
+        self.exprs.iter().any(|(_, t)| f16(*t))
+            || self.shared.iter().any(|s| f16(s.elem))
+            || self.locals.iter().any(|l| f16(l.ty))
+            || self.bindings.iter().any(|b| match &b.kind {
+                BindingKind::Storage { elem, .. } => f16(*elem),
+                BindingKind::Uniform(u) => u.fields.iter().any(|(_, s)| *s == Scalar::F16),
+            })
+    }
+}
