@@ -62,20 +62,31 @@ pub fn compile(kernel: &Kernel) -> Result<Compiled, Error> {
     let named = |message: String| (kernel.name.clone(), kernel.params.clone(), message);
     let module = lower::lower(kernel).map_err(|e| {
         let (kernel, params, message) = named(e.0);
-        Error::Lower { kernel, params, message }
+        Error::Lower {
+            kernel,
+            params,
+            message,
+        }
     })?;
-    let mut validator = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        capabilities(kernel),
-    );
+    let mut validator =
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities(kernel));
     let info = validator.validate(&module).map_err(|e| {
         let (kernel, params, message) = named(message(e.as_inner()));
-        Error::Validate { kernel, params, message }
+        Error::Validate {
+            kernel,
+            params,
+            message,
+        }
     })?;
-    let wgsl = naga::back::wgsl::write_string(&module, &info, naga::back::wgsl::WriterFlags::empty())
-        .map_err(|e| {
-            let (kernel, params, message) = named(message(&e));
-            Error::Write { kernel, params, message }
-        })?;
+    let wgsl =
+        naga::back::wgsl::write_string(&module, &info, naga::back::wgsl::WriterFlags::empty())
+            .map_err(|e| {
+                let (kernel, params, message) = named(message(&e));
+                Error::Write {
+                    kernel,
+                    params,
+                    message,
+                }
+            })?;
     Ok(Compiled { module, info, wgsl })
 }

@@ -6,10 +6,9 @@
 //! globals, locals, arguments) are appended outside any emit range.
 
 use naga::{
-    AddressSpace, Arena, BinaryOperator, Block, EntryPoint, Expression, Function,
-    FunctionArgument, GlobalVariable, Handle, LocalVariable, MathFunction, Module,
-    ResourceBinding, ShaderStage, Span, Statement, StorageAccess, StructMember,
-    TypeInner, UnaryOperator, VectorSize,
+    AddressSpace, Arena, BinaryOperator, Block, EntryPoint, Expression, Function, FunctionArgument,
+    GlobalVariable, Handle, LocalVariable, MathFunction, Module, ResourceBinding, ShaderStage,
+    Span, Statement, StorageAccess, StructMember, TypeInner, UnaryOperator, VectorSize,
 };
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -117,7 +116,11 @@ impl Lowerer<'_> {
         })
     }
 
-    fn array_ty(&mut self, elem: ir::Type, len: Option<u32>) -> Result<Handle<naga::Type>, LowerError> {
+    fn array_ty(
+        &mut self,
+        elem: ir::Type,
+        len: Option<u32>,
+    ) -> Result<Handle<naga::Type>, LowerError> {
         let base = self.ty(elem);
         let size = match len {
             None => naga::ArraySize::Dynamic,
@@ -143,7 +146,10 @@ impl Lowerer<'_> {
                     } else {
                         StorageAccess::LOAD
                     };
-                    (AddressSpace::Storage { access }, self.array_ty(*elem, None)?)
+                    (
+                        AddressSpace::Storage { access },
+                        self.array_ty(*elem, None)?,
+                    )
                 }
                 BindingKind::Uniform(u) => {
                     let mut members = vec![];
@@ -296,7 +302,12 @@ impl Lowerer<'_> {
     }
 
     /// A pointer to `place[index]` (emitted into `out`) or to the whole place.
-    fn pointer(&mut self, place: Place, index: Option<ExprId>, out: &mut Block) -> Result<Handle<Expression>, LowerError> {
+    fn pointer(
+        &mut self,
+        place: Place,
+        index: Option<ExprId>,
+        out: &mut Block,
+    ) -> Result<Handle<Expression>, LowerError> {
         let base = self.place_ptr(place);
         match index {
             None => Ok(base),
@@ -339,7 +350,9 @@ impl Lowerer<'_> {
                 let left = self.operand(a)?;
                 let right = self.operand(b)?;
                 let op = binary_op(op, k.ty(a).scalar());
-                self.emit(out, |l| Ok(l.append(Expression::Binary { op, left, right })))?
+                self.emit(out, |l| {
+                    Ok(l.append(Expression::Binary { op, left, right }))
+                })?
             }
             ir::Expr::Unary(op, a) => {
                 let expr = self.operand(a)?;
@@ -351,7 +364,10 @@ impl Lowerer<'_> {
                 self.emit(out, |l| Ok(l.append(Expression::Unary { op, expr })))?
             }
             ir::Expr::Math(f, args) => {
-                let args: Vec<_> = args.iter().map(|a| self.operand(*a)).collect::<Result<_, _>>()?;
+                let args: Vec<_> = args
+                    .iter()
+                    .map(|a| self.operand(*a))
+                    .collect::<Result<_, _>>()?;
                 let fun = math_fn(f);
                 self.emit(out, |l| {
                     Ok(l.append(Expression::Math {
@@ -374,7 +390,11 @@ impl Lowerer<'_> {
                     }))
                 })?
             }
-            ir::Expr::Select { cond, accept, reject } => {
+            ir::Expr::Select {
+                cond,
+                accept,
+                reject,
+            } => {
                 let condition = self.operand(cond)?;
                 let accept = self.operand(accept)?;
                 let reject = self.operand(reject)?;
@@ -387,9 +407,15 @@ impl Lowerer<'_> {
                 })?
             }
             ir::Expr::Compose(parts) => {
-                let components: Vec<_> = parts.iter().map(|a| self.operand(*a)).collect::<Result<_, _>>()?;
+                let components: Vec<_> = parts
+                    .iter()
+                    .map(|a| self.operand(*a))
+                    .collect::<Result<_, _>>()?;
                 let ty = self.ty(k.ty(id));
-                self.emit(out, |l| Ok(l.append(Expression::Compose { ty, components })))?
+                self.emit(
+                    out,
+                    |l| Ok(l.append(Expression::Compose { ty, components })),
+                )?
             }
             ir::Expr::Splat(v) => {
                 let value = self.operand(v)?;
@@ -401,7 +427,9 @@ impl Lowerer<'_> {
             }
             ir::Expr::Component(v, i) => {
                 let base = self.operand(v)?;
-                self.emit(out, |l| Ok(l.append(Expression::AccessIndex { base, index: i })))?
+                self.emit(out, |l| {
+                    Ok(l.append(Expression::AccessIndex { base, index: i }))
+                })?
             }
         };
         self.lowered[id.0 as usize] = Some(h);
@@ -413,7 +441,11 @@ impl Lowerer<'_> {
         for s in stmts {
             match s {
                 ir::Stmt::Eval(id) => self.eval(*id, &mut out)?,
-                ir::Stmt::Store { place, index, value } => {
+                ir::Stmt::Store {
+                    place,
+                    index,
+                    value,
+                } => {
                     let pointer = self.pointer(*place, *index, &mut out)?;
                     let value = self.operand(*value)?;
                     out.push(Statement::Store { pointer, value }, Span::UNDEFINED);
@@ -423,7 +455,8 @@ impl Lowerer<'_> {
                     let (elem, len) = (l.ty, l.len.unwrap_or(1));
                     let ty = self.array_ty(elem, Some(len))?;
                     let pointer = self.place_ptr(Place::Local(*local));
-                    let is_zero = matches!(self.k.expr(*value), ir::Expr::Literal(lit) if lit.is_zero());
+                    let is_zero =
+                        matches!(self.k.expr(*value), ir::Expr::Literal(lit) if lit.is_zero());
                     let value = if is_zero {
                         self.append(Expression::ZeroValue(ty))
                     } else {
@@ -437,7 +470,11 @@ impl Lowerer<'_> {
                     };
                     out.push(Statement::Store { pointer, value }, Span::UNDEFINED);
                 }
-                ir::Stmt::If { cond, accept, reject } => {
+                ir::Stmt::If {
+                    cond,
+                    accept,
+                    reject,
+                } => {
                     let condition = self.operand(*cond)?;
                     let accept = self.block(accept)?;
                     let reject = self.block(reject)?;

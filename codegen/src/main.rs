@@ -1,7 +1,44 @@
-fn main() {
-    let k = webdit_kernels::affine::<64>();
-    match webdit_codegen::compile(&k) {
-        Ok(c) => println!("{}", c.wgsl),
-        Err(e) => { eprintln!("{e}"); std::process::exit(1) }
+//! `codegen emit --out DIR`: writes the WGSL of every registered kernel variant to a folder.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use webdit_kernels::{registry, Tiles};
+
+#[derive(Parser)]
+#[command(about = "Compile Web DiT's DSL kernels to WGSL")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write `<variant>.wgsl` for every registered kernel variant.
+    Emit {
+        /// Output folder (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Tile configuration, as the `tile-*` Cargo features name them.
+        #[arg(long, default_value = "64x64")]
+        tiles: String,
+    },
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let Command::Emit { out, tiles } = Cli::parse().command;
+    let tiles = Tiles::named(&tiles).ok_or_else(|| {
+        let names: Vec<_> = Tiles::CHOICES.iter().map(|(n, _)| *n).collect();
+        format!(
+            "unknown tiles `{tiles}`; choose one of {}",
+            names.join(", ")
+        )
+    })?;
+    std::fs::create_dir_all(&out)?;
+    for v in registry(&tiles) {
+        let c = webdit_codegen::compile(&v.kernel)?;
+        let path = out.join(format!("{}.wgsl", v.name));
+        std::fs::write(&path, c.wgsl)?;
+        println!("{}", path.display());
     }
+    Ok(())
 }

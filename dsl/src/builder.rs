@@ -43,7 +43,10 @@ pub fn build_kernel(name: &str, params: String, body: impl FnOnce()) -> Kernel {
     }
     RECORDER.with(|r| {
         let mut r = r.borrow_mut();
-        assert!(r.is_none(), "kernel `{name}` was built while another kernel was being built");
+        assert!(
+            r.is_none(),
+            "kernel `{name}` was built while another kernel was being built"
+        );
         *r = Some(Recorder {
             kernel: Kernel {
                 name: name.to_string(),
@@ -61,7 +64,9 @@ pub fn build_kernel(name: &str, params: String, body: impl FnOnce()) -> Kernel {
     });
     let reset = Reset;
     body();
-    let rec = RECORDER.with(|r| r.borrow_mut().take()).expect("recorder vanished");
+    let rec = RECORDER
+        .with(|r| r.borrow_mut().take())
+        .expect("recorder vanished");
     drop(reset);
     let mut kernel = rec.kernel;
     let [body]: [Block; 1] = rec.blocks.try_into().expect("unbalanced blocks");
@@ -189,7 +194,24 @@ impl<T> Named for Shared<T> {
 macro_rules! plain_named {
     ($($t:ty),*) => { $(impl Named for $t {})* };
 }
-plain_named!(bool, u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64, crate::f16, &str, String);
+plain_named!(
+    bool,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    isize,
+    f32,
+    f64,
+    crate::f16,
+    &str,
+    String
+);
 impl<T, const N: usize> Named for [T; N] {}
 impl<T> Named for Vec<T> {}
 impl<T> Named for Option<T> {}
@@ -266,7 +288,11 @@ pub trait UniformStruct {
 /// Declares the next binding as a uniform struct and returns its fields as kernel values.
 pub fn uniform<S: UniformStruct>(name: &str) -> S::View {
     let layout = S::layout();
-    let fields: Vec<String> = layout.fields.iter().map(|(f, _)| format!("{name}_{f}")).collect();
+    let fields: Vec<String> = layout
+        .fields
+        .iter()
+        .map(|(f, _)| format!("{name}_{f}"))
+        .collect();
     let binding = add_binding(name, BindingKind::Uniform(layout));
     let first = with(|r| r.kernel.exprs.len());
     let view = S::view(binding);
@@ -395,6 +421,10 @@ pub trait Load {
 }
 
 /// Indexed stores (`a[i] = v` in a kernel); read-only storage arrays do not have them.
+#[diagnostic::on_unimplemented(
+    message = "cannot store into `{Self}`: it is read-only",
+    label = "declare this parameter `&mut Array<_>` to write to it"
+)]
 pub trait Store: Load {
     fn store(&self, index: impl IntoExpr<u32>, value: impl IntoExpr<Self::Elem>);
 }

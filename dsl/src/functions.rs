@@ -84,19 +84,34 @@ pub fn dot<V: VecTy>(a: impl IntoExpr<V>, b: impl IntoExpr<V>) -> Expr<V::Elem> 
 }
 
 /// `if cond { accept } else { reject }` as a value, without branching (both are evaluated).
-pub fn select<T: Ty>(cond: impl IntoExpr<bool>, accept: impl IntoExpr<T>, reject: impl IntoExpr<T>) -> Expr<T> {
+pub fn select<T: Ty>(
+    cond: impl IntoExpr<bool>,
+    accept: impl IntoExpr<T>,
+    reject: impl IntoExpr<T>,
+) -> Expr<T> {
     let cond = cond.into_expr().id();
     let accept = accept.into_expr().id();
     let reject = reject.into_expr().id();
-    Expr::new(IrExpr::Select { cond, accept, reject })
+    Expr::new(IrExpr::Select {
+        cond,
+        accept,
+        reject,
+    })
 }
 
 /// A 2-component vector.
 pub fn vec2<T: ScalarTy>(x: impl IntoExpr<T>, y: impl IntoExpr<T>) -> Expr<Vec2<T>> {
-    Expr::new(IrExpr::Compose(vec![x.into_expr().id(), y.into_expr().id()]))
+    Expr::new(IrExpr::Compose(vec![
+        x.into_expr().id(),
+        y.into_expr().id(),
+    ]))
 }
 /// A 3-component vector.
-pub fn vec3<T: ScalarTy>(x: impl IntoExpr<T>, y: impl IntoExpr<T>, z: impl IntoExpr<T>) -> Expr<Vec3<T>> {
+pub fn vec3<T: ScalarTy>(
+    x: impl IntoExpr<T>,
+    y: impl IntoExpr<T>,
+    z: impl IntoExpr<T>,
+) -> Expr<Vec3<T>> {
     let c = vec![x.into_expr().id(), y.into_expr().id(), z.into_expr().id()];
     Expr::new(IrExpr::Compose(c))
 }
@@ -107,7 +122,12 @@ pub fn vec4<T: ScalarTy>(
     z: impl IntoExpr<T>,
     w: impl IntoExpr<T>,
 ) -> Expr<Vec4<T>> {
-    let c = vec![x.into_expr().id(), y.into_expr().id(), z.into_expr().id(), w.into_expr().id()];
+    let c = vec![
+        x.into_expr().id(),
+        y.into_expr().id(),
+        z.into_expr().id(),
+        w.into_expr().id(),
+    ];
     Expr::new(IrExpr::Compose(c))
 }
 

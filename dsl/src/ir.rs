@@ -176,16 +176,26 @@ pub enum Expr {
     Literal(Literal),
     Builtin(Builtin),
     /// Field `field` of the uniform struct bound at `binding`.
-    Uniform { binding: u32, field: u32 },
+    Uniform {
+        binding: u32,
+        field: u32,
+    },
     /// Load from a place; `index` is set for arrays.
-    Load { place: Place, index: Option<ExprId> },
+    Load {
+        place: Place,
+        index: Option<ExprId>,
+    },
     Binary(BinOp, ExprId, ExprId),
     Unary(UnOp, ExprId),
     Math(MathFn, Vec<ExprId>),
     /// Numeric conversion to another scalar kind (component-wise on vectors).
     Cast(Scalar, ExprId),
     /// `if cond { accept } else { reject }` without branching.
-    Select { cond: ExprId, accept: ExprId, reject: ExprId },
+    Select {
+        cond: ExprId,
+        accept: ExprId,
+        reject: ExprId,
+    },
     Compose(Vec<ExprId>),
     Splat(ExprId),
     Component(ExprId, u32),
@@ -215,14 +225,20 @@ pub enum Stmt {
         value: ExprId,
     },
     /// Overwrite a whole local array with `value` in every element.
-    Fill { local: u32, value: ExprId },
+    Fill {
+        local: u32,
+        value: ExprId,
+    },
     If {
         cond: ExprId,
         accept: Block,
         reject: Block,
     },
     /// `loop { body; continuing }`: `continue` jumps to `continuing`.
-    Loop { body: Block, continuing: Block },
+    Loop {
+        body: Block,
+        continuing: Block,
+    },
     Break,
     Continue,
     Return,

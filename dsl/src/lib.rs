@@ -33,13 +33,15 @@ mod ops;
 mod types;
 
 pub use builder::{
-    build_kernel, set_workgroup_size, storage, uniform, uniform_field, Array, Expr, IntoExpr,
-    Load, LocalArray, Named, ReadOnly, ReadWrite, Shared, Store, UniformStruct, Var,
+    build_kernel, set_workgroup_size, storage, uniform, uniform_field, Array, Expr, IntoExpr, Load,
+    LocalArray, Named, ReadOnly, ReadWrite, Shared, Store, UniformStruct, Var,
 };
 pub use control::*;
 pub use functions::*;
 pub use ops::{and, cast, eq, ge, gt, le, lt, ne, or, splat, Cast, Compare, Logic};
-pub use types::{f16, Arith, FloatLike, Integer, Numeric, ScalarTy, Signed, Ty, Vec2, Vec3, Vec4, VecTy};
+pub use types::{
+    f16, Arith, FloatLike, Integer, Numeric, ScalarTy, Signed, Ty, Vec2, Vec3, Vec4, VecTy,
+};
 pub use webdit_dsl_macros::{kernel, kernel_fn, Uniform};
 
 /// The parameter type of uniform bindings in kernel signatures (`p: &Uniform<Params>`).
@@ -48,9 +50,9 @@ pub type Uniform<S> = S;
 /// What kernel code needs in scope.
 pub mod prelude {
     pub use crate::{
-        abs, ceil, clamp, cos, dot, exp, exp2, f16, floor, fma, global_id, halvings,
-        inverse_sqrt, kernel, kernel_fn, local_id, local_index, log, log2, max, min,
-        num_workgroups, pow, round, select, sin, splat, sqrt, storage_barrier, tanh, vec2, vec3,
-        vec4, workgroup_barrier, workgroup_id, Array, Expr, Shared, Uniform, Vec2, Vec3, Vec4,
+        abs, ceil, clamp, cos, dot, exp, exp2, f16, floor, fma, global_id, halvings, inverse_sqrt,
+        kernel, kernel_fn, local_id, local_index, log, log2, max, min, num_workgroups, pow, round,
+        select, sin, splat, sqrt, storage_barrier, tanh, vec2, vec3, vec4, workgroup_barrier,
+        workgroup_id, Array, Expr, Shared, Uniform, Vec2, Vec3, Vec4,
     };
 }

@@ -1,19 +1,24 @@
+//! Elementwise kernels and helpers shared by other kernels.
+
 use webdit_dsl::prelude::*;
 
+/// The number of elements an elementwise kernel covers.
 #[derive(Uniform)]
 pub struct Len {
     pub n: u32,
 }
 
-/// y = x * 2 + 1
+/// x * sigmoid(x), written so that large |x| neither overflows nor loses the sign.
+#[kernel_fn]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + exp(-x))
+}
+
+/// y = silu(x), one invocation per element.
 #[kernel(workgroup_size = [WG, 1, 1])]
-pub fn affine<const WG: u32>(x: &Array<f32>, y: &mut Array<f32>, p: &Uniform<Len>) {
+pub fn silu_map<const WG: u32>(x: &Array<f32>, y: &mut Array<f32>, p: &Uniform<Len>) {
     let i = global_id().x;
     if i < p.n {
-        let mut s = 0.0;
-        for j in 0..4u32 {
-            s += x[i] * (j as f32);
-        }
-        y[i] = s * 2.0 + 1.0;
+        y[i] = silu(x[i]);
     }
 }

@@ -1,1 +1,159 @@
-//! placeholder
+//! The shared GPU test harness: one device per test binary, buffers with poisoned contents
+//! and guard regions, dispatch, readback, and error measures against CPU references.
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::sync::OnceLock;
+use webdit_dsl::ir::{BindingKind, Kernel as IrKernel};
+use webdit_model::kernels::{Binding, KernelSource};
+use webdit_model::Gpu;
+
+/// The bit pattern written over every output before a run: a NaN, so an element the kernel
+/// failed to write can never pass a comparison.
+pub const POISON: u32 = 0x7fc0_dead;
+/// Elements after each output that a kernel must leave alone (catches writes past the end).
+pub const GUARD: usize = 64;
+
+/// The device shared by the tests of one binary (tests run in parallel threads).
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let gpu = Gpu::new_blocking().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+        eprintln!("adapter: {}", gpu.describe());
+        gpu
+    })
+}
+
+/// A random generator with a fresh seed each run (printed, and fixed with `WEBDIT_SEED`).
+pub fn rng(test: &str) -> StdRng {
+    let seed = std::env::var("WEBDIT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random());
+    eprintln!("{test}: WEBDIT_SEED={seed}");
+    StdRng::seed_from_u64(seed)
+}
+
+/// `n` values uniform in [-1, 1).
+pub fn random(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// Compiles a kernel built now (e.g. with tiles other than the build's) into a source the
+/// runtime can load, as `build.rs` does for the registry.
+pub fn compile(name: &str, kernel: &IrKernel) -> &'static KernelSource {
+    let wgsl = webdit_codegen::compile(kernel)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .wgsl;
+    let bindings: Vec<Binding> = kernel
+        .bindings
+        .iter()
+        .map(|b| match &b.kind {
+            BindingKind::Storage { writable: true, .. } => Binding::StorageReadWrite,
+            BindingKind::Storage {
+                writable: false, ..
+            } => Binding::Storage,
+            BindingKind::Uniform(_) => Binding::Uniform,
+        })
+        .collect();
+    Box::leak(Box::new(KernelSource {
+        name: Box::leak(name.to_string().into_boxed_str()),
+        entry: Box::leak(kernel.name.clone().into_boxed_str()),
+        params: Box::leak(kernel.params.clone().into_boxed_str()),
+        wgsl: Box::leak(wgsl.into_boxed_str()),
+        workgroup_size: kernel.workgroup_size,
+        bindings: Box::leak(bindings.into_boxed_slice()),
+        f16: kernel.uses_f16(),
+    }))
+}
+
+/// A kernel argument for [`run`].
+pub enum Arg<'a> {
+    /// Read-only input data.
+    Input(&'a [f32]),
+    /// Raw input words (f16 pairs, u32s, ...).
+    InputBytes(&'a [u8]),
+    /// An output of `n` f32 elements, poisoned before the run, followed by a guard region.
+    Output(usize),
+    /// A uniform struct's bytes.
+    Uniform(Vec<u8>),
+}
+
+/// Runs `src` once over `groups` workgroups and returns each output's elements. Panics if a
+/// guard element after an output was overwritten.
+pub fn run(src: &'static KernelSource, args: &[Arg], groups: [u32; 3]) -> Vec<Vec<f32>> {
+    let gpu = gpu();
+    let kernel = gpu.kernel(src).unwrap_or_else(|e| panic!("{e}"));
+    let poison = |n: usize| bytemuck::cast_slice::<u32, u8>(&vec![POISON; n + GUARD]).to_vec();
+    let buffers: Vec<(wgpu::Buffer, Option<usize>)> = args
+        .iter()
+        .map(|a| match a {
+            Arg::Input(d) => (gpu.storage_init("input", bytemuck::cast_slice(d)), None),
+            Arg::InputBytes(d) => (gpu.storage_init("input", d), None),
+            Arg::Output(n) => (gpu.storage_init("output", &poison(*n)), Some(*n)),
+            Arg::Uniform(b) => (gpu.uniform("params", b), None),
+        })
+        .collect();
+    let refs: Vec<&wgpu::Buffer> = buffers.iter().map(|(b, _)| b).collect();
+    let bind = kernel.bind(gpu, &refs).unwrap_or_else(|e| panic!("{e}"));
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        kernel.dispatch(&mut pass, &bind, groups);
+    }
+    gpu.queue.submit([enc.finish()]);
+    buffers
+        .iter()
+        .filter_map(|(b, n)| n.map(|n| (b, n)))
+        .map(|(b, n)| {
+            let words: Vec<u32> = bytemuck::pod_collect_to_vec(
+                &pollster::block_on(gpu.read(b)).unwrap_or_else(|e| panic!("{e}")),
+            );
+            let bad = words[n..].iter().position(|w| *w != POISON);
+            assert!(
+                bad.is_none(),
+                "{}: wrote {} past the end of an output",
+                src.name,
+                bad.unwrap()
+            );
+            words[..n].iter().map(|w| f32::from_bits(*w)).collect()
+        })
+        .collect()
+}
+
+/// The largest error relative to the largest reference magnitude; infinite if any value is
+/// NaN or infinite (so NaN never passes).
+pub fn rel_error(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "length mismatch");
+    if got.iter().any(|g| !g.is_finite()) {
+        return f64::INFINITY;
+    }
+    let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs())).max(1e-30);
+    let worst = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (g, w)| m.max((*g as f64 - w).abs()));
+    worst / scale
+}
+
+/// Asserts `got` matches `want` within `tol` (see [`rel_error`]), naming the first bad element.
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
+    let err = rel_error(got, want);
+    if err <= tol {
+        return;
+    }
+    let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs())).max(1e-30);
+    let first = got
+        .iter()
+        .zip(want)
+        .position(|(g, w)| !g.is_finite() || (*g as f64 - w).abs() / scale > tol)
+        .unwrap_or(0);
+    panic!(
+        "{what}: relative error {err:.3e} > {tol:.1e}; first bad element {first}: got {}, want {}",
+        got[first], want[first]
+    );
+}
+
+/// Workgroups needed to cover `n` items with `per` items each.
+pub fn groups(n: u32, per: u32) -> u32 {
+    n.div_ceil(per)
+}

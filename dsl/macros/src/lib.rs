@@ -89,7 +89,10 @@ fn workgroup_size(e: &Option<syn::Expr>) -> syn::Result<Tokens> {
         other => vec![other],
     };
     if dims.is_empty() || dims.len() > 3 {
-        return Err(Error::new_spanned(e, "a workgroup size has 1 to 3 dimensions"));
+        return Err(Error::new_spanned(
+            e,
+            "a workgroup size has 1 to 3 dimensions",
+        ));
     }
     let mut out: Vec<Tokens> = dims
         .iter()
@@ -158,7 +161,10 @@ fn kernel_impl(args: KernelArgs, func: ItemFn) -> syn::Result<Tokens> {
         block,
     } = func;
     if let ReturnType::Type(_, ty) = &sig.output {
-        return Err(Error::new_spanned(ty, "kernels return nothing; write results to a `&mut Array`"));
+        return Err(Error::new_spanned(
+            ty,
+            "kernels return nothing; write results to a `&mut Array`",
+        ));
     }
     if let Some(a) = &sig.asyncness {
         return Err(Error::new_spanned(a, "kernels cannot be async"));
@@ -180,7 +186,10 @@ fn kernel_impl(args: KernelArgs, func: ItemFn) -> syn::Result<Tokens> {
             return Err(Error::new_spanned(arg, "kernels take no `self`"));
         };
         let Pat::Ident(pi) = &*pt.pat else {
-            return Err(Error::new_spanned(&pt.pat, "kernel parameters must be plain names"));
+            return Err(Error::new_spanned(
+                &pt.pat,
+                "kernel parameters must be plain names",
+            ));
         };
         let id = &pi.ident;
         let id_str = id.to_string();
@@ -214,10 +223,13 @@ fn kernel_impl(args: KernelArgs, func: ItemFn) -> syn::Result<Tokens> {
     let body = tr.block_inner(&block)?;
     let generics = &sig.generics;
     let where_clause = &sig.generics.where_clause;
-    let doc_attrs: Vec<_> = attrs.iter().filter(|a| !a.path().is_ident("kernel")).collect();
+    let doc_attrs: Vec<_> = attrs
+        .iter()
+        .filter(|a| !a.path().is_ident("kernel"))
+        .collect();
     Ok(quote! {
         #(#doc_attrs)*
-        #[allow(unused_variables, unused_braces, unused_parens, clippy::unit_arg, clippy::let_unit_value)]
+        #[allow(unused_variables, unused_braces, unused_parens, clippy::unit_arg, clippy::let_unit_value, clippy::unnecessary_cast)]
         #vis fn #name #generics (#(#comptime_params),*) -> ::webdit_dsl::ir::Kernel #where_clause {
             let __params: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#describe),*];
             ::webdit_dsl::build_kernel(#name_str, __params.join(", "), || {
@@ -258,7 +270,10 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
             return Err(Error::new_spanned(arg, "kernel helpers take no `self`"));
         };
         let Pat::Ident(pi) = &*pt.pat else {
-            return Err(Error::new_spanned(&pt.pat, "helper parameters must be plain names"));
+            return Err(Error::new_spanned(
+                &pt.pat,
+                "helper parameters must be plain names",
+            ));
         };
         let id = &pi.ident;
         let ty = &pt.ty;
@@ -297,14 +312,17 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
             quote_spanned!(ty.span()=> ::webdit_dsl::IntoExpr::<#ty>::into_expr({ #body })),
         ),
         ReturnType::Type(_, ty) => {
-            return Err(Error::new_spanned(ty, "helpers return a kernel value (f32, u32, Vec4<f32>, ...) or nothing"))
+            return Err(Error::new_spanned(
+                ty,
+                "helpers return a kernel value (f32, u32, Vec4<f32>, ...) or nothing",
+            ))
         }
     };
     let generics = &sig.generics;
     let where_clause = &sig.generics.where_clause;
     Ok(quote! {
         #(#attrs)*
-        #[allow(unused_variables, unused_braces, unused_parens, clippy::unit_arg, clippy::let_unit_value)]
+        #[allow(unused_variables, unused_braces, unused_parens, clippy::unit_arg, clippy::let_unit_value, clippy::unnecessary_cast)]
         #vis fn #name #generics (#(#params),*) #ret #where_clause {
             #(#convert)*
             #body

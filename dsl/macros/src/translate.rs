@@ -109,7 +109,10 @@ impl Translator {
                 let e = self.expr(e)?;
                 Ok(quote!(#e #semi))
             }
-            Stmt::Item(i) => err(i, "items (fn, struct, use, ...) are not allowed inside kernels; define them outside"),
+            Stmt::Item(i) => err(
+                i,
+                "items (fn, struct, use, ...) are not allowed inside kernels; define them outside",
+            ),
             Stmt::Macro(m) => err(m, "macros are not supported inside kernels"),
         }
     }
@@ -198,7 +201,10 @@ impl Translator {
             let index = self.expr(&ix.index)?;
             return Ok(quote_spanned!(span=> ::webdit_dsl::Store::store(&#base, #index, #value)));
         }
-        err(lhs, "only kernel variables (`let mut`) and array elements can be assigned to")
+        err(
+            lhs,
+            "only kernel variables (`let mut`) and array elements can be assigned to",
+        )
     }
 
     fn compound(&mut self, lhs: &Expr, op: &BinOp, rhs: &Expr, span: Span) -> syn::Result<Tokens> {
@@ -228,7 +234,10 @@ impl Translator {
                     ::webdit_dsl::Load::load(&#base, __index) #arith (#rhs))
             }));
         }
-        err(lhs, "only kernel variables (`let mut`) and array elements can be assigned to")
+        err(
+            lhs,
+            "only kernel variables (`let mut`) and array elements can be assigned to",
+        )
     }
 
     fn in_loop(&self, node: &impl ToTokens, what: &str) -> syn::Result<()> {
@@ -286,7 +295,9 @@ impl Translator {
             Expr::Field(f) => {
                 let base = self.expr(&f.base)?;
                 match &f.member {
-                    syn::Member::Named(m) if ["x", "y", "z", "w"].contains(&m.to_string().as_str()) => {
+                    syn::Member::Named(m)
+                        if ["x", "y", "z", "w"].contains(&m.to_string().as_str()) =>
+                    {
                         let tr = Ident::new(&m.to_string().to_uppercase(), m.span());
                         quote_spanned!(m.span()=> ::webdit_dsl::swizzle::#tr::#m(&#base))
                     }
@@ -376,13 +387,42 @@ impl Translator {
                 let limits = &r.limits;
                 quote_spanned!(span=> #start #limits #end)
             }
-            Expr::Repeat(r) => return err(r, "array literals `[v; n]` only initialize `let mut` arrays"),
-            Expr::Match(m) => return err(m.match_token, "`match` is not supported in kernels; use `if`/`else`"),
-            Expr::Closure(c) => return err(c, "closures are not supported in kernels; use a #[kernel_fn] helper"),
+            Expr::Repeat(r) => {
+                return err(
+                    r,
+                    "array literals `[v; n]` only initialize `let mut` arrays",
+                )
+            }
+            Expr::Match(m) => {
+                return err(
+                    m.match_token,
+                    "`match` is not supported in kernels; use `if`/`else`",
+                )
+            }
+            Expr::Closure(c) => {
+                return err(
+                    c,
+                    "closures are not supported in kernels; use a #[kernel_fn] helper",
+                )
+            }
             Expr::Macro(m) => return err(m, "macros are not supported inside kernels"),
-            Expr::Reference(r) => return err(r, "references are not supported in kernels"),
+            // Arrays are handles, passed by value: `&tile` to a helper is `tile`.
+            Expr::Reference(r) if r.mutability.is_none() && matches!(&*r.expr, Expr::Path(_)) => {
+                self.expr(&r.expr)?
+            }
+            Expr::Reference(r) => {
+                return err(
+                    r,
+                    "references are only used to pass arrays to helpers (`&name`)",
+                )
+            }
             Expr::Struct(s) => return err(s, "struct literals are not supported in kernels"),
-            Expr::Let(l) => return err(l, "`if let` / `let` conditions are not supported in kernels"),
+            Expr::Let(l) => {
+                return err(
+                    l,
+                    "`if let` / `let` conditions are not supported in kernels",
+                )
+            }
             other => return err(other, "this expression is not supported in kernels"),
         })
     }
@@ -495,7 +535,8 @@ impl Translator {
         let Expr::Range(r) = &range else {
             return err(&f.expr, "GPU loops run over `a..b` or `(a..b).step_by(s)`; put `#[unroll]` on loops over other compile-time iterators");
         };
-        let (Some(start), Some(end), syn::RangeLimits::HalfOpen(_)) = (&r.start, &r.end, &r.limits) else {
+        let (Some(start), Some(end), syn::RangeLimits::HalfOpen(_)) = (&r.start, &r.end, &r.limits)
+        else {
             return err(r, "GPU loops run over a half-open range `a..b`");
         };
         let start = self.expr(start)?;

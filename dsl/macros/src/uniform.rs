@@ -8,13 +8,22 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<Tokens> {
     let name = &input.ident;
     let vis = &input.vis;
     let Data::Struct(s) = &input.data else {
-        return Err(Error::new_spanned(name, "#[derive(Uniform)] works on structs with named fields"));
+        return Err(Error::new_spanned(
+            name,
+            "#[derive(Uniform)] works on structs with named fields",
+        ));
     };
     let Fields::Named(fields) = &s.fields else {
-        return Err(Error::new_spanned(name, "#[derive(Uniform)] works on structs with named fields"));
+        return Err(Error::new_spanned(
+            name,
+            "#[derive(Uniform)] works on structs with named fields",
+        ));
     };
     if !input.generics.params.is_empty() {
-        return Err(Error::new_spanned(&input.generics, "uniform structs cannot be generic"));
+        return Err(Error::new_spanned(
+            &input.generics,
+            "uniform structs cannot be generic",
+        ));
     }
     let view = format_ident!("{}View", name);
     let mut view_fields = vec![];
@@ -26,10 +35,16 @@ pub(crate) fn derive(input: DeriveInput) -> syn::Result<Tokens> {
         let ty = &f.ty;
         let ok = matches!(ty, syn::Type::Path(p) if ["u32", "i32", "f32"].iter().any(|t| p.path.is_ident(t)));
         if !ok {
-            return Err(Error::new_spanned(ty, "uniform fields are `u32`, `i32` or `f32`"));
+            return Err(Error::new_spanned(
+                ty,
+                "uniform fields are `u32`, `i32` or `f32`",
+            ));
         }
         if ["x", "y", "z", "w"].contains(&id.to_string().as_str()) {
-            return Err(Error::new_spanned(id, "`x`, `y`, `z`, `w` name vector components in kernels; pick another field name"));
+            return Err(Error::new_spanned(
+                id,
+                "`x`, `y`, `z`, `w` name vector components in kernels; pick another field name",
+            ));
         }
         let fvis = &f.vis;
         let i = i as u32;

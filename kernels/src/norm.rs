@@ -1,0 +1,66 @@
+//! Row-wise normalization with workgroup reductions.
+
+use webdit_dsl::prelude::*;
+
+/// Shape of an AdaLN: `rows` rows of width `d`, `rows_per_batch` rows sharing one
+/// modulation vector.
+#[derive(Uniform)]
+pub struct AdaLnParams {
+    pub d: u32,
+    pub rows: u32,
+    pub rows_per_batch: u32,
+}
+
+/// The sum of `v` over the workgroup's `WG` invocations (a power of two), by a tree
+/// reduction in workgroup memory. Every invocation gets the total.
+#[kernel_fn]
+pub fn block_sum<const WG: u32>(buf: &Shared<f32>, v: f32) -> f32 {
+    let lane = local_id().x;
+    buf[lane] = v;
+    workgroup_barrier();
+    #[unroll]
+    for stride in halvings(WG) {
+        if lane < stride {
+            buf[lane] += buf[lane + stride];
+        }
+        workgroup_barrier();
+    }
+    let total = buf[0];
+    workgroup_barrier();
+    total
+}
+
+/// The original model's AdaLN, one workgroup per row:
+/// `y = (x - mean) / (std + 1e-5) * (1 + scale) + shift` with the *unbiased* std and the
+/// epsilon added to the std (not inside the square root), as checkpoints expect.
+#[kernel(workgroup_size = [WG, 1, 1])]
+pub fn adaln<const WG: u32>(
+    x: &Array<f32>,
+    scale: &Array<f32>,
+    shift: &Array<f32>,
+    y: &mut Array<f32>,
+    p: &Uniform<AdaLnParams>,
+) {
+    let partial = Shared::<f32>::new(WG);
+    let row = workgroup_id().x;
+    let lane = local_id().x;
+    let base = row * p.d;
+
+    let mut s = 0.0;
+    for i in (lane..p.d).step_by(WG) {
+        s += x[base + i];
+    }
+    let mean = block_sum::<WG>(&partial, s) / (p.d as f32);
+
+    let mut v = 0.0;
+    for i in (lane..p.d).step_by(WG) {
+        let c = x[base + i] - mean;
+        v += c * c;
+    }
+    let inv = 1.0 / (sqrt(block_sum::<WG>(&partial, v) / ((p.d - 1) as f32)) + 1e-5);
+
+    let b = (row / p.rows_per_batch) * p.d;
+    for i in (lane..p.d).step_by(WG) {
+        y[base + i] = (x[base + i] - mean) * inv * (1.0 + scale[b + i]) + shift[b + i];
+    }
+}

@@ -1,0 +1,51 @@
+//! The WGSL of every registered kernel variant (and of the matmul at every tile choice),
+//! snapshotted so that every change to generated code is reviewed as a diff
+//! (`cargo insta review`).
+
+use webdit_kernels::{matmul::matmul, registry, Tiles};
+use webdit_model::kernels;
+
+fn settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path("../snapshots");
+    s.set_prepend_module_to_snapshot(false);
+    s
+}
+
+fn wgsl(kernel: &webdit_dsl::ir::Kernel) -> String {
+    webdit_codegen::compile(kernel)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .wgsl
+}
+
+#[test]
+fn wgsl_of_every_registered_variant() {
+    settings().bind(|| {
+        for v in registry(&Tiles::default()) {
+            insta::assert_snapshot!(v.name, wgsl(&v.kernel));
+        }
+    });
+}
+
+#[test]
+fn wgsl_of_matmul_at_every_tile_choice() {
+    settings().bind(|| {
+        for (name, tiles) in Tiles::CHOICES {
+            insta::assert_snapshot!(format!("matmul_tiles_{name}"), wgsl(&matmul(tiles.matmul)));
+        }
+    });
+}
+
+/// What the build embedded is what the registry compiles to with the build's tiles.
+#[test]
+fn build_embeds_the_registry() {
+    let tiles = Tiles::named(kernels::TILES).unwrap();
+    let variants = registry(&tiles);
+    assert_eq!(variants.len(), kernels::ALL.len());
+    for v in variants {
+        let embedded =
+            kernels::by_name(v.name).unwrap_or_else(|| panic!("{} not embedded", v.name));
+        assert_eq!(embedded.wgsl, wgsl(&v.kernel), "{}", v.name);
+        assert_eq!(embedded.workgroup_size, v.kernel.workgroup_size);
+    }
+}
