@@ -1,0 +1,171 @@
+"""Trains a DiT preset on the emoji set (prepare_data.py) and exports its EMA weights.
+
+Single GPU:   python3 model/train/train.py --data .data/emoji64.npz --out out/ --minutes 8
+Several GPUs: torchrun --nproc_per_node=2 model/train/train.py ...   (DistributedDataParallel)
+Resume:       add --ckpt DIR to save the full state there every few minutes; a run with the
+              same --ckpt continues from it (model, EMA, optimizer, step, clock, RNG).
+
+The run stops on a wall-clock budget (--minutes) and writes, into --out: the EMA weights as
+f16 safetensors shards with `model.safetensors.index.json` (config in `__metadata__`), the
+loss log (loss.json) and 64 PyTorch samples (samples.npy) for a first look.
+"""
+import argparse
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from dit import DiT, PRESETS, schedule
+from export import export_sharded
+
+
+def parse():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=".data/emoji64.npz")
+    ap.add_argument("--out", default="out")
+    ap.add_argument("--preset", default="favicon-s", choices=sorted(PRESETS))
+    ap.add_argument("--minutes", type=float, default=8.0)
+    ap.add_argument("--batch", type=int, default=256, help="per GPU")
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--warmup", type=int, default=500)
+    ap.add_argument("--ema", type=float, default=0.9995)
+    ap.add_argument("--eps-weight-cap", type=float, default=200.0,
+                    help="weight the eps loss at step t by min(1/abar_t, cap), normalized to mean 1 (0: uniform)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ckpt", default=None, help="folder for the resumable state")
+    ap.add_argument("--ckpt-minutes", type=float, default=2.0)
+    return ap.parse_args()
+
+
+def main():
+    a = parse()
+    ddp = "LOCAL_RANK" in os.environ
+    if ddp:
+        dist.init_process_group("nccl")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        dev = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(dev)
+    else:
+        rank, world, dev = 0, 1, torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(a.seed + rank)
+
+    c = dict(PRESETS[a.preset])
+    T = c["steps"]
+    _, _, abar = schedule(T, c["schedule_s"])
+    sab = abar.sqrt().float().to(dev)
+    s1ab = (1 - abar).sqrt().float().to(dev)
+    # The sampler divides by sqrt(abar_t) (2.4e-6 at t = T-1 for the cosine schedule), so an
+    # eps error there becomes a huge x0 error: weight the eps loss towards high t.
+    w = (1 / abar).clamp(max=a.eps_weight_cap) if a.eps_weight_cap > 0 else torch.ones_like(abar)
+    eps_w = (w / w.mean()).float().to(dev)
+
+    data = torch.from_numpy(np.load(a.data)["images"]).to(dev).permute(0, 3, 1, 2).contiguous()
+    n_data = data.shape[0]
+
+    model = DiT(c).to(dev)
+    ema = DiT(c).to(dev)
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.99), weight_decay=0.01)
+    step, elapsed0, losses = 0, 0.0, []
+    ck = os.path.join(a.ckpt, "state.pt") if a.ckpt else None
+    if ck and os.path.exists(ck):
+        st = torch.load(ck, map_location=dev, weights_only=False)
+        model.load_state_dict(st["model"])
+        ema.load_state_dict(st["ema"])
+        opt.load_state_dict(st["opt"])
+        step, elapsed0, losses = st["step"], st["elapsed"], st["losses"]
+        torch.cuda.set_rng_state(st["cuda_rng"][rank % len(st["cuda_rng"])].cpu())
+        if rank == 0:
+            print(f"resumed at step {step}, {elapsed0 / 60:.1f} min in", flush=True)
+    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index]) if ddp else model
+    if rank == 0:
+        print(f"{a.preset}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
+              f"{n_data} images, {world} GPU(s), batch {a.batch}x{world}", flush=True)
+
+    budget = a.minutes * 60
+    start = time.time() - elapsed0
+    last_ck = time.time()
+    while True:
+        elapsed = time.time() - start
+        stop = torch.tensor([elapsed >= budget], device=dev)
+        if ddp:
+            dist.broadcast(stop, 0)
+        if stop.item():
+            break
+        frac = min(elapsed / budget, 1.0)
+        lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+
+        idx = torch.randint(0, n_data, (a.batch,), device=dev)
+        x0 = data[idx].float() / 127.5 - 1
+        flip = torch.rand(a.batch, device=dev) < 0.5
+        x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        t = torch.randint(0, T, (a.batch,), device=dev)
+        noise = torch.randn_like(x0)
+        xt = sab[t][:, None, None, None] * x0 + s1ab[t][:, None, None, None] * noise
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            eps, x0h = net(xt, t.float())
+        eps_mse = (eps.float() - noise).pow(2).mean((1, 2, 3))
+        loss = (eps_w[t] * eps_mse).mean() + 0.6 * F.mse_loss(x0h.float(), x0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            d = min(a.ema, (1 + step) / (10 + step))
+            torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - d)
+        step += 1
+        if step % 50 == 0:
+            losses.append((step, time.time() - start, loss.item()))
+            if rank == 0 and step % 1000 == 0:
+                print(f"step {step} loss {losses[-1][2]:.4f} lr {lr:.2e} {(time.time() - start) / 60:.1f} min", flush=True)
+        if ck and rank == 0 and time.time() - last_ck > a.ckpt_minutes * 60:
+            save_state(ck, model, ema, opt, step, time.time() - start, losses)
+            last_ck = time.time()
+
+    if rank == 0:
+        if ck:
+            save_state(ck, model, ema, opt, step, time.time() - start, losses)
+        os.makedirs(a.out, exist_ok=True)
+        meta = dict(c, preset=a.preset, train_steps=step, train_batch=a.batch * world, data="emoji-datasource-twitter+google 16.0.0 64px")
+        files = export_sharded(ema.state_dict(), meta, a.out, max_shard_bytes=15 << 20)
+        json.dump({"steps": step, "minutes": (time.time() - start) / 60, "losses": losses}, open(os.path.join(a.out, "loss.json"), "w"))
+        np.save(os.path.join(a.out, "samples.npy"), sample(ema, c, 64, dev))
+        print(f"done: {step} steps; wrote {', '.join(files)}", flush=True)
+    if ddp:
+        dist.destroy_process_group()
+
+
+def save_state(path, model, ema, opt, step, elapsed, losses):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
+                "elapsed": elapsed, "losses": losses, "cuda_rng": [torch.cuda.get_rng_state()]}, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def sample(model, c, n, dev):
+    """DDPM with the checkpoint's schedule, as the Rust sampler does; returns uint8 [n, 64, 64, 3]."""
+    betas, alphas, abar = schedule(c["steps"], c["schedule_s"])
+    x = torch.randn(n, c["channels"], c["input"], c["input"], device=dev)
+    for t in range(c["steps"] - 1, -1, -1):
+        eps, _ = model(x, torch.full((n,), float(t), device=dev))
+        x = (x - float(betas[t] / (1 - abar[t]).sqrt()) * eps) / float(alphas[t].sqrt())
+        if t > 0:
+            x = x + float(betas[t].sqrt()) * torch.randn_like(x)
+    img = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return img.permute(0, 2, 3, 1).cpu().numpy()
+
+
+if __name__ == "__main__":
+    main()
