@@ -56,7 +56,7 @@ fn main() {
         std::fs::write(out.join(format!("{}.wgsl", v.name)), compiled.wgsl)
             .expect("writing OUT_DIR");
         let id = v.name.to_uppercase();
-        let src = source(v.name, &v.kernel);
+        let src = source(&v.name, &v.kernel);
         writeln!(
             consts,
             "/// The `{}` variant.\npub const {id}: KernelSource = {src};",

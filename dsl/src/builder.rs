@@ -102,6 +102,14 @@ pub(crate) fn record_block(f: impl FnOnce()) -> Block {
     with(|r| r.blocks.pop().unwrap())
 }
 
+/// The constant value of an expression, if it is a literal.
+pub(crate) fn literal_of(id: ExprId) -> Option<crate::ir::Literal> {
+    with(|r| match &r.kernel.exprs[id.0 as usize].0 {
+        IrExpr::Literal(l) => Some(*l),
+        _ => None,
+    })
+}
+
 fn add_local(name: &str, ty: Type, len: Option<u32>) -> u32 {
     with(|r| {
         r.kernel.locals.push(Local {

@@ -2,8 +2,8 @@
 //! `return` into these calls; a condition that is a compile-time `bool` picks a branch while
 //! the kernel is built, a kernel value branches on the GPU.
 
-use crate::builder::{push_stmt, record_block, Expr, IntoExpr, Var};
-use crate::ir::{Barrier, Stmt};
+use crate::builder::{literal_of, push_stmt, record_block, Expr, IntoExpr, Var};
+use crate::ir::{Barrier, Literal, Stmt};
 use crate::ops::lt;
 use crate::types::Integer;
 
@@ -24,6 +24,10 @@ impl<R> Branch<R> for bool {
 
 impl Branch<()> for Expr<bool> {
     fn branch(self, accept: impl FnOnce(), reject: impl FnOnce()) {
+        // A condition that folded to a constant picks its branch now.
+        if let Some(Literal::Bool(b)) = literal_of(self.id) {
+            return b.branch(accept, reject);
+        }
         let accept = record_block(accept);
         let reject = record_block(reject);
         push_stmt(Stmt::If {

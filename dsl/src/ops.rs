@@ -136,64 +136,79 @@ impl ops::Not for Expr<u32> {
     }
 }
 
-/// Comparison of two values: `bool` for two constants, `Expr<bool>` otherwise.
-pub trait Compare<Rhs> {
+/// `==` and `!=`: `bool` for two compile-time values (numbers, enums, ...), `Expr<bool>`
+/// when a kernel value is involved.
+pub trait CompareEq<Rhs> {
     type Output;
-    fn compare(self, op: BinOp, rhs: Rhs) -> Self::Output;
+    fn compare_eq(self, op: BinOp, rhs: Rhs) -> Self::Output;
 }
 
-fn compare_const<T: PartialOrd>(a: T, op: BinOp, b: T) -> bool {
-    match op {
-        BinOp::Eq => a == b,
-        BinOp::Ne => a != b,
-        BinOp::Lt => a < b,
-        BinOp::Le => a <= b,
-        BinOp::Gt => a > b,
-        BinOp::Ge => a >= b,
-        _ => unreachable!("not a comparison: {op:?}"),
+/// `<`, `<=`, `>`, `>=`, likewise.
+pub trait CompareOrd<Rhs> {
+    type Output;
+    fn compare_ord(self, op: BinOp, rhs: Rhs) -> Self::Output;
+}
+
+impl<T: PartialEq> CompareEq<T> for T {
+    type Output = bool;
+    fn compare_eq(self, op: BinOp, rhs: T) -> bool {
+        match op {
+            BinOp::Eq => self == rhs,
+            _ => self != rhs,
+        }
     }
 }
 
-impl<T: ScalarTy> Compare<Expr<T>> for Expr<T> {
-    type Output = Expr<bool>;
-    fn compare(self, op: BinOp, rhs: Expr<T>) -> Expr<bool> {
-        binary(op, self, rhs)
+impl<T: PartialOrd> CompareOrd<T> for T {
+    type Output = bool;
+    fn compare_ord(self, op: BinOp, rhs: T) -> bool {
+        match op {
+            BinOp::Lt => self < rhs,
+            BinOp::Le => self <= rhs,
+            BinOp::Gt => self > rhs,
+            _ => self >= rhs,
+        }
     }
 }
 
-macro_rules! compare_scalars {
-    ($($s:ty),*) => {$(
-        impl Compare<$s> for Expr<$s> {
+macro_rules! compare_exprs {
+    ($Trait:ident, $method:ident) => {
+        impl<T: ScalarTy> $Trait<Expr<T>> for Expr<T> {
             type Output = Expr<bool>;
-            fn compare(self, op: BinOp, rhs: $s) -> Expr<bool> {
+            fn $method(self, op: BinOp, rhs: Expr<T>) -> Expr<bool> {
                 binary(op, self, rhs)
             }
         }
-        impl Compare<Expr<$s>> for $s {
+        compare_exprs!(@scalars $Trait, $method, f32, u32, i32, f16, bool);
+    };
+    (@scalars $Trait:ident, $method:ident, $($s:ty),*) => {$(
+        impl $Trait<$s> for Expr<$s> {
             type Output = Expr<bool>;
-            fn compare(self, op: BinOp, rhs: Expr<$s>) -> Expr<bool> {
+            fn $method(self, op: BinOp, rhs: $s) -> Expr<bool> {
                 binary(op, self, rhs)
             }
         }
-        impl Compare<$s> for $s {
-            type Output = bool;
-            fn compare(self, op: BinOp, rhs: $s) -> bool {
-                compare_const(self, op, rhs)
+        impl $Trait<Expr<$s>> for $s {
+            type Output = Expr<bool>;
+            fn $method(self, op: BinOp, rhs: Expr<$s>) -> Expr<bool> {
+                binary(op, self, rhs)
             }
         }
     )*};
 }
-compare_scalars!(f32, u32, i32, f16, bool);
+compare_exprs!(CompareEq, compare_eq);
+compare_exprs!(CompareOrd, compare_ord);
 
 macro_rules! compare_fns {
-    ($($name:ident => $op:ident),*) => {$(
+    ($Trait:ident, $method:ident, $($name:ident => $op:ident),*) => {$(
         #[doc = concat!("`", stringify!($name), "` comparison (what `#[kernel]` turns the operator into).")]
-        pub fn $name<A: Compare<B>, B>(a: A, b: B) -> A::Output {
-            a.compare(BinOp::$op, b)
+        pub fn $name<A: $Trait<B>, B>(a: A, b: B) -> A::Output {
+            a.$method(BinOp::$op, b)
         }
     )*};
 }
-compare_fns!(eq => Eq, ne => Ne, lt => Lt, le => Le, gt => Gt, ge => Ge);
+compare_fns!(CompareEq, compare_eq, eq => Eq, ne => Ne);
+compare_fns!(CompareOrd, compare_ord, lt => Lt, le => Le, gt => Gt, ge => Ge);
 
 /// `&&` and `||`: `bool` for two constants, `Expr<bool>` otherwise.
 pub trait Logic<Rhs> {
@@ -219,13 +234,17 @@ impl Logic<Expr<bool>> for Expr<bool> {
 impl Logic<bool> for Expr<bool> {
     type Output = Expr<bool>;
     fn logic(self, op: BinOp, rhs: bool) -> Expr<bool> {
-        binary(op, self, rhs)
+        rhs.logic(op, self)
     }
 }
+/// A constant operand decides `&&`/`||` while the kernel is built.
 impl Logic<Expr<bool>> for bool {
     type Output = Expr<bool>;
     fn logic(self, op: BinOp, rhs: Expr<bool>) -> Expr<bool> {
-        binary(op, self, rhs)
+        match (op, self) {
+            (BinOp::LogicalAnd, true) | (BinOp::LogicalOr, false) => rhs,
+            _ => self.into_expr(),
+        }
     }
 }
 

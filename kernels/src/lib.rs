@@ -1,9 +1,13 @@
 //! The kernels of Web DiT, written in the DSL, and the registry of every variant the model
 //! uses. `model/build.rs` compiles the registry to WGSL at build time.
 
+pub mod attention;
 pub mod elementwise;
+pub mod layout;
 pub mod matmul;
+pub mod matvec;
 pub mod norm;
 mod registry;
+pub mod sampler;
 
-pub use registry::{registry, Tiles, Variant};
+pub use registry::{registry, Tiles, Variant, ATTENTION_WIDTHS};

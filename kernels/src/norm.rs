@@ -2,13 +2,16 @@
 
 use webdit_dsl::prelude::*;
 
-/// Shape of an AdaLN: `rows` rows of width `d`, `rows_per_batch` rows sharing one
-/// modulation vector.
+/// Shape of an AdaLN: rows of width `d`; the `rows_per_batch` rows of batch item b share
+/// the modulation `scale = mods[b·mod_stride + scale_at ..][..d]` (likewise `shift`): all
+/// AdaLNs of a model read their modulations from one `[batch, mod_stride]` buffer.
 #[derive(Uniform)]
 pub struct AdaLnParams {
     pub d: u32,
-    pub rows: u32,
     pub rows_per_batch: u32,
+    pub mod_stride: u32,
+    pub scale_at: u32,
+    pub shift_at: u32,
 }
 
 /// The sum of `v` over the workgroup's `WG` invocations (a power of two), by a tree
@@ -34,11 +37,10 @@ pub fn block_sum<const WG: u32>(buf: &Shared<f32>, v: f32) -> f32 {
 /// `y = (x - mean) / (std + 1e-5) * (1 + scale) + shift` with the *unbiased* std and the
 /// epsilon added to the std (not inside the square root), as checkpoints expect.
 #[kernel(workgroup_size = [WG, 1, 1])]
-pub fn adaln<const WG: u32>(
-    x: &Array<f32>,
-    scale: &Array<f32>,
-    shift: &Array<f32>,
-    y: &mut Array<f32>,
+pub fn adaln<A: ScalarTy, const WG: u32>(
+    x: &Array<A>,
+    mods: &Array<f32>,
+    y: &mut Array<A>,
     p: &Uniform<AdaLnParams>,
 ) {
     let partial = Shared::<f32>::new(WG);
@@ -48,19 +50,21 @@ pub fn adaln<const WG: u32>(
 
     let mut s = 0.0;
     for i in (lane..p.d).step_by(WG) {
-        s += x[base + i];
+        s += x[base + i] as f32;
     }
     let mean = block_sum::<WG>(&partial, s) / (p.d as f32);
 
     let mut v = 0.0;
     for i in (lane..p.d).step_by(WG) {
-        let c = x[base + i] - mean;
+        let c = x[base + i] as f32 - mean;
         v += c * c;
     }
     let inv = 1.0 / (sqrt(block_sum::<WG>(&partial, v) / ((p.d - 1) as f32)) + 1e-5);
 
-    let b = (row / p.rows_per_batch) * p.d;
+    let m = (row / p.rows_per_batch) * p.mod_stride;
     for i in (lane..p.d).step_by(WG) {
-        y[base + i] = (x[base + i] - mean) * inv * (1.0 + scale[b + i]) + shift[b + i];
+        let scale = mods[m + p.scale_at + i];
+        let shift = mods[m + p.shift_at + i];
+        y[base + i] = ((x[base + i] as f32 - mean) * inv * (1.0 + scale) + shift) as A;
     }
 }

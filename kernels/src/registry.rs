@@ -1,16 +1,17 @@
 //! Every kernel variant the model uses, with its parameters, in one place.
 
-use crate::matmul::MatmulTiles;
+use crate::matmul::{Epilogue, MatmulTiles};
+use webdit_dsl::f16;
 use webdit_dsl::ir::Kernel;
 
 /// One compiled-to-WGSL instance of a kernel.
 pub struct Variant {
     /// Unique name; the runtime looks kernels up by it.
-    pub name: &'static str,
+    pub name: String,
     pub kernel: Kernel,
 }
 
-/// Tile sizes picked at build time (Cargo features of `webdit-model`, see its README).
+/// Tile sizes picked at build time (Cargo features of `webdit-model`, see the README).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tiles {
     pub matmul: MatmulTiles,
@@ -46,21 +47,53 @@ impl Default for Tiles {
     }
 }
 
-/// Builds every registered variant with the given tiles.
+/// The head widths attention variants are built for; a model uses the smallest that fits.
+pub const ATTENTION_WIDTHS: [u32; 3] = [64, 128, 192];
+
+/// Epilogues and their variant-name suffixes.
+pub const EPILOGUES: [(Epilogue, &str); 5] = [
+    (Epilogue::None, ""),
+    (Epilogue::Bias, "_bias"),
+    (Epilogue::Silu, "_silu"),
+    (Epilogue::Accumulate, "_acc"),
+    (Epilogue::AddRows, "_addrows"),
+];
+
+/// Builds every registered variant with the given tiles. f32 variants are named plainly;
+/// `_f16` variants keep weights and activations in f16 (accumulating in f32) and need
+/// `shader-f16`.
 pub fn registry(tiles: &Tiles) -> Vec<Variant> {
-    use crate::{elementwise::*, matmul::*, norm::*};
-    vec![
-        Variant {
-            name: "matmul",
-            kernel: matmul(tiles.matmul),
-        },
-        Variant {
-            name: "adaln",
-            kernel: adaln::<256>(),
-        },
-        Variant {
-            name: "silu",
-            kernel: silu_map::<256>(),
-        },
-    ]
+    use crate::{attention::*, layout::*, matmul::*, matvec::*, norm::*, sampler::*};
+    let mut v = vec![];
+    let mut add = |name: String, kernel: Kernel| v.push(Variant { name, kernel });
+    for (e, suffix) in EPILOGUES {
+        add(
+            format!("matmul{suffix}"),
+            matmul::<f32, f32>(tiles.matmul, e),
+        );
+        add(
+            format!("matmul{suffix}_f16"),
+            matmul::<f16, f16>(tiles.matmul, e),
+        );
+    }
+    for (silu, suffix) in [(false, ""), (true, "_silu")] {
+        add(format!("matvec{suffix}"), matvec::<f32, f32>(silu));
+        add(format!("matvec{suffix}_w16"), matvec::<f32, f16>(silu));
+    }
+    add("attention_d64".into(), attention::<f32, 64>());
+    add("attention_d128".into(), attention::<f32, 128>());
+    add("attention_d192".into(), attention::<f32, 192>());
+    add("attention_d64_f16".into(), attention::<f16, 64>());
+    add("attention_d128_f16".into(), attention::<f16, 128>());
+    add("attention_d192_f16".into(), attention::<f16, 192>());
+    add("adaln".into(), adaln::<f32, 256>());
+    add("adaln_f16".into(), adaln::<f16, 256>());
+    add("patchify".into(), patchify::<f32, 256>());
+    add("patchify_f16".into(), patchify::<f16, 256>());
+    add("unpatchify".into(), unpatchify::<f32, 256>());
+    add("unpatchify_f16".into(), unpatchify::<f16, 256>());
+    add("timestep_embedding".into(), timestep_embedding::<256>());
+    add("sampler_step".into(), sampler_step::<256>());
+    add("silu".into(), crate::elementwise::silu_map::<256>());
+    v
 }

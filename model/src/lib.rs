@@ -3,5 +3,6 @@
 
 pub mod gpu;
 pub mod kernels;
+pub mod noise;
 
 pub use gpu::{Gpu, GpuError, Kernel};

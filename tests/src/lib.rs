@@ -10,6 +10,8 @@ use webdit_model::Gpu;
 /// The bit pattern written over every output before a run: a NaN, so an element the kernel
 /// failed to write can never pass a comparison.
 pub const POISON: u32 = 0x7fc0_dead;
+/// The same for f16 outputs (a NaN).
+pub const POISON_F16: u16 = 0x7e5a;
 /// Elements after each output that a kernel must leave alone (catches writes past the end).
 pub const GUARD: usize = 64;
 
@@ -74,6 +76,12 @@ pub enum Arg<'a> {
     InputBytes(&'a [u8]),
     /// An output of `n` f32 elements, poisoned before the run, followed by a guard region.
     Output(usize),
+    /// Input data stored as f16 (rounded from the given f32s).
+    InputF16(&'a [f32]),
+    /// An output of `n` f16 elements, read back as f32.
+    OutputF16(usize),
+    /// An output that starts with the given f32 data (for in-place kernels).
+    InOut(&'a [f32]),
     /// A uniform struct's bytes.
     Uniform(Vec<u8>),
 }
@@ -84,12 +92,26 @@ pub fn run(src: &'static KernelSource, args: &[Arg], groups: [u32; 3]) -> Vec<Ve
     let gpu = gpu();
     let kernel = gpu.kernel(src).unwrap_or_else(|e| panic!("{e}"));
     let poison = |n: usize| bytemuck::cast_slice::<u32, u8>(&vec![POISON; n + GUARD]).to_vec();
-    let buffers: Vec<(wgpu::Buffer, Option<usize>)> = args
+    let poison16 = |n: usize| {
+        bytemuck::cast_slice::<u16, u8>(&vec![POISON_F16; (n + GUARD).next_multiple_of(2)]).to_vec()
+    };
+    let guarded = |d: &[f32]| {
+        let mut words: Vec<u32> = d.iter().map(|v| v.to_bits()).collect();
+        words.extend([POISON; GUARD]);
+        bytemuck::cast_slice::<u32, u8>(&words).to_vec()
+    };
+    let buffers: Vec<(wgpu::Buffer, Option<(usize, bool)>)> = args
         .iter()
         .map(|a| match a {
             Arg::Input(d) => (gpu.storage_init("input", bytemuck::cast_slice(d)), None),
             Arg::InputBytes(d) => (gpu.storage_init("input", d), None),
-            Arg::Output(n) => (gpu.storage_init("output", &poison(*n)), Some(*n)),
+            Arg::InputF16(d) => (gpu.storage_init("input", &f16_bytes(d)), None),
+            Arg::Output(n) => (gpu.storage_init("output", &poison(*n)), Some((*n, false))),
+            Arg::OutputF16(n) => (gpu.storage_init("output", &poison16(*n)), Some((*n, true))),
+            Arg::InOut(d) => (
+                gpu.storage_init("inout", &guarded(d)),
+                Some((d.len(), false)),
+            ),
             Arg::Uniform(b) => (gpu.uniform("params", b), None),
         })
         .collect();
@@ -104,18 +126,28 @@ pub fn run(src: &'static KernelSource, args: &[Arg], groups: [u32; 3]) -> Vec<Ve
     buffers
         .iter()
         .filter_map(|(b, n)| n.map(|n| (b, n)))
-        .map(|(b, n)| {
-            let words: Vec<u32> = bytemuck::pod_collect_to_vec(
-                &pollster::block_on(gpu.read(b)).unwrap_or_else(|e| panic!("{e}")),
-            );
-            let bad = words[n..].iter().position(|w| *w != POISON);
-            assert!(
-                bad.is_none(),
-                "{}: wrote {} past the end of an output",
-                src.name,
-                bad.unwrap()
-            );
-            words[..n].iter().map(|w| f32::from_bits(*w)).collect()
+        .map(|(b, (n, half))| {
+            let bytes = pollster::block_on(gpu.read(b)).unwrap_or_else(|e| panic!("{e}"));
+            let overrun = |at: Option<usize>| {
+                assert!(
+                    at.is_none(),
+                    "{}: wrote {} past the end of an output",
+                    src.name,
+                    at.unwrap()
+                );
+            };
+            if half {
+                let h: Vec<u16> = bytemuck::pod_collect_to_vec(&bytes);
+                overrun(h[n..].iter().position(|w| *w != POISON_F16));
+                h[..n]
+                    .iter()
+                    .map(|w| half::f16::from_bits(*w).to_f32())
+                    .collect()
+            } else {
+                let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+                overrun(words[n..].iter().position(|w| *w != POISON));
+                words[..n].iter().map(|w| f32::from_bits(*w)).collect()
+            }
         })
         .collect()
 }
@@ -151,6 +183,23 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
         "{what}: relative error {err:.3e} > {tol:.1e}; first bad element {first}: got {}, want {}",
         got[first], want[first]
     );
+}
+
+/// f32s rounded to f16, as bytes (padded to 4 bytes).
+pub fn f16_bytes(d: &[f32]) -> Vec<u8> {
+    let mut h: Vec<u16> = d
+        .iter()
+        .map(|v| half::f16::from_f32(*v).to_bits())
+        .collect();
+    if h.len() % 2 == 1 {
+        h.push(0);
+    }
+    bytemuck::cast_slice(&h).to_vec()
+}
+
+/// f32s rounded through f16, as the f16 kernels see them.
+pub fn round_f16(d: &[f32]) -> Vec<f32> {
+    d.iter().map(|v| half::f16::from_f32(*v).to_f32()).collect()
 }
 
 /// Workgroups needed to cover `n` items with `per` items each.

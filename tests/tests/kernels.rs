@@ -1,13 +1,28 @@
 //! Every kernel on a real wgpu device against a plain CPU reference (f64), on fresh random
-//! inputs, with outputs poisoned and guarded, at sizes that are and are not tile multiples.
+//! inputs, with outputs poisoned and guarded, at sizes that are and are not tile multiples,
+//! with batch > 1. f16 variants are compared against the reference on f16-rounded inputs.
 
+use webdit_dsl::prelude::{global_id, kernel, vec2, vec4, Uniform};
 use webdit_dsl::UniformStruct;
+use webdit_kernels::attention::{AttentionParams, BQ};
 use webdit_kernels::elementwise::Len;
-use webdit_kernels::matmul::{matmul, MatmulParams, MatmulTiles};
+use webdit_kernels::layout::{PatchParams, SinusParams};
+use webdit_kernels::matmul::{matmul, Epilogue, MatmulParams, MatmulTiles};
+use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::AdaLnParams;
+use webdit_kernels::sampler::{philox, StepParams};
 use webdit_kernels::Tiles;
-use webdit_model::kernels;
+use webdit_model::kernels::{self, by_name};
+use webdit_model::noise;
 use webdit_tests::*;
+
+fn variant(name: &str) -> &'static kernels::KernelSource {
+    by_name(name).unwrap_or_else(|| panic!("no variant {name}"))
+}
+
+fn silu(v: f64) -> f64 {
+    v / (1.0 + (-v).exp())
+}
 
 fn matmul_ref(a: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
     let mut c = vec![0.0f64; m * n];
@@ -21,66 +36,301 @@ fn matmul_ref(a: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
     c
 }
 
-fn check_matmul(src: &'static kernels::KernelSource, t: MatmulTiles, m: u32, n: u32, k: u32) {
-    let mut rng = rng(&format!("matmul {} {m}x{n}x{k}", src.name));
-    let a = random(&mut rng, (m * k) as usize);
-    let w = random(&mut rng, (n * k) as usize);
-    let p = MatmulParams { m, n, k }.to_bytes();
-    let out = run(
+struct MatmulCase {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    epilogue: Epilogue,
+    f16: bool,
+}
+
+fn check_matmul(src: &'static kernels::KernelSource, t: MatmulTiles, case: MatmulCase) {
+    let MatmulCase {
+        m,
+        n,
+        k,
+        batch,
+        epilogue,
+        f16,
+    } = case;
+    let what = format!("{} {m}x{n}x{k} batch {batch}", src.name);
+    let mut rng = rng(&what);
+    let (mn, mk, nk) = ((m * n) as usize, (m * k) as usize, (n * k) as usize);
+    let round = |v: Vec<f32>| if f16 { round_f16(&v) } else { v };
+    let a = round(random(&mut rng, mk * batch as usize));
+    let w = round(random(&mut rng, nk));
+    let period = 7.min(m);
+    let extra = round(random(&mut rng, (period * n) as usize));
+    let prior = round(random(&mut rng, mn * batch as usize));
+    let p = MatmulParams {
+        a_batch_stride: m * k,
+        c_batch_stride: m * n,
+        rows_period: period,
+        ..MatmulParams::new(m, n, k)
+    };
+    let arg = |d: &'static [f32]| if f16 { Arg::InputF16(d) } else { Arg::Input(d) };
+    let leak = |v: Vec<f32>| -> &'static [f32] { Box::leak(v.into_boxed_slice()) };
+    let (a, w, extra, prior) = (leak(a), leak(w), leak(extra), leak(prior));
+    let out = match (epilogue, f16) {
+        (Epilogue::Accumulate, false) => Arg::InOut(prior),
+        (Epilogue::Accumulate, true) => panic!("covered in f32"),
+        (_, true) => Arg::OutputF16(mn * batch as usize),
+        (_, false) => Arg::Output(mn * batch as usize),
+    };
+    let got = run(
         src,
-        &[
-            Arg::Input(&a),
-            Arg::Input(&w),
-            Arg::Output((m * n) as usize),
-            Arg::Uniform(p),
-        ],
-        [groups(n, t.bn), groups(m, t.bm), 1],
+        &[arg(a), arg(w), out, arg(extra), Arg::Uniform(p.to_bytes())],
+        [groups(n, t.bn), groups(m, t.bm), batch],
     );
-    let want = matmul_ref(&a, &w, m as usize, n as usize, k as usize);
-    assert_close(
-        &format!("matmul {} {m}x{n}x{k}", src.name),
-        &out[0],
-        &want,
-        1e-5,
-    );
-}
-
-/// The build's variant on the model's shapes and on ragged ones.
-#[test]
-fn matmul_registered_variant() {
-    let t = Tiles::named(kernels::TILES).unwrap().matmul;
-    for (m, n, k) in [
-        (64, 512, 192),
-        (128, 128, 128),
-        (1, 1, 1),
-        (65, 67, 33),
-        (100, 513, 31),
-        (256, 96, 512),
-    ] {
-        check_matmul(&kernels::MATMUL, t, m, n, k);
+    let mut want = vec![];
+    for b in 0..batch as usize {
+        let c = matmul_ref(
+            &a[b * mk..(b + 1) * mk],
+            w,
+            m as usize,
+            n as usize,
+            k as usize,
+        );
+        want.extend(c.iter().enumerate().map(|(i, v)| {
+            let (r, col) = (i / n as usize, i % n as usize);
+            match epilogue {
+                Epilogue::None => *v,
+                Epilogue::Bias => v + extra[col] as f64,
+                Epilogue::Silu => silu(*v),
+                Epilogue::Accumulate => v + prior[b * mn + i] as f64,
+                Epilogue::AddRows => v + extra[(r % period as usize) * n as usize + col] as f64,
+            }
+        }));
     }
+    assert_close(&what, &got[0], &want, if f16 { 2e-3 } else { 1e-5 });
 }
 
-/// Every tile configuration a Cargo feature can pick.
+fn build_tiles() -> MatmulTiles {
+    Tiles::named(kernels::TILES).unwrap().matmul
+}
+
 #[test]
-fn matmul_every_tile_choice() {
-    for (name, tiles) in Tiles::CHOICES {
-        let src = compile(&format!("matmul_{name}"), &matmul(tiles.matmul));
-        for (m, n, k) in [(130, 70, 40), (64, 128, 64)] {
-            check_matmul(src, tiles.matmul, m, n, k);
+fn matmul_every_epilogue_f32() {
+    for (name, epilogue) in [
+        ("matmul", Epilogue::None),
+        ("matmul_bias", Epilogue::Bias),
+        ("matmul_silu", Epilogue::Silu),
+        ("matmul_acc", Epilogue::Accumulate),
+        ("matmul_addrows", Epilogue::AddRows),
+    ] {
+        for (m, n, k, batch) in [
+            (64, 512, 192, 1),
+            (65, 67, 33, 2),
+            (1, 1, 1, 1),
+            (100, 130, 31, 1),
+        ] {
+            let case = MatmulCase {
+                m,
+                n,
+                k,
+                batch,
+                epilogue,
+                f16: false,
+            };
+            check_matmul(variant(name), build_tiles(), case);
         }
     }
 }
 
-fn adaln_ref(x: &[f32], scale: &[f32], shift: &[f32], d: usize, rows_per_batch: usize) -> Vec<f64> {
+#[test]
+fn matmul_f16_variants() {
+    if !gpu().f16 {
+        eprintln!("adapter lacks shader-f16; f16 variants not run");
+        return;
+    }
+    for (name, epilogue) in [
+        ("matmul_f16", Epilogue::None),
+        ("matmul_silu_f16", Epilogue::Silu),
+        ("matmul_bias_f16", Epilogue::Bias),
+    ] {
+        for (m, n, k, batch) in [(64, 96, 128, 1), (37, 70, 45, 2)] {
+            let case = MatmulCase {
+                m,
+                n,
+                k,
+                batch,
+                epilogue,
+                f16: true,
+            };
+            check_matmul(variant(name), build_tiles(), case);
+        }
+    }
+}
+
+/// Every tile configuration a Cargo feature can pick, built now rather than by the build.
+#[test]
+fn matmul_every_tile_choice() {
+    for (name, tiles) in Tiles::CHOICES {
+        let src = compile(
+            &format!("matmul_{name}"),
+            &matmul::<f32, f32>(tiles.matmul, Epilogue::None),
+        );
+        for (m, n, k) in [(130, 70, 40), (64, 128, 64)] {
+            let case = MatmulCase {
+                m,
+                n,
+                k,
+                batch: 1,
+                epilogue: Epilogue::None,
+                f16: false,
+            };
+            check_matmul(src, tiles.matmul, case);
+        }
+    }
+}
+
+#[test]
+fn matvec_matches_reference() {
+    let mut rng = rng("matvec");
+    for (name, silu_after, f16w) in [
+        ("matvec", false, false),
+        ("matvec_silu", true, false),
+        ("matvec_silu_w16", true, true),
+    ] {
+        if f16w && !gpu().f16 {
+            continue;
+        }
+        for (m, n, k) in [
+            (1usize, 128usize, 256usize),
+            (2, 512, 128),
+            (16, 37, 100),
+            (3, 2304, 128),
+        ] {
+            let x = random(&mut rng, m * k);
+            let mut w = random(&mut rng, n * k);
+            if f16w {
+                w = round_f16(&w);
+            }
+            let p = MatvecParams {
+                n: n as u32,
+                k: k as u32,
+            };
+            let warg = if f16w {
+                Arg::InputF16(&w)
+            } else {
+                Arg::Input(&w)
+            };
+            let got = run(
+                variant(name),
+                &[
+                    Arg::Input(&x),
+                    warg,
+                    Arg::Output(m * n),
+                    Arg::Uniform(p.to_bytes()),
+                ],
+                [groups(n as u32, OUTPUTS), m as u32, 1],
+            );
+            let want: Vec<f64> = matmul_ref(&x, &w, m, n, k)
+                .into_iter()
+                .map(|v| if silu_after { silu(v) } else { v })
+                .collect();
+            assert_close(&format!("{name} {m}x{n}x{k}"), &got[0], &want, 1e-5);
+        }
+    }
+}
+
+fn attention_ref(qkv: &[f32], batch: usize, n: usize, heads: usize, dh: usize) -> Vec<f64> {
+    let inner = heads * dh;
+    let mut out = vec![0.0; batch * n * inner];
+    let at = |b: usize, i: usize, part: usize, h: usize, d: usize| {
+        qkv[(b * n + i) * 3 * inner + part * inner + h * dh + d] as f64
+    };
+    for b in 0..batch {
+        for h in 0..heads {
+            for i in 0..n {
+                let s: Vec<f64> = (0..n)
+                    .map(|j| {
+                        (0..dh)
+                            .map(|d| at(b, i, 0, h, d) * at(b, j, 1, h, d))
+                            .sum::<f64>()
+                            / (dh as f64).sqrt()
+                    })
+                    .collect();
+                let mx = s.iter().cloned().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = s.iter().map(|v| (v - mx).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for d in 0..dh {
+                    out[(b * n + i) * inner + h * dh + d] =
+                        (0..n).map(|j| e[j] * at(b, j, 2, h, d)).sum::<f64>() / z;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn attention_matches_reference() {
+    let mut rng = rng("attention");
+    for f16 in [false, true] {
+        if f16 && !gpu().f16 {
+            continue;
+        }
+        for (n, dh, heads, batch) in [
+            (64usize, 128u32, 1usize, 1usize),
+            (256, 192, 1, 1),
+            (33, 40, 3, 2),
+            (5, 64, 2, 1),
+            (17, 16, 2, 3),
+        ] {
+            let width = webdit_kernels::ATTENTION_WIDTHS
+                .iter()
+                .find(|w| **w >= dh)
+                .unwrap();
+            let dh = dh as usize;
+            let name = format!("attention_d{width}{}", if f16 { "_f16" } else { "" });
+            let mut qkv: Vec<f32> = random(&mut rng, batch * n * 3 * heads * dh)
+                .iter()
+                .map(|v| v * 2.0)
+                .collect();
+            if f16 {
+                qkv = round_f16(&qkv);
+            }
+            let p = AttentionParams {
+                n: n as u32,
+                dh: dh as u32,
+                heads: heads as u32,
+                scale: (dh as f32).powf(-0.5),
+            };
+            let (input, output) = if f16 {
+                (Arg::InputF16(&qkv), Arg::OutputF16(batch * n * heads * dh))
+            } else {
+                (Arg::Input(&qkv), Arg::Output(batch * n * heads * dh))
+            };
+            let got = run(
+                variant(&name),
+                &[input, output, Arg::Uniform(p.to_bytes())],
+                [groups(n as u32, BQ), heads as u32, batch as u32],
+            );
+            let want = attention_ref(&qkv, batch, n, heads, dh);
+            let tol = if f16 { 2e-3 } else { 1e-5 };
+            assert_close(
+                &format!("{name} n={n} dh={dh} heads={heads} batch={batch}"),
+                &got[0],
+                &want,
+                tol,
+            );
+        }
+    }
+}
+
+fn adaln_ref(x: &[f32], mods: &[f32], p: &AdaLnParams) -> Vec<f64> {
+    let d = p.d as usize;
     let mut y = vec![0.0; x.len()];
     for (r, row) in x.chunks(d).enumerate() {
         let mean = row.iter().map(|v| *v as f64).sum::<f64>() / d as f64;
         let var = row.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / (d - 1) as f64;
         let std = var.sqrt() + 1e-5;
-        let b = r / rows_per_batch;
+        let m = (r / p.rows_per_batch as usize) * p.mod_stride as usize;
         for i in 0..d {
-            let (s, h) = (scale[b * d + i] as f64, shift[b * d + i] as f64);
+            let s = mods[m + p.scale_at as usize + i] as f64;
+            let h = mods[m + p.shift_at as usize + i] as f64;
             y[r * d + i] = (row[i] as f64 - mean) / std * (1.0 + s) + h;
         }
     }
@@ -90,32 +340,46 @@ fn adaln_ref(x: &[f32], scale: &[f32], shift: &[f32], d: usize, rows_per_batch: 
 #[test]
 fn adaln_matches_reference() {
     let mut rng = rng("adaln");
-    for (d, rows_per_batch, batch) in [(512, 64, 2), (768, 256, 1), (100, 7, 3), (3, 5, 1)] {
-        let rows = rows_per_batch * batch;
-        let x: Vec<f32> = random(&mut rng, rows * d)
-            .iter()
-            .map(|v| v * 3.0 + 0.5)
-            .collect();
-        let scale = random(&mut rng, batch * d);
-        let shift = random(&mut rng, batch * d);
-        let p = AdaLnParams {
-            d: d as u32,
-            rows: rows as u32,
-            rows_per_batch: rows_per_batch as u32,
-        };
-        let out = run(
-            &kernels::ADALN,
-            &[
-                Arg::Input(&x),
-                Arg::Input(&scale),
-                Arg::Input(&shift),
-                Arg::Output(rows * d),
-                Arg::Uniform(p.to_bytes()),
-            ],
-            [rows as u32, 1, 1],
-        );
-        let want = adaln_ref(&x, &scale, &shift, d, rows_per_batch);
-        assert_close(&format!("adaln d={d} rows={rows}"), &out[0], &want, 1e-5);
+    for f16 in [false, true] {
+        if f16 && !gpu().f16 {
+            continue;
+        }
+        for (d, rows_per_batch, batch) in [(512, 64, 2), (768, 256, 1), (100, 7, 3), (3, 5, 1)] {
+            let rows = rows_per_batch * batch;
+            let mut x: Vec<f32> = random(&mut rng, rows * d)
+                .iter()
+                .map(|v| v * 3.0 + 0.5)
+                .collect();
+            if f16 {
+                x = round_f16(&x);
+            }
+            let mod_stride = 3 * d + 5;
+            let mods = random(&mut rng, batch * mod_stride);
+            let p = AdaLnParams {
+                d: d as u32,
+                rows_per_batch: rows_per_batch as u32,
+                mod_stride: mod_stride as u32,
+                scale_at: (d + 2) as u32,
+                shift_at: 1,
+            };
+            let (name, input, output) = if f16 {
+                ("adaln_f16", Arg::InputF16(&x), Arg::OutputF16(rows * d))
+            } else {
+                ("adaln", Arg::Input(&x), Arg::Output(rows * d))
+            };
+            let got = run(
+                variant(name),
+                &[input, Arg::Input(&mods), output, Arg::Uniform(p.to_bytes())],
+                [rows as u32, 1, 1],
+            );
+            let tol = if f16 { 2e-3 } else { 1e-5 };
+            assert_close(
+                &format!("{name} d={d} rows={rows}"),
+                &got[0],
+                &adaln_ref(&x, &mods, &p),
+                tol,
+            );
+        }
     }
 }
 
@@ -125,7 +389,7 @@ fn silu_matches_reference() {
     for n in [1usize, 255, 256, 1000, 65536 + 3] {
         let x: Vec<f32> = random(&mut rng, n).iter().map(|v| v * 20.0).collect();
         let out = run(
-            &kernels::SILU,
+            variant("silu"),
             &[
                 Arg::Input(&x),
                 Arg::Output(n),
@@ -133,10 +397,173 @@ fn silu_matches_reference() {
             ],
             [groups(n as u32, 256), 1, 1],
         );
-        let want: Vec<f64> = x
-            .iter()
-            .map(|v| *v as f64 / (1.0 + (-*v as f64).exp()))
-            .collect();
+        let want: Vec<f64> = x.iter().map(|v| silu(*v as f64)).collect();
         assert_close(&format!("silu n={n}"), &out[0], &want, 1e-6);
+    }
+}
+
+/// Patchify and unpatchify against the index formulas of the model reference, as a round trip.
+#[test]
+fn patchify_and_unpatchify() {
+    let mut rng = rng("patchify");
+    for (batch, channels, size, patch) in [(2u32, 3u32, 64u32, 8u32), (1, 3, 64, 4), (3, 2, 12, 3)]
+    {
+        let total = batch * channels * size * size;
+        let image = random(&mut rng, total as usize);
+        let p = PatchParams {
+            channels,
+            size,
+            patch,
+            total,
+        };
+        let tokens = run(
+            variant("patchify"),
+            &[
+                Arg::Input(&image),
+                Arg::Output(total as usize),
+                Arg::Uniform(p.to_bytes()),
+            ],
+            [groups(total, 256), 1, 1],
+        );
+        let g = size / patch;
+        let mut want = vec![0.0f64; total as usize];
+        for b in 0..batch {
+            for c in 0..channels {
+                for y in 0..size {
+                    for x in 0..size {
+                        let n = (y / patch) * g + x / patch;
+                        let e = (c * patch + y % patch) * patch + x % patch;
+                        let o = ((b * g * g + n) * channels * patch * patch + e) as usize;
+                        want[o] =
+                            image[(((b * channels + c) * size + y) * size + x) as usize] as f64;
+                    }
+                }
+            }
+        }
+        assert_close("patchify", &tokens[0], &want, 0.0);
+        let back = run(
+            variant("unpatchify"),
+            &[
+                Arg::Input(&tokens[0]),
+                Arg::Output(total as usize),
+                Arg::Uniform(p.to_bytes()),
+            ],
+            [groups(total, 256), 1, 1],
+        );
+        let image64: Vec<f64> = image.iter().map(|v| *v as f64).collect();
+        assert_close("unpatchify", &back[0], &image64, 0.0);
+    }
+}
+
+#[test]
+fn timestep_embedding_matches_reference() {
+    for (width, ts) in [
+        (256u32, vec![0.0f32, 31.0, 7.0]),
+        (16, vec![3.0, 1.0]),
+        (384, vec![15.0]),
+    ] {
+        let total = width * ts.len() as u32;
+        let p = SinusParams { width, total };
+        let got = run(
+            variant("timestep_embedding"),
+            &[
+                Arg::Input(&ts),
+                Arg::Output(total as usize),
+                Arg::Uniform(p.to_bytes()),
+            ],
+            [groups(total, 256), 1, 1],
+        );
+        let half = (width / 2) as usize;
+        let mut want = vec![];
+        for t in &ts {
+            for i in 0..width as usize {
+                let f = (-((i % half) as f64) * 10000f64.ln() / (half as f64 - 1.0)).exp();
+                let a = *t as f64 * f;
+                want.push(if i < half { a.sin() } else { a.cos() });
+            }
+        }
+        assert_close(&format!("sinus width={width}"), &got[0], &want, 2e-5);
+    }
+}
+
+#[derive(Uniform)]
+struct PhiloxParams {
+    n: u32,
+    k0: u32,
+    k1: u32,
+}
+
+/// Four Philox words per invocation, to compare with the CPU bit for bit.
+#[kernel(workgroup_size = [64, 1, 1])]
+fn philox_words(out: &mut Array<u32>, p: &Uniform<PhiloxParams>) {
+    let i = global_id().x;
+    if i < p.n {
+        let r = philox(
+            vec4(i, i * 7 + 1, 0xdead_beef, i ^ 0x1234_5678),
+            vec2(p.k0, p.k1),
+        );
+        out[4 * i] = r.x;
+        out[4 * i + 1] = r.y;
+        out[4 * i + 2] = r.z;
+        out[4 * i + 3] = r.w;
+    }
+}
+
+#[test]
+fn philox_on_the_gpu_is_bit_exact() {
+    let src = compile("philox_words", &philox_words());
+    let n = 1000u32;
+    let (k0, k1) = (0x9e37_79b9, 0x0bad_cafe);
+    let got = run(
+        src,
+        &[
+            Arg::Output(4 * n as usize),
+            Arg::Uniform(PhiloxParams { n, k0, k1 }.to_bytes()),
+        ],
+        [groups(n, 64), 1, 1],
+    );
+    for i in 0..n {
+        let want = noise::philox([i, i * 7 + 1, 0xdead_beef, i ^ 0x1234_5678], [k0, k1]);
+        let have: Vec<u32> = got[0][4 * i as usize..4 * i as usize + 4]
+            .iter()
+            .map(|f| f.to_bits())
+            .collect();
+        assert_eq!(have, want, "counter {i}");
+    }
+}
+
+/// The sampler update, with noise, against the CPU noise definition.
+#[test]
+fn sampler_step_matches_reference() {
+    let mut rng = rng("sampler_step");
+    for (n, a, b, c) in [
+        (12288usize, 1.03f32, -0.2f32, 0.4f32),
+        (5, 0.0, 0.0, 1.0),
+        (70000, 0.5, 0.5, 0.0),
+    ] {
+        let x = random(&mut rng, n);
+        let eps = random(&mut rng, n);
+        let seed = 0x1234_5678_9abc_def0u64;
+        let p = StepParams {
+            n: n as u32,
+            seed_lo: seed as u32,
+            seed_hi: (seed >> 32) as u32,
+            stream: 9,
+            a,
+            b,
+            c,
+        };
+        let got = run(
+            variant("sampler_step"),
+            &[Arg::InOut(&x), Arg::Input(&eps), Arg::Uniform(p.to_bytes())],
+            [groups(n as u32, 256), 1, 1],
+        );
+        let want: Vec<f64> = (0..n)
+            .map(|i| {
+                let z = noise::gaussian(seed, 9, i as u32) as f64;
+                a as f64 * x[i] as f64 + b as f64 * eps[i] as f64 + c as f64 * z
+            })
+            .collect();
+        assert_close(&format!("sampler_step n={n}"), &got[0], &want, 2e-5);
     }
 }

@@ -176,9 +176,18 @@ fn kernel_impl(args: KernelArgs, func: ItemFn) -> syn::Result<Tokens> {
     let mut declare = vec![];
     let mut scope = Scope::default();
     for g in &sig.generics.params {
-        if let GenericParam::Const(c) = g {
-            let id = &c.ident;
-            describe.push(quote!(format!("{} = {:?}", stringify!(#id), #id)));
+        match g {
+            GenericParam::Const(c) => {
+                let id = &c.ident;
+                describe.push(quote!(format!("{} = {:?}", stringify!(#id), #id)));
+            }
+            GenericParam::Type(t) => {
+                let id = &t.ident;
+                describe.push(quote!(
+                    format!("{} = {}", stringify!(#id), ::std::any::type_name::<#id>())
+                ));
+            }
+            GenericParam::Lifetime(_) => {}
         }
     }
     for arg in &sig.inputs {
@@ -229,7 +238,7 @@ fn kernel_impl(args: KernelArgs, func: ItemFn) -> syn::Result<Tokens> {
         .collect();
     Ok(quote! {
         #(#doc_attrs)*
-        #[allow(unused_variables, unused_braces, unused_parens, clippy::unit_arg, clippy::let_unit_value, clippy::unnecessary_cast)]
+        #[allow(unused_variables, unused_braces, unused_parens, clippy::unit_arg, clippy::let_unit_value, clippy::unnecessary_cast, clippy::too_many_arguments)]
         #vis fn #name #generics (#(#comptime_params),*) -> ::webdit_dsl::ir::Kernel #where_clause {
             let __params: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#describe),*];
             ::webdit_dsl::build_kernel(#name_str, __params.join(", "), || {
@@ -322,7 +331,7 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
     let where_clause = &sig.generics.where_clause;
     Ok(quote! {
         #(#attrs)*
-        #[allow(unused_variables, unused_braces, unused_parens, clippy::unit_arg, clippy::let_unit_value, clippy::unnecessary_cast)]
+        #[allow(unused_variables, unused_braces, unused_parens, clippy::unit_arg, clippy::let_unit_value, clippy::unnecessary_cast, clippy::too_many_arguments)]
         #vis fn #name #generics (#(#params),*) #ret #where_clause {
             #(#convert)*
             #body

@@ -1,0 +1,86 @@
+//! Moving between image and token layouts, and the timestep embedding.
+
+use webdit_dsl::prelude::*;
+
+/// An image batch `[b, c, size, size]` cut into `p × p` patches: tokens `[b, g·g, c·p·p]`
+/// with `g = size / p`; token `gy·g + gx`, inside a patch the order (channel, py, px).
+#[derive(Uniform)]
+pub struct PatchParams {
+    pub channels: u32,
+    pub size: u32,
+    pub patch: u32,
+    /// Elements in the whole batch.
+    pub total: u32,
+}
+
+/// Image → tokens; one invocation per token element.
+#[kernel(workgroup_size = [WG, 1, 1])]
+pub fn patchify<A: ScalarTy, const WG: u32>(
+    image: &Array<f32>,
+    tokens: &mut Array<A>,
+    p: &Uniform<PatchParams>,
+) {
+    let o = global_id().x + global_id().y * (num_workgroups().x * WG);
+    if o < p.total {
+        let pd = p.channels * p.patch * p.patch;
+        let g = p.size / p.patch;
+        let e = o % pd;
+        let token = o / pd;
+        let b = token / (g * g);
+        let n = token % (g * g);
+        let ch = e / (p.patch * p.patch);
+        let py = (e / p.patch) % p.patch;
+        let px = e % p.patch;
+        let y = (n / g) * p.patch + py;
+        let x = (n % g) * p.patch + px;
+        tokens[o] = image[((b * p.channels + ch) * p.size + y) * p.size + x] as A;
+    }
+}
+
+/// Tokens → image; one invocation per image element.
+#[kernel(workgroup_size = [WG, 1, 1])]
+pub fn unpatchify<A: ScalarTy, const WG: u32>(
+    tokens: &Array<A>,
+    image: &mut Array<f32>,
+    p: &Uniform<PatchParams>,
+) {
+    let o = global_id().x + global_id().y * (num_workgroups().x * WG);
+    if o < p.total {
+        let g = p.size / p.patch;
+        let x = o % p.size;
+        let y = (o / p.size) % p.size;
+        let ch = (o / (p.size * p.size)) % p.channels;
+        let b = o / (p.size * p.size * p.channels);
+        let n = (y / p.patch) * g + x / p.patch;
+        let e = (ch * p.patch + y % p.patch) * p.patch + x % p.patch;
+        let pd = p.channels * p.patch * p.patch;
+        image[o] = tokens[(b * g * g + n) * pd + e] as f32;
+    }
+}
+
+/// `sinus(t, width)` for each batch item: `half = width/2` frequencies
+/// `f_i = exp(-i·ln(10000)/(half-1))`, all sines first, then all cosines.
+#[derive(Uniform)]
+pub struct SinusParams {
+    pub width: u32,
+    pub total: u32,
+}
+
+/// Timestep embedding: `out[b, :] = sinus(t[b], width)`.
+#[kernel(workgroup_size = [WG, 1, 1])]
+pub fn timestep_embedding<const WG: u32>(
+    t: &Array<f32>,
+    out: &mut Array<f32>,
+    p: &Uniform<SinusParams>,
+) {
+    let o = global_id().x;
+    if o < p.total {
+        let half = p.width / 2;
+        let i = o % p.width;
+        let b = o / p.width;
+        let k = i % half;
+        let f = exp((k as f32) * (-9.2103404 / ((half - 1) as f32)));
+        let arg = t[b] * f;
+        out[o] = select(i < half, sin(arg), cos(arg));
+    }
+}
