@@ -1,8 +1,36 @@
 //! Web DiT's runtime: the DiT on wgpu, from kernels written in the DSL and compiled to WGSL
-//! at build time.
+//! at build time; a CPU reference of the same model; checkpoints; samplers.
 
+pub mod checkpoint;
+pub mod config;
+pub mod cpu;
 pub mod gpu;
 pub mod kernels;
 pub mod noise;
+pub mod runtime;
+pub mod sampler;
+pub mod wts1;
 
+pub use checkpoint::{Checkpoint, CheckpointError};
+pub use config::Config;
 pub use gpu::{Gpu, GpuError, Kernel};
+pub use runtime::{Generator, GpuModel, Precision, RuntimeError};
+pub use sampler::{plan, Sampler, Step};
+
+/// The shipped default model (`favicon-s` trained on emoji; see
+/// `model/weights/favicon-s-emoji/ATTRIBUTION.md`), embedded in the binary.
+pub fn default_checkpoint() -> Result<Checkpoint, CheckpointError> {
+    const INDEX: &str = include_str!("../weights/favicon-s-emoji/model.safetensors.index.json");
+    const SHARD1: &[u8] =
+        include_bytes!("../weights/favicon-s-emoji/model-00001-of-00002.safetensors");
+    const SHARD2: &[u8] =
+        include_bytes!("../weights/favicon-s-emoji/model-00002-of-00002.safetensors");
+    let files = checkpoint::Files {
+        files: vec![
+            ("model-00001-of-00002.safetensors".into(), SHARD1),
+            ("model-00002-of-00002.safetensors".into(), SHARD2),
+        ],
+        index: Some(INDEX),
+    };
+    Checkpoint::from_files(files, None)
+}

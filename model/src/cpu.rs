@@ -1,0 +1,261 @@
+//! The DiT forward pass on the CPU in plain f32 (matrix products by `matrixmultiply`,
+//! reductions in f64): the test oracle for the GPU path and the fallback when no GPU adapter
+//! exists (the slow path).
+
+use crate::checkpoint::Checkpoint;
+use crate::config::{sinus, Config};
+use crate::noise;
+use crate::sampler::Step;
+
+/// A checkpoint ready for CPU inference.
+pub struct CpuModel {
+    pub config: Config,
+    ckpt: Checkpoint,
+    pos: Vec<f32>,
+}
+
+/// `y[rows, out] = x[rows, in] · w[out, in]ᵀ`
+pub fn linear(x: &[f32], w: &[f32], rows: usize, inp: usize, out: usize) -> Vec<f32> {
+    assert_eq!(x.len(), rows * inp);
+    assert_eq!(w.len(), out * inp);
+    let mut y = vec![0.0f32; rows * out];
+    // SAFETY: the slices hold exactly rows×inp, out×inp and rows×out elements (checked
+    // above), matching the dimensions and strides passed.
+    unsafe {
+        matrixmultiply::sgemm(
+            rows,
+            inp,
+            out,
+            1.0,
+            x.as_ptr(),
+            inp as isize,
+            1,
+            w.as_ptr(),
+            1,
+            inp as isize,
+            0.0,
+            y.as_mut_ptr(),
+            out as isize,
+            1,
+        );
+    }
+    y
+}
+
+fn silu(v: f32) -> f32 {
+    v / (1.0 + (-v).exp())
+}
+
+/// The original's AdaLN over rows of `x` (unbiased std, eps added to the std); item b's
+/// rows (`per` of them) use `scale[b]`, `shift[b]`.
+pub fn adaln(x: &[f32], d: usize, per: usize, scale: &[f32], shift: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0; x.len()];
+    for (r, row) in x.chunks(d).enumerate() {
+        let mean = row.iter().map(|v| *v as f64).sum::<f64>() / d as f64;
+        let var = row.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / (d - 1) as f64;
+        let inv = 1.0 / (var.sqrt() + 1e-5);
+        let b = r / per;
+        for i in 0..d {
+            let v = (row[i] as f64 - mean) * inv;
+            y[r * d + i] = (v * (1.0 + scale[b * d + i] as f64) + shift[b * d + i] as f64) as f32;
+        }
+    }
+    y
+}
+
+/// Image batch `[b, c, s, s]` → tokens `[b, (s/p)², c·p·p]`.
+pub fn patchify(c: &Config, x: &[f32]) -> Vec<f32> {
+    let (p, s, ch, g) = (c.patch, c.input, c.channels, c.input / c.patch);
+    let batch = x.len() / c.image_len();
+    let mut out = vec![0.0; x.len()];
+    for b in 0..batch {
+        for k in 0..ch {
+            for y in 0..s {
+                for xx in 0..s {
+                    let n = (y / p) * g + xx / p;
+                    let e = (k * p + y % p) * p + xx % p;
+                    out[(b * g * g + n) * ch * p * p + e] = x[((b * ch + k) * s + y) * s + xx];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Tokens `[b, (s/p)², c·p·p]` → image batch `[b, c, s, s]`.
+pub fn unpatchify(c: &Config, t: &[f32]) -> Vec<f32> {
+    let (p, s, ch, g) = (c.patch, c.input, c.channels, c.input / c.patch);
+    let batch = t.len() / c.image_len();
+    let mut out = vec![0.0; t.len()];
+    for b in 0..batch {
+        for k in 0..ch {
+            for y in 0..s {
+                for xx in 0..s {
+                    let n = (y / p) * g + xx / p;
+                    let e = (k * p + y % p) * p + xx % p;
+                    out[((b * ch + k) * s + y) * s + xx] = t[(b * g * g + n) * ch * p * p + e];
+                }
+            }
+        }
+    }
+    out
+}
+
+impl CpuModel {
+    pub fn new(ckpt: Checkpoint) -> CpuModel {
+        CpuModel {
+            pos: ckpt.config.pos_embedding(),
+            config: ckpt.config.clone(),
+            ckpt,
+        }
+    }
+
+    fn w(&self, name: &str) -> &[f32] {
+        self.ckpt.get(name)
+    }
+
+    fn attention(&self, qkv: (&[f32], &[f32], &[f32]), batch: usize) -> Vec<f32> {
+        let c = &self.config;
+        let (n, dh, inner) = (c.tokens(), c.dim_head, c.inner());
+        let scale = (dh as f32).powf(-0.5);
+        let (q, k, v) = qkv;
+        let mut out = vec![0.0f32; batch * n * inner];
+        let mut s = vec![0.0f32; n];
+        for b in 0..batch {
+            for h in 0..c.heads {
+                let at = |i: usize| (b * n + i) * inner + h * dh;
+                for i in 0..n {
+                    let qi = &q[at(i)..at(i) + dh];
+                    for (j, sj) in s.iter_mut().enumerate() {
+                        let kj = &k[at(j)..at(j) + dh];
+                        *sj = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    }
+                    let mx = s.iter().cloned().fold(f32::MIN, f32::max);
+                    let mut z = 0.0f64;
+                    for sj in s.iter_mut() {
+                        *sj = (*sj - mx).exp();
+                        z += *sj as f64;
+                    }
+                    let o = &mut out[at(i)..at(i) + dh];
+                    for (j, sj) in s.iter().enumerate() {
+                        let vj = &v[at(j)..at(j) + dh];
+                        for (od, vd) in o.iter_mut().zip(vj) {
+                            *od += sj * vd;
+                        }
+                    }
+                    for od in o.iter_mut() {
+                        *od = (*od as f64 / z) as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `(eps, x0)` for images `x` `[b, c, s, s]` at timesteps `t` (one per image).
+    pub fn forward(&self, x: &[f32], t: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let c = &self.config;
+        let batch = t.len();
+        assert_eq!(x.len(), batch * c.image_len(), "x holds {} images", batch);
+        let (n, d, pd, te_d, inner) = (c.tokens(), c.dim, c.patch_dim(), c.time_emb_dim, c.inner());
+        let rows = batch * n;
+        let mut h = linear(&patchify(c, x), self.w("patch_embed.weight"), rows, pd, d);
+        for (i, v) in h.iter_mut().enumerate() {
+            *v += self.pos[i % (n * d)];
+        }
+        let temb: Vec<f32> = t.iter().flat_map(|t| sinus(*t as f64, d / 2)).collect();
+        let te1: Vec<f32> = linear(&temb, self.w("time_mlp.1.weight"), batch, d / 2, te_d)
+            .into_iter()
+            .map(silu)
+            .collect();
+        let te = linear(&te1, self.w("time_mlp.3.weight"), batch, te_d, te_d);
+        let norm = |x: &[f32], prefix: &str| {
+            let scale = linear(
+                &te,
+                self.w(&format!("{prefix}.scale_proj.weight")),
+                batch,
+                te_d,
+                d,
+            );
+            let shift = linear(
+                &te,
+                self.w(&format!("{prefix}.shift_proj.weight")),
+                batch,
+                te_d,
+                d,
+            );
+            adaln(x, d, n, &scale, &shift)
+        };
+        for i in 0..c.depth {
+            let b = format!("blocks.{i}");
+            let y = norm(&h, &format!("{b}.norm1"));
+            let q = linear(&y, self.w(&format!("{b}.attn.to_q.weight")), rows, d, inner);
+            let k = linear(&y, self.w(&format!("{b}.attn.to_k.weight")), rows, d, inner);
+            let v = linear(&y, self.w(&format!("{b}.attn.to_v.weight")), rows, d, inner);
+            let a = self.attention((&q, &k, &v), batch);
+            let o = linear(
+                &a,
+                self.w(&format!("{b}.attn.to_out.weight")),
+                rows,
+                inner,
+                d,
+            );
+            h.iter_mut().zip(&o).for_each(|(h, o)| *h += o);
+            let y = norm(&h, &format!("{b}.norm2"));
+            let f: Vec<f32> = linear(
+                &y,
+                self.w(&format!("{b}.ff.net.0.weight")),
+                rows,
+                d,
+                c.hidden(),
+            )
+            .into_iter()
+            .map(silu)
+            .collect();
+            let o = linear(
+                &f,
+                self.w(&format!("{b}.ff.net.2.weight")),
+                rows,
+                c.hidden(),
+                d,
+            );
+            h.iter_mut().zip(&o).for_each(|(h, o)| *h += o);
+        }
+        let latent = norm(&h, "final_norm");
+        let eps = linear(&latent, self.w("to_pixels.weight"), rows, d, pd);
+        let mut x0 = linear(&latent, self.w("proj_fin.weight"), rows, d, pd);
+        let bias = self.w("proj_fin.bias");
+        for (i, v) in x0.iter_mut().enumerate() {
+            *v += bias[i % pd];
+        }
+        (unpatchify(c, &eps), unpatchify(c, &x0))
+    }
+
+    /// A whole generation: noise stream T from `seed`, then `plan`'s steps. Returns the
+    /// final `x` (images in [-1, 1] before clamping), calling `progress` after each step.
+    pub fn generate(
+        &self,
+        batch: usize,
+        seed: u64,
+        plan: &[Step],
+        mut progress: impl FnMut(usize),
+    ) -> Vec<f32> {
+        let len = batch * self.config.image_len();
+        let mut x: Vec<f32> = (0..len as u32)
+            .map(|i| noise::gaussian(seed, self.config.steps as u32, i))
+            .collect();
+        for (k, s) in plan.iter().enumerate() {
+            let (eps, _) = self.forward(&x, &vec![s.t as f32; batch]);
+            for (i, (xv, e)) in x.iter_mut().zip(&eps).enumerate() {
+                let z = if s.c != 0.0 {
+                    s.c * noise::gaussian(seed, s.t as u32, i as u32)
+                } else {
+                    0.0
+                };
+                *xv = s.a * *xv + s.b * e + z;
+            }
+            progress(k + 1);
+        }
+        x
+    }
+}

@@ -1,0 +1,688 @@
+//! The DiT on the GPU. [`GpuModel`] holds the weights and pipelines (created once per model);
+//! [`Generator`] holds the buffers, bind groups and recorded dispatch list for one batch size
+//! and one step plan (created once, reused for every image). A whole generation is recorded
+//! with no readback until the final image.
+//!
+//! Everything that depends only on the timestep (time MLP, all AdaLN modulations) is
+//! computed for every step of the plan in one batch when the generator is created; each step
+//! then copies its slice into the buffer the AdaLNs read.
+
+use crate::checkpoint::Checkpoint;
+use crate::config::Config;
+use crate::gpu::{Gpu, GpuError, Kernel};
+use crate::kernels::{by_name, KernelSource, TILES};
+use crate::sampler::Step;
+use webdit_dsl::UniformStruct;
+use webdit_kernels::attention::{AttentionParams, BQ};
+use webdit_kernels::layout::{PatchParams, SinusParams};
+use webdit_kernels::matmul::{MatmulParams, MatmulTiles};
+use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
+use webdit_kernels::norm::AdaLnParams;
+use webdit_kernels::sampler::StepParams;
+use webdit_kernels::{Tiles, ATTENTION_WIDTHS};
+
+/// Storage precision of weights and activations in the main kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    /// f16 storage, f32 accumulation (needs `shader-f16`).
+    F16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+    #[error("kernel variant `{0}` is not in this build")]
+    NoVariant(String),
+    #[error("batch {batch} needs a {need} MiB buffer ({what}) but the adapter allows {limit} MiB; use a smaller --batch")]
+    TooLarge {
+        batch: usize,
+        what: &'static str,
+        need: u64,
+        limit: u64,
+    },
+    #[error("batch must be at least 1")]
+    NoBatch,
+}
+
+fn variant(name: &str) -> Result<&'static KernelSource, RuntimeError> {
+    by_name(name).ok_or_else(|| RuntimeError::NoVariant(name.into()))
+}
+
+struct Block {
+    qkv: wgpu::Buffer,
+    out: wgpu::Buffer,
+    ff0: wgpu::Buffer,
+    ff2: wgpu::Buffer,
+}
+
+struct Pipelines {
+    matmul: Kernel,
+    matmul_addrows: Kernel,
+    matmul_acc: Kernel,
+    matmul_silu: Kernel,
+    matmul_bias: Kernel,
+    attention: Kernel,
+    adaln: Kernel,
+    patchify: Kernel,
+    unpatchify: Kernel,
+    // The timestep path runs in f32 whatever the precision.
+    temb: Kernel,
+    time_matmul: Kernel,
+    time_matmul_silu: Kernel,
+    time_matvec: Kernel,
+    time_matvec_silu: Kernel,
+    sampler: Kernel,
+}
+
+/// A model on the GPU: weights and pipelines.
+pub struct GpuModel {
+    pub config: Config,
+    pub precision: Precision,
+    tiles: MatmulTiles,
+    k: Pipelines,
+    patch_embed: wgpu::Buffer,
+    pos: wgpu::Buffer,
+    blocks: Vec<Block>,
+    to_pixels: wgpu::Buffer,
+    proj_fin: wgpu::Buffer,
+    proj_bias: wgpu::Buffer,
+    time1: wgpu::Buffer,
+    time3: wgpu::Buffer,
+    /// Every AdaLN's scale and shift projection, stacked: `[(2·depth + 1)·2·dim, temb]`.
+    mods: wgpu::Buffer,
+    dummy: wgpu::Buffer,
+}
+
+impl GpuModel {
+    /// Uploads a checkpoint. `precision: None` picks f16 where the adapter has it.
+    pub fn new(
+        gpu: &Gpu,
+        ckpt: &Checkpoint,
+        precision: Option<Precision>,
+    ) -> Result<GpuModel, RuntimeError> {
+        let c = ckpt.config.clone();
+        let precision = precision.unwrap_or(if gpu.f16 {
+            Precision::F16
+        } else {
+            Precision::F32
+        });
+        let sfx = if precision == Precision::F16 {
+            "_f16"
+        } else {
+            ""
+        };
+        let width = ATTENTION_WIDTHS
+            .iter()
+            .find(|w| **w as usize >= c.dim_head)
+            .expect("config validated");
+        let pipe = |name: &str| -> Result<Kernel, RuntimeError> { Ok(gpu.kernel(variant(name)?)?) };
+        let k = Pipelines {
+            matmul: pipe(&format!("matmul{sfx}"))?,
+            matmul_addrows: pipe(&format!("matmul_addrows{sfx}"))?,
+            matmul_acc: pipe(&format!("matmul_acc{sfx}"))?,
+            matmul_silu: pipe(&format!("matmul_silu{sfx}"))?,
+            matmul_bias: pipe(&format!("matmul_bias{sfx}"))?,
+            attention: pipe(&format!("attention_d{width}{sfx}"))?,
+            adaln: pipe(&format!("adaln{sfx}"))?,
+            patchify: pipe(&format!("patchify{sfx}"))?,
+            unpatchify: pipe(&format!("unpatchify{sfx}"))?,
+            temb: pipe("timestep_embedding")?,
+            time_matmul: pipe("matmul")?,
+            time_matmul_silu: pipe("matmul_silu")?,
+            time_matvec: pipe("matvec")?,
+            time_matvec_silu: pipe("matvec_silu")?,
+            sampler: pipe("sampler_step")?,
+        };
+        let main = |data: &[f32]| -> Vec<u8> {
+            match precision {
+                Precision::F32 => bytemuck::cast_slice(data).to_vec(),
+                Precision::F16 => {
+                    let mut h: Vec<half::f16> =
+                        data.iter().map(|v| half::f16::from_f32(*v)).collect();
+                    if h.len() % 2 == 1 {
+                        h.push(half::f16::ZERO);
+                    }
+                    bytemuck::cast_slice(&h).to_vec()
+                }
+            }
+        };
+        let up = |label: &str, bytes: &[u8]| gpu.storage_init(label, bytes);
+        let w = |name: &str| main(ckpt.get(name));
+        let blocks = (0..c.depth)
+            .map(|i| {
+                let b = format!("blocks.{i}.attn.");
+                let qkv: Vec<f32> = ["to_q", "to_k", "to_v"]
+                    .iter()
+                    .flat_map(|q| ckpt.get(&format!("{b}{q}.weight")).iter().copied())
+                    .collect();
+                Block {
+                    qkv: up("qkv", &main(&qkv)),
+                    out: up("to_out", &w(&format!("{b}to_out.weight"))),
+                    ff0: up("ff0", &w(&format!("blocks.{i}.ff.net.0.weight"))),
+                    ff2: up("ff2", &w(&format!("blocks.{i}.ff.net.2.weight"))),
+                }
+            })
+            .collect();
+        let mut mods = vec![];
+        for n in norm_names(&c) {
+            mods.extend_from_slice(ckpt.get(&format!("{n}.scale_proj.weight")));
+            mods.extend_from_slice(ckpt.get(&format!("{n}.shift_proj.weight")));
+        }
+        let f32b = |name: &str| bytemuck::cast_slice::<f32, u8>(ckpt.get(name)).to_vec();
+        Ok(GpuModel {
+            tiles: Tiles::named(TILES)
+                .expect("the build's tiles are registered")
+                .matmul,
+            k,
+            patch_embed: up("patch_embed", &w("patch_embed.weight")),
+            pos: up("pos", &main(&c.pos_embedding())),
+            blocks,
+            to_pixels: up("to_pixels", &w("to_pixels.weight")),
+            proj_fin: up("proj_fin", &w("proj_fin.weight")),
+            proj_bias: up("proj_bias", &w("proj_fin.bias")),
+            time1: up("time1", &f32b("time_mlp.1.weight")),
+            time3: up("time3", &f32b("time_mlp.3.weight")),
+            mods: up("mods", bytemuck::cast_slice(&mods)),
+            dummy: up("dummy", &[0u8; 16]),
+            config: c,
+            precision,
+        })
+    }
+
+    /// Width of one row of the stacked modulations.
+    fn mod_width(&self) -> usize {
+        norm_names(&self.config).len() * 2 * self.config.dim
+    }
+}
+
+/// The AdaLNs in the order of the stacked modulation rows.
+fn norm_names(c: &Config) -> Vec<String> {
+    let mut v: Vec<String> = (0..c.depth)
+        .flat_map(|i| [format!("blocks.{i}.norm1"), format!("blocks.{i}.norm2")])
+        .collect();
+    v.push("final_norm".into());
+    v
+}
+
+/// One recorded dispatch.
+struct Op {
+    kernel: usize,
+    bind: wgpu::BindGroup,
+    groups: [u32; 3],
+}
+
+/// What a generator computes at the end of each model evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Heads {
+    /// eps only (sampling).
+    Eps,
+    /// eps and x0 (a single forward pass).
+    Both,
+}
+
+/// Buffers, bind groups and the dispatch list for one batch size and one list of timesteps.
+pub struct Generator<'m> {
+    model: &'m GpuModel,
+    pub batch: usize,
+    steps: Vec<Step>,
+    /// The image being denoised, `[batch, c, s, s]` f32.
+    pub x: wgpu::Buffer,
+    eps: wgpu::Buffer,
+    x0: wgpu::Buffer,
+    mods_all: wgpu::Buffer,
+    mods_now: wgpu::Buffer,
+    forward: Vec<Op>,
+    init: Op,
+    updates: Vec<Op>,
+    step_params: Vec<(wgpu::Buffer, StepParams)>,
+    init_params: (wgpu::Buffer, StepParams),
+}
+
+// Indices into `kernels_of`.
+const MATMUL: usize = 0;
+const MATMUL_ADDROWS: usize = 1;
+const MATMUL_ACC: usize = 2;
+const MATMUL_SILU: usize = 3;
+const MATMUL_BIAS: usize = 4;
+const ATTENTION: usize = 5;
+const ADALN: usize = 6;
+const PATCHIFY: usize = 7;
+const UNPATCHIFY: usize = 8;
+const TEMB: usize = 9;
+const TIME_MATMUL: usize = 10;
+const TIME_MATMUL_SILU: usize = 11;
+const TIME_MATVEC: usize = 12;
+const TIME_MATVEC_SILU: usize = 13;
+const SAMPLER: usize = 14;
+
+fn kernels_of(m: &GpuModel) -> [&Kernel; 15] {
+    let k = &m.k;
+    [
+        &k.matmul,
+        &k.matmul_addrows,
+        &k.matmul_acc,
+        &k.matmul_silu,
+        &k.matmul_bias,
+        &k.attention,
+        &k.adaln,
+        &k.patchify,
+        &k.unpatchify,
+        &k.temb,
+        &k.time_matmul,
+        &k.time_matmul_silu,
+        &k.time_matvec,
+        &k.time_matvec_silu,
+        &k.sampler,
+    ]
+}
+
+impl GpuModel {
+    /// A generator for `batch` images following `plan` (all images share each step's t).
+    pub fn generator(
+        &self,
+        gpu: &Gpu,
+        batch: usize,
+        plan: &[Step],
+    ) -> Result<Generator<'_>, RuntimeError> {
+        let ts: Vec<f32> = plan
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(s.t as f32, batch))
+            .collect();
+        self.build(gpu, batch, plan.to_vec(), &ts, Heads::Eps)
+    }
+
+    /// One forward pass: `(eps, x0)` for images `x` at timesteps `t` (one per image).
+    pub async fn forward(
+        &self,
+        gpu: &Gpu,
+        x: &[f32],
+        t: &[f32],
+    ) -> Result<(Vec<f32>, Vec<f32>), RuntimeError> {
+        let batch = t.len();
+        let g = self.build(gpu, batch, vec![], t, Heads::Both)?;
+        gpu.queue.write_buffer(&g.x, 0, bytemuck::cast_slice(x));
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        g.encode_model(&mut enc, 0);
+        gpu.queue.submit([enc.finish()]);
+        let eps = bytemuck::pod_collect_to_vec(&gpu.read(&g.eps).await?);
+        let x0 = bytemuck::pod_collect_to_vec(&gpu.read(&g.x0).await?);
+        Ok((eps, x0))
+    }
+
+    fn build(
+        &self,
+        gpu: &Gpu,
+        batch: usize,
+        steps: Vec<Step>,
+        ts: &[f32],
+        heads: Heads,
+    ) -> Result<Generator<'_>, RuntimeError> {
+        if batch == 0 {
+            return Err(RuntimeError::NoBatch);
+        }
+        let c = &self.config;
+        let (n, d, pd, inner, hid) = (c.tokens(), c.dim, c.patch_dim(), c.inner(), c.hidden());
+        let rows = batch * n;
+        let act = if self.precision == Precision::F16 {
+            2u64
+        } else {
+            4
+        };
+        let limits = gpu.device.limits();
+        let limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let buf = |what: &'static str, bytes: u64| -> Result<wgpu::Buffer, RuntimeError> {
+            let bytes = bytes.next_multiple_of(4).max(16);
+            if bytes > limit {
+                return Err(RuntimeError::TooLarge {
+                    batch,
+                    what,
+                    need: bytes >> 20,
+                    limit: limit >> 20,
+                });
+            }
+            Ok(gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(what),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }))
+        };
+        let img = (batch * c.image_len()) as u64 * 4;
+        let x = buf("image", img)?;
+        let eps_img = buf("eps", img)?;
+        let x0_img = buf("x0", img)?;
+        let patches = buf("patches", rows as u64 * pd as u64 * act)?;
+        let h = buf("residual", rows as u64 * d as u64 * act)?;
+        let y = buf("normed", rows as u64 * d as u64 * act)?;
+        let qkv = buf("qkv", rows as u64 * 3 * inner as u64 * act)?;
+        let attn = buf("attention", rows as u64 * inner as u64 * act)?;
+        let ff = buf("mlp", rows as u64 * hid as u64 * act)?;
+        let pix = buf("pixels", rows as u64 * pd as u64 * act)?;
+        let mw = self.mod_width();
+        let tr = ts.len().max(1);
+        let mods_all = buf("modulations", (tr * mw) as u64 * 4)?;
+        let mods_now = buf("modulations", (batch * mw) as u64 * 4)?;
+
+        let uni = |p: &dyn Fn() -> Vec<u8>| gpu.uniform("params", &p());
+        let op =
+            |kernel: usize, bufs: &[&wgpu::Buffer], groups: [u32; 3]| -> Result<Op, RuntimeError> {
+                let ks = kernels_of(self);
+                Ok(Op {
+                    kernel,
+                    bind: ks[kernel].bind(gpu, bufs)?,
+                    groups,
+                })
+            };
+        let t = self.tiles;
+        let mm_groups =
+            |m: usize, nn: usize| [(nn as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
+        let lin = |nn: u32| [nn.div_ceil(256), 1, 1];
+        let mm = |m: usize, nn: usize, k: usize| {
+            MatmulParams::new(m as u32, nn as u32, k as u32).to_bytes()
+        };
+        let (mut forward, mut precompute) = (vec![], vec![]);
+
+        // The timestep path for every step at once (f32).
+        let t_buf = gpu.storage_init(
+            "timesteps",
+            bytemuck::cast_slice(if ts.is_empty() { &[0.0f32] } else { ts }),
+        );
+        let temb = buf("temb", (tr * d / 2) as u64 * 4)?;
+        let te1 = buf("te1", (tr * c.time_emb_dim) as u64 * 4)?;
+        let te = buf("te", (tr * c.time_emb_dim) as u64 * 4)?;
+        let total = (tr * d / 2) as u32;
+        let pb = uni(&|| {
+            SinusParams {
+                width: (d / 2) as u32,
+                total,
+            }
+            .to_bytes()
+        });
+        precompute.push(op(TEMB, &[&t_buf, &temb, &pb], lin(total))?);
+        let time_linear = |x: &wgpu::Buffer,
+                           w: &wgpu::Buffer,
+                           out: &wgpu::Buffer,
+                           nn: usize,
+                           k: usize,
+                           silu: bool|
+         -> Result<Op, RuntimeError> {
+            if tr <= 16 {
+                let p = uni(&|| {
+                    MatvecParams {
+                        n: nn as u32,
+                        k: k as u32,
+                    }
+                    .to_bytes()
+                });
+                op(
+                    if silu { TIME_MATVEC_SILU } else { TIME_MATVEC },
+                    &[x, w, out, &p],
+                    [(nn as u32).div_ceil(OUTPUTS), tr as u32, 1],
+                )
+            } else {
+                let p = uni(&|| mm(tr, nn, k));
+                op(
+                    if silu { TIME_MATMUL_SILU } else { TIME_MATMUL },
+                    &[x, w, out, &self.dummy, &p],
+                    mm_groups(tr, nn),
+                )
+            }
+        };
+        precompute.push(time_linear(
+            &temb,
+            &self.time1,
+            &te1,
+            c.time_emb_dim,
+            d / 2,
+            true,
+        )?);
+        precompute.push(time_linear(
+            &te1,
+            &self.time3,
+            &te,
+            c.time_emb_dim,
+            c.time_emb_dim,
+            false,
+        )?);
+        precompute.push(time_linear(
+            &te,
+            &self.mods,
+            &mods_all,
+            mw,
+            c.time_emb_dim,
+            false,
+        )?);
+
+        // The model.
+        let patch = || PatchParams {
+            channels: c.channels as u32,
+            size: c.input as u32,
+            patch: c.patch as u32,
+            total: (batch * c.image_len()) as u32,
+        };
+        let pp = uni(&|| patch().to_bytes());
+        forward.push(op(PATCHIFY, &[&x, &patches, &pp], lin(patch().total))?);
+        let p = uni(&|| {
+            MatmulParams {
+                rows_period: n as u32,
+                ..MatmulParams::new(rows as u32, d as u32, pd as u32)
+            }
+            .to_bytes()
+        });
+        forward.push(op(
+            MATMUL_ADDROWS,
+            &[&patches, &self.patch_embed, &h, &self.pos, &p],
+            mm_groups(rows, d),
+        )?);
+        let norm_params: Vec<wgpu::Buffer> = (0..norm_names(c).len())
+            .map(|k| {
+                uni(&|| {
+                    AdaLnParams {
+                        d: d as u32,
+                        rows_per_batch: n as u32,
+                        mod_stride: mw as u32,
+                        scale_at: (k * 2 * d) as u32,
+                        shift_at: (k * 2 * d + d) as u32,
+                    }
+                    .to_bytes()
+                })
+            })
+            .collect();
+        let p_qkv = uni(&|| mm(rows, 3 * inner, d));
+        let p_out = uni(&|| mm(rows, d, inner));
+        let p_ff0 = uni(&|| mm(rows, hid, d));
+        let p_ff2 = uni(&|| mm(rows, d, hid));
+        let p_att = uni(&|| {
+            AttentionParams {
+                n: n as u32,
+                dh: c.dim_head as u32,
+                heads: c.heads as u32,
+                scale: (c.dim_head as f32).powf(-0.5),
+            }
+            .to_bytes()
+        });
+        let row_groups = [rows as u32, 1, 1];
+        for (i, b) in self.blocks.iter().enumerate() {
+            forward.push(op(
+                ADALN,
+                &[&h, &mods_now, &y, &norm_params[2 * i]],
+                row_groups,
+            )?);
+            forward.push(op(
+                MATMUL,
+                &[&y, &b.qkv, &qkv, &self.dummy, &p_qkv],
+                mm_groups(rows, 3 * inner),
+            )?);
+            forward.push(op(
+                ATTENTION,
+                &[&qkv, &attn, &p_att],
+                [(n as u32).div_ceil(BQ), c.heads as u32, batch as u32],
+            )?);
+            forward.push(op(
+                MATMUL_ACC,
+                &[&attn, &b.out, &h, &self.dummy, &p_out],
+                mm_groups(rows, d),
+            )?);
+            forward.push(op(
+                ADALN,
+                &[&h, &mods_now, &y, &norm_params[2 * i + 1]],
+                row_groups,
+            )?);
+            forward.push(op(
+                MATMUL_SILU,
+                &[&y, &b.ff0, &ff, &self.dummy, &p_ff0],
+                mm_groups(rows, hid),
+            )?);
+            forward.push(op(
+                MATMUL_ACC,
+                &[&ff, &b.ff2, &h, &self.dummy, &p_ff2],
+                mm_groups(rows, d),
+            )?);
+        }
+        forward.push(op(
+            ADALN,
+            &[&h, &mods_now, &y, &norm_params[2 * c.depth]],
+            row_groups,
+        )?);
+        let p_pix = uni(&|| mm(rows, pd, d));
+        forward.push(op(
+            MATMUL,
+            &[&y, &self.to_pixels, &pix, &self.dummy, &p_pix],
+            mm_groups(rows, pd),
+        )?);
+        forward.push(op(UNPATCHIFY, &[&pix, &eps_img, &pp], lin(patch().total))?);
+        if heads == Heads::Both {
+            forward.push(op(
+                MATMUL_BIAS,
+                &[&y, &self.proj_fin, &pix, &self.proj_bias, &p_pix],
+                mm_groups(rows, pd),
+            )?);
+            forward.push(op(UNPATCHIFY, &[&pix, &x0_img, &pp], lin(patch().total))?);
+        }
+
+        // The sampler: one uniform per step (rewritten with the seed before each run).
+        let len = (batch * c.image_len()) as u32;
+        let sp = |stream: usize, a: f32, b: f32, cc: f32| StepParams {
+            n: len,
+            seed_lo: 0,
+            seed_hi: 0,
+            stream: stream as u32,
+            a,
+            b,
+            c: cc,
+        };
+        let init_p = sp(c.steps, 0.0, 0.0, 1.0);
+        let init_buf = uni(&|| init_p.to_bytes());
+        let init = op(SAMPLER, &[&x, &eps_img, &init_buf], lin(len))?;
+        let mut updates = vec![];
+        let mut step_params = vec![];
+        for s in &steps {
+            let p = sp(s.t, s.a, s.b, s.c);
+            let b = uni(&|| p.to_bytes());
+            updates.push(op(SAMPLER, &[&x, &eps_img, &b], lin(len))?);
+            step_params.push((b, p));
+        }
+
+        // Modulations for every step, once.
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            let ks = kernels_of(self);
+            for o in &precompute {
+                ks[o.kernel].dispatch(&mut pass, &o.bind, o.groups);
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+        Ok(Generator {
+            model: self,
+            batch,
+            steps,
+            x,
+            eps: eps_img,
+            x0: x0_img,
+            mods_all,
+            mods_now,
+            forward,
+            init,
+            updates,
+            step_params,
+            init_params: (init_buf, init_p),
+        })
+    }
+}
+
+impl Generator<'_> {
+    fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, o: &Op) {
+        kernels_of(self.model)[o.kernel].dispatch(pass, &o.bind, o.groups);
+    }
+
+    /// Records one model evaluation using modulation slice `slot`.
+    fn encode_model(&self, enc: &mut wgpu::CommandEncoder, slot: usize) {
+        let row = (self.batch * self.model.mod_width() * 4) as u64;
+        enc.copy_buffer_to_buffer(&self.mods_all, slot as u64 * row, &self.mods_now, 0, row);
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        for o in &self.forward {
+            self.dispatch(&mut pass, o);
+        }
+    }
+
+    /// Steps of the plan.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Sets the seed for the next run (rewrites the sampler uniforms).
+    pub fn set_seed(&self, gpu: &Gpu, seed: u64) {
+        let with_seed = |p: &StepParams| {
+            StepParams {
+                seed_lo: seed as u32,
+                seed_hi: (seed >> 32) as u32,
+                ..*p
+            }
+            .to_bytes()
+        };
+        gpu.queue
+            .write_buffer(&self.init_params.0, 0, &with_seed(&self.init_params.1));
+        for (b, p) in &self.step_params {
+            gpu.queue.write_buffer(b, 0, &with_seed(p));
+        }
+    }
+
+    /// Records steps `range` of the plan (step 0 also draws the initial noise).
+    pub fn encode(&self, enc: &mut wgpu::CommandEncoder, range: std::ops::Range<usize>) {
+        if range.start == 0 {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.dispatch(&mut pass, &self.init);
+        }
+        for k in range {
+            self.encode_model(enc, k);
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.dispatch(&mut pass, &self.updates[k]);
+        }
+    }
+
+    /// A whole generation in one command buffer, then the images (`[batch, c, s, s]` in
+    /// [-1, 1], unclamped).
+    pub async fn generate(&self, gpu: &Gpu, seed: u64) -> Result<Vec<f32>, RuntimeError> {
+        self.set_seed(gpu, seed);
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        self.encode(&mut enc, 0..self.len());
+        gpu.queue.submit([enc.finish()]);
+        Ok(bytemuck::pod_collect_to_vec(&gpu.read(&self.x).await?))
+    }
+
+    /// The current image (after whatever was submitted).
+    pub async fn read_image(&self, gpu: &Gpu) -> Result<Vec<f32>, RuntimeError> {
+        Ok(bytemuck::pod_collect_to_vec(&gpu.read(&self.x).await?))
+    }
+}

@@ -1,0 +1,359 @@
+//! The whole model: CPU and GPU paths against the PyTorch fixture (`model/train/fixture.py`),
+//! GPU against CPU on the real presets, determinism, and the checkpoint loader's errors.
+
+use rand::Rng;
+use std::collections::HashMap;
+use webdit_model::checkpoint::{Files, Tensor};
+use webdit_model::cpu::CpuModel;
+use webdit_model::{plan, Checkpoint, CheckpointError, Config, GpuModel, Precision, Sampler};
+use webdit_tests::*;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+
+fn fixture_model() -> Checkpoint {
+    webdit_model::checkpoint::load(
+        std::path::Path::new(&format!("{FIXTURE}/tiny.safetensors")),
+        None,
+    )
+    .expect("fixture loads")
+}
+
+/// The expected tensors of the fixture.
+fn expected() -> HashMap<String, Vec<f32>> {
+    let bytes = std::fs::read(format!("{FIXTURE}/tiny-expected.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(n, v)| (n, bytemuck::pod_collect_to_vec(v.data())))
+        .collect()
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|x| *x as f64).collect()
+}
+
+#[test]
+fn cpu_forward_matches_pytorch() {
+    let e = expected();
+    let m = CpuModel::new(fixture_model());
+    let (eps, x0) = m.forward(&e["x"], &e["t"]);
+    assert_close("cpu eps", &eps, &f64s(&e["eps"]), 1e-4);
+    assert_close("cpu x0", &x0, &f64s(&e["x0"]), 1e-4);
+}
+
+#[test]
+fn gpu_forward_matches_pytorch() {
+    let e = expected();
+    let ckpt = fixture_model();
+    for (precision, tol) in [(Precision::F32, 1e-4), (Precision::F16, 1e-2)] {
+        if precision == Precision::F16 && !gpu().f16 {
+            continue;
+        }
+        let m = GpuModel::new(gpu(), &ckpt, Some(precision)).unwrap();
+        let (eps, x0) = pollster::block_on(m.forward(gpu(), &e["x"], &e["t"])).unwrap();
+        assert_close(
+            &format!("gpu eps {precision:?}"),
+            &eps,
+            &f64s(&e["eps"]),
+            tol,
+        );
+        assert_close(&format!("gpu x0 {precision:?}"), &x0, &f64s(&e["x0"]), tol);
+    }
+}
+
+/// A 4-step DDPM run from seed 1234 with the sampler's own noise, against PyTorch.
+#[test]
+fn sampling_matches_pytorch() {
+    let e = expected();
+    let ckpt = fixture_model();
+    let steps = plan(&ckpt.config, Sampler::Ddpm, 4).unwrap();
+    let cpu = CpuModel::new(ckpt.clone()).generate(2, 1234, &steps, |_| {});
+    assert_close("cpu sampling", &cpu, &f64s(&e["sample_final"]), 1e-4);
+    let m = GpuModel::new(gpu(), &ckpt, Some(Precision::F32)).unwrap();
+    let g = m.generator(gpu(), 2, &steps).unwrap();
+    let x = pollster::block_on(g.generate(gpu(), 1234)).unwrap();
+    assert_close("gpu sampling", &x, &f64s(&e["sample_final"]), 1e-4);
+}
+
+fn random_checkpoint(config: Config, rng: &mut impl Rng) -> Checkpoint {
+    let tensors = config
+        .expected_tensors()
+        .into_iter()
+        .map(|(name, shape)| {
+            let fan_in = *shape.last().unwrap() as f32;
+            let s = if shape.len() == 1 {
+                0.1
+            } else {
+                1.5 / fan_in.sqrt()
+            };
+            let data = (0..shape.iter().product::<usize>())
+                .map(|_| rng.random_range(-s..s))
+                .collect();
+            (
+                name,
+                Tensor {
+                    shape,
+                    data,
+                    stored: safetensors::Dtype::F32,
+                },
+            )
+        })
+        .collect();
+    Checkpoint { config, tensors }
+}
+
+/// GPU against CPU on the real presets with random weights.
+#[test]
+fn gpu_matches_cpu_on_presets() {
+    let mut rng = rng("presets");
+    for (config, batch) in [(Config::favicon_s(), 2), (Config::favicon_b(), 1)] {
+        let ckpt = random_checkpoint(config.clone(), &mut rng);
+        let x = random(&mut rng, batch * config.image_len());
+        let t: Vec<f32> = (0..batch).map(|i| (7 + 13 * i) as f32).collect();
+        let (want_eps, want_x0) = CpuModel::new(ckpt.clone()).forward(&x, &t);
+        let m = GpuModel::new(gpu(), &ckpt, Some(Precision::F32)).unwrap();
+        let (eps, x0) = pollster::block_on(m.forward(gpu(), &x, &t)).unwrap();
+        assert_close(
+            &format!("eps dim {}", config.dim),
+            &eps,
+            &f64s(&want_eps),
+            1e-4,
+        );
+        assert_close(
+            &format!("x0 dim {}", config.dim),
+            &x0,
+            &f64s(&want_x0),
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn same_seed_same_bits() {
+    let ckpt = fixture_model();
+    let m = GpuModel::new(gpu(), &ckpt, None).unwrap();
+    let steps = plan(&ckpt.config, Sampler::Ddim, 3).unwrap();
+    let g = m.generator(gpu(), 3, &steps).unwrap();
+    let a = pollster::block_on(g.generate(gpu(), 42)).unwrap();
+    let b = pollster::block_on(g.generate(gpu(), 42)).unwrap();
+    let c = pollster::block_on(g.generate(gpu(), 43)).unwrap();
+    assert!(a.iter().all(|v| v.is_finite()));
+    assert_eq!(
+        bytemuck::cast_slice::<f32, u32>(&a),
+        bytemuck::cast_slice::<f32, u32>(&b)
+    );
+    assert_ne!(a, c);
+}
+
+#[test]
+fn shipped_weights_load() {
+    let ckpt = webdit_model::default_checkpoint().expect("shipped weights load");
+    assert_eq!(ckpt.config.dim, 512);
+    assert_eq!(ckpt.config.depth, 4);
+    assert!(ckpt.stored_half());
+}
+
+// --- the loader's errors -----------------------------------------------------------------
+
+fn fixture_bytes() -> Vec<u8> {
+    std::fs::read(format!("{FIXTURE}/tiny.safetensors")).unwrap()
+}
+
+fn load(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+    Checkpoint::from_files(
+        Files {
+            files: vec![("test.safetensors".into(), bytes)],
+            index: None,
+        },
+        None,
+    )
+}
+
+/// Rebuilds the fixture with `edit` applied to its tensors and metadata.
+fn rebuilt(
+    edit: impl FnOnce(
+        &mut Vec<(String, Vec<usize>, safetensors::Dtype, Vec<u8>)>,
+        &mut HashMap<String, String>,
+    ),
+) -> Vec<u8> {
+    let bytes = fixture_bytes();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = meta.metadata().clone().unwrap_or_default();
+    let mut ts: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.shape().to_vec(), v.dtype(), v.data().to_vec()))
+        .collect();
+    edit(&mut ts, &mut meta);
+    let views: Vec<_> = ts
+        .iter()
+        .map(|(n, s, d, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, Some(meta)).unwrap()
+}
+
+#[test]
+fn loader_rejects_malformed_files() {
+    let good = fixture_bytes();
+    assert!(load(&good).is_ok());
+    // Truncated anywhere: header or data.
+    for cut in [0, 4, 8, 100, good.len() / 2, good.len() - 1] {
+        let e = load(&good[..cut]).unwrap_err();
+        assert!(
+            matches!(e, CheckpointError::Format { .. }),
+            "cut {cut}: {e}"
+        );
+    }
+    // A header whose offsets point past the data.
+    let mut lying = good.clone();
+    let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(good[8..8 + n].to_vec()).unwrap();
+    let last = header.rfind("data_offsets\":[").unwrap();
+    let fixed = format!(
+        "{}data_offsets\":[0,99999999]{}",
+        &header[..last],
+        &header[header[last..].find(']').unwrap() + last + 1..]
+    );
+    let padded = format!("{fixed:<n$}");
+    if padded.len() == n {
+        lying[8..8 + n].copy_from_slice(padded.as_bytes());
+        assert!(matches!(
+            load(&lying).unwrap_err(),
+            CheckpointError::Format { .. }
+        ));
+    }
+    // Garbage.
+    assert!(load(b"not a checkpoint at all").is_err());
+}
+
+#[test]
+fn loader_names_the_bad_tensor() {
+    let missing = rebuilt(|t, _| t.retain(|(n, ..)| n != "blocks.1.attn.to_k.weight"));
+    let e = load(&missing).unwrap_err();
+    assert!(
+        matches!(&e, CheckpointError::Missing { name, .. } if name == "blocks.1.attn.to_k.weight"),
+        "{e}"
+    );
+
+    let extra = rebuilt(|t, _| {
+        t.push((
+            "blocks.9.attn.to_q.weight".into(),
+            vec![1],
+            safetensors::Dtype::F32,
+            vec![0; 4],
+        ))
+    });
+    let e = load(&extra).unwrap_err();
+    assert!(
+        matches!(&e, CheckpointError::Extra { name } if name == "blocks.9.attn.to_q.weight"),
+        "{e}"
+    );
+
+    let shape = rebuilt(|t, _| {
+        let p = t
+            .iter_mut()
+            .find(|(n, ..)| n == "to_pixels.weight")
+            .unwrap();
+        p.1 = vec![p.1[1], p.1[0]];
+    });
+    let e = load(&shape).unwrap_err();
+    assert!(
+        matches!(&e, CheckpointError::Shape { name, .. } if name == "to_pixels.weight"),
+        "{e}"
+    );
+
+    let dtype = rebuilt(|t, _| {
+        t.iter_mut().find(|(n, ..)| n == "proj_fin.bias").unwrap().2 = safetensors::Dtype::I32
+    });
+    let e = load(&dtype).unwrap_err();
+    assert!(
+        matches!(&e, CheckpointError::Dtype { name, .. } if name == "proj_fin.bias"),
+        "{e}"
+    );
+
+    let nan = rebuilt(|t, _| {
+        let b = &mut t.iter_mut().find(|(n, ..)| n == "proj_fin.bias").unwrap().3;
+        b[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    });
+    assert!(matches!(
+        load(&nan).unwrap_err(),
+        CheckpointError::NotFinite { .. }
+    ));
+
+    // A configuration that does not match the tensors.
+    let lie = rebuilt(|_, m| {
+        let mut c = Config::from_json(&m["webdit_config"]).unwrap();
+        c.dim *= 2;
+        m.insert("webdit_config".into(), c.to_json());
+    });
+    let e = load(&lie).unwrap_err();
+    assert!(matches!(e, CheckpointError::Shape { .. }), "{e}");
+
+    let bad_config = rebuilt(|_, m| {
+        m.insert("webdit_config".into(), "{\"input\": 64".into());
+    });
+    assert!(matches!(
+        load(&bad_config).unwrap_err(),
+        CheckpointError::Config(_)
+    ));
+}
+
+#[test]
+fn sharded_index_is_checked() {
+    let bytes = fixture_bytes();
+    let index = r#"{"weight_map": {"patch_embed.weight": "a.safetensors"}}"#;
+    let e = Checkpoint::from_files(
+        Files {
+            files: vec![("b.safetensors".into(), &bytes)],
+            index: Some(index),
+        },
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(e, CheckpointError::Index { .. }), "{e}");
+    let e = Checkpoint::from_files(
+        Files {
+            files: vec![],
+            index: Some("[1,2"),
+        },
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(e, CheckpointError::Index { .. }), "{e}");
+}
+
+/// The original's WTS1 format, written from the fixture with its key names, converts back.
+#[test]
+fn wts1_converts() {
+    let ckpt = fixture_model();
+    let mut out = b"WTS1".to_vec();
+    out.extend((ckpt.tensors.len() as u32).to_le_bytes());
+    for (name, t) in &ckpt.tensors {
+        let key = name
+            .replace("blocks.", "block_")
+            .replace(".scale_proj.weight", ".scale.weight")
+            .replace(".shift_proj.weight", ".shift.weight");
+        out.extend((key.len() as u32).to_le_bytes());
+        out.extend(key.as_bytes());
+        out.extend(std::iter::repeat_n(0u8, (4 - key.len() % 4) % 4));
+        out.extend((t.shape.len() as u32).to_le_bytes());
+        for d in &t.shape {
+            out.extend((*d as u32).to_le_bytes());
+        }
+        out.extend((t.data.len() as u32).to_le_bytes());
+        out.extend(bytemuck::cast_slice::<f32, u8>(&t.data));
+    }
+    let back = webdit_model::wts1::parse(&out, Some(&ckpt.config)).unwrap();
+    for (name, t) in &ckpt.tensors {
+        assert_eq!(back.tensors[name].data, t.data, "{name}");
+    }
+    let e = webdit_model::wts1::parse(&out[..out.len() - 3], Some(&ckpt.config)).unwrap_err();
+    assert!(e.to_string().contains("truncated"), "{e}");
+    assert!(webdit_model::wts1::parse(b"WTS2", None).is_err());
+}
