@@ -94,13 +94,13 @@ impl Config {
     /// Checks the relations the model relies on.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |m: String| Err(ConfigError(m));
-        if self.patch == 0 || self.input == 0 || self.input % self.patch != 0 {
+        if self.patch == 0 || self.input == 0 || !self.input.is_multiple_of(self.patch) {
             return fail(format!(
                 "input {} is not a multiple of patch {}",
                 self.input, self.patch
             ));
         }
-        if self.dim % 4 != 0 || self.dim < 8 {
+        if !self.dim.is_multiple_of(4) || self.dim < 8 {
             return fail(format!(
                 "dim {} must be a multiple of 4 and at least 8 (two sinusoidal halves)",
                 self.dim
