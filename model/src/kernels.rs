@@ -31,3 +31,36 @@ include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 pub fn by_name(name: &str) -> Option<&'static KernelSource> {
     ALL.iter().copied().find(|k| k.name == name)
 }
+
+impl KernelSource {
+    /// A source for a kernel compiled at run time (tests, tile sweeps): `wgsl` is what
+    /// `webdit_codegen::compile` wrote for `kernel`. Leaks, like the embedded ones are static.
+    pub fn leak(
+        name: &str,
+        kernel: &webdit_dsl::ir::Kernel,
+        wgsl: String,
+    ) -> &'static KernelSource {
+        use webdit_dsl::ir::BindingKind;
+        let bindings: Vec<Binding> = kernel
+            .bindings
+            .iter()
+            .map(|b| match &b.kind {
+                BindingKind::Storage { writable: true, .. } => Binding::StorageReadWrite,
+                BindingKind::Storage {
+                    writable: false, ..
+                } => Binding::Storage,
+                BindingKind::Uniform(_) => Binding::Uniform,
+            })
+            .collect();
+        let s = |v: String| -> &'static str { Box::leak(v.into_boxed_str()) };
+        Box::leak(Box::new(KernelSource {
+            name: s(name.to_string()),
+            entry: s(kernel.name.clone()),
+            params: s(kernel.params.clone()),
+            wgsl: s(wgsl),
+            workgroup_size: kernel.workgroup_size,
+            bindings: Box::leak(bindings.into_boxed_slice()),
+            f16: kernel.uses_f16(),
+        }))
+    }
+}

@@ -3,8 +3,8 @@
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::sync::OnceLock;
-use webdit_dsl::ir::{BindingKind, Kernel as IrKernel};
-use webdit_model::kernels::{Binding, KernelSource};
+use webdit_dsl::ir::Kernel as IrKernel;
+use webdit_model::kernels::KernelSource;
 use webdit_model::Gpu;
 
 /// The bit pattern written over every output before a run: a NaN, so an element the kernel
@@ -46,26 +46,7 @@ pub fn compile(name: &str, kernel: &IrKernel) -> &'static KernelSource {
     let wgsl = webdit_codegen::compile(kernel)
         .unwrap_or_else(|e| panic!("{e}"))
         .wgsl;
-    let bindings: Vec<Binding> = kernel
-        .bindings
-        .iter()
-        .map(|b| match &b.kind {
-            BindingKind::Storage { writable: true, .. } => Binding::StorageReadWrite,
-            BindingKind::Storage {
-                writable: false, ..
-            } => Binding::Storage,
-            BindingKind::Uniform(_) => Binding::Uniform,
-        })
-        .collect();
-    Box::leak(Box::new(KernelSource {
-        name: Box::leak(name.to_string().into_boxed_str()),
-        entry: Box::leak(kernel.name.clone().into_boxed_str()),
-        params: Box::leak(kernel.params.clone().into_boxed_str()),
-        wgsl: Box::leak(wgsl.into_boxed_str()),
-        workgroup_size: kernel.workgroup_size,
-        bindings: Box::leak(bindings.into_boxed_slice()),
-        f16: kernel.uses_f16(),
-    }))
+    KernelSource::leak(name, kernel, wgsl)
 }
 
 /// A kernel argument for [`run`].

@@ -1,0 +1,490 @@
+//! `bench`: every kernel at the model's real shapes, the matmul tile sweep, and whole 32-step
+//! generations, on the first GPU adapter. Prints markdown tables: time (median of GPU
+//! timestamps over many repetitions, after warm-up), achieved GFLOP/s or GB/s, and the % of
+//! the roofline floor `max(flops / peak FLOP/s, bytes / peak bandwidth)` for the ceilings
+//! given on the command line (e.g. cuBLAS SGEMM and copy bandwidth from torch_dit.py).
+
+use clap::Parser;
+use web_time::Instant;
+use webdit_dsl::UniformStruct;
+use webdit_kernels::attention::{AttentionParams, BQ};
+use webdit_kernels::matmul::{matmul, Epilogue, MatmulParams, MatmulTiles};
+use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
+use webdit_kernels::norm::AdaLnParams;
+use webdit_kernels::sampler::StepParams;
+use webdit_kernels::Tiles;
+use webdit_model::checkpoint::Tensor;
+use webdit_model::kernels::{by_name, KernelSource};
+use webdit_model::{plan, Checkpoint, Config, Gpu, GpuModel, Precision, Sampler};
+
+#[derive(Parser)]
+#[command(about = "Benchmark Web DiT's kernels and whole generations on the GPU")]
+struct Args {
+    /// Peak FP32 matmul throughput for the % column, in GFLOP/s (e.g. cuBLAS SGEMM).
+    #[arg(long, default_value_t = 49_400.0)]
+    peak_gflops: f64,
+    /// Peak memory bandwidth for the % column, in GB/s (read + write copy).
+    #[arg(long, default_value_t = 4_100.0)]
+    peak_gbps: f64,
+    /// Also sweep matmul tile configurations.
+    #[arg(long)]
+    sweep: bool,
+    /// Skip the whole-model generations.
+    #[arg(long)]
+    kernels_only: bool,
+    /// Side of the large square matmul.
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// Only these model presets (favicon-s, favicon-b).
+    #[arg(long, value_delimiter = ',', default_values_t = ["favicon-s".to_string(), "favicon-b".to_string()])]
+    models: Vec<String>,
+    /// Timed repetitions per sample.
+    #[arg(long, default_value_t = 20)]
+    reps: u32,
+}
+
+struct Bench<'a> {
+    gpu: &'a Gpu,
+    args: &'a Args,
+    query: Option<(wgpu::QuerySet, wgpu::Buffer)>,
+}
+
+impl Bench<'_> {
+    /// Seconds per dispatch of `op` (median of 7 samples of `reps` dispatches each).
+    fn time(&self, kernel: &webdit_model::Kernel, bind: &wgpu::BindGroup, groups: [u32; 3]) -> f64 {
+        let gpu = self.gpu;
+        let reps = self.args.reps;
+        let sample = |timed: bool| -> f64 {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            let writes = match (&self.query, timed) {
+                (Some((qs, _)), true) => Some(wgpu::ComputePassTimestampWrites {
+                    query_set: qs,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
+                _ => None,
+            };
+            let start = Instant::now();
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: writes,
+                });
+                for _ in 0..reps {
+                    kernel.dispatch(&mut pass, bind, groups);
+                }
+            }
+            if let (Some((qs, buf)), true) = (&self.query, timed) {
+                enc.resolve_query_set(qs, 0..2, buf, 0);
+            }
+            gpu.queue.submit([enc.finish()]);
+            if let (Some((_, buf)), true) = (&self.query, timed) {
+                let t: Vec<u64> = bytemuck::pod_collect_to_vec(
+                    &pollster::block_on(gpu.read(buf)).expect("timestamps"),
+                );
+                return (t[1].saturating_sub(t[0])) as f64
+                    * gpu.queue.get_timestamp_period() as f64
+                    * 1e-9
+                    / reps as f64;
+            }
+            gpu.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .expect("poll");
+            start.elapsed().as_secs_f64() / reps as f64
+        };
+        sample(false);
+        let mut v: Vec<f64> = (0..7).map(|_| sample(true)).collect();
+        v.sort_by(f64::total_cmp);
+        v[3]
+    }
+
+    fn row(&self, what: &str, variant: &str, shape: &str, secs: f64, flops: f64, bytes: f64) {
+        let floor =
+            (flops / (self.args.peak_gflops * 1e9)).max(bytes / (self.args.peak_gbps * 1e9));
+        let rate = if flops > 0.0 && flops / bytes > 4.0 {
+            format!("{:.0} GFLOP/s", flops / secs / 1e9)
+        } else {
+            format!("{:.0} GB/s", bytes / secs / 1e9)
+        };
+        println!(
+            "| {what} | {variant} | {shape} | {:.1} µs | {rate} | {:.0}% |",
+            secs * 1e6,
+            100.0 * floor / secs
+        );
+    }
+}
+
+fn buffer(gpu: &Gpu, bytes: usize) -> wgpu::Buffer {
+    let data: Vec<u8> = (0..bytes.max(16))
+        .map(|i| ((i * 7919) % 251) as u8 / 4)
+        .collect();
+    gpu.storage_init("bench", &data)
+}
+
+fn source(name: &str) -> &'static KernelSource {
+    by_name(name).unwrap_or_else(|| panic!("variant {name} missing"))
+}
+
+fn bench_matmul(
+    b: &Bench,
+    src: &'static KernelSource,
+    t: MatmulTiles,
+    what: &str,
+    (m, n, k): (usize, usize, usize),
+) {
+    let gpu = b.gpu;
+    let kernel = gpu.kernel(src).expect("pipeline");
+    let e = if src.f16 { 2 } else { 4 };
+    let (a, w, c) = (
+        buffer(gpu, m * k * e),
+        buffer(gpu, n * k * e),
+        buffer(gpu, m * n * e),
+    );
+    let extra = buffer(gpu, n * e);
+    let p = gpu.uniform(
+        "p",
+        &MatmulParams::new(m as u32, n as u32, k as u32).to_bytes(),
+    );
+    let bind = kernel.bind(gpu, &[&a, &w, &c, &extra, &p]).expect("bind");
+    let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
+    let secs = b.time(&kernel, &bind, groups);
+    let bytes = ((m * k + n * k + m * n) * e) as f64;
+    b.row(
+        what,
+        src.name,
+        &format!("{m}×{n}×{k}"),
+        secs,
+        2.0 * (m * n * k) as f64,
+        bytes,
+    );
+}
+
+fn random_checkpoint(config: Config) -> Checkpoint {
+    let mut s = 0x2545F4914F6CDD1Du64;
+    let tensors = config
+        .expected_tensors()
+        .into_iter()
+        .map(|(name, shape)| {
+            let scale = 1.0 / (*shape.last().unwrap() as f32).sqrt();
+            let data = (0..shape.iter().product::<usize>())
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * scale
+                })
+                .collect();
+            (
+                name,
+                Tensor {
+                    shape,
+                    data,
+                    stored: safetensors::Dtype::F32,
+                },
+            )
+        })
+        .collect();
+    Checkpoint { config, tensors }
+}
+
+fn main() {
+    let args = Args::parse();
+    let gpu = Gpu::new_blocking().unwrap_or_else(|e| panic!("{e}"));
+    let query = gpu.timestamps.then(|| {
+        let qs = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: None,
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let buf = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        (qs, buf)
+    });
+    println!(
+        "# {} — tiles {}, timing: {}",
+        gpu.describe(),
+        webdit_model::kernels::TILES,
+        if query.is_some() {
+            "GPU timestamps"
+        } else {
+            "wall clock"
+        }
+    );
+    println!(
+        "roofline: {:.1} TFLOP/s, {:.0} GB/s\n",
+        args.peak_gflops / 1e3,
+        args.peak_gbps
+    );
+    let b = Bench {
+        gpu: &gpu,
+        args: &args,
+        query,
+    };
+    let tiles = Tiles::named(webdit_model::kernels::TILES).unwrap().matmul;
+
+    println!(
+        "| kernel | variant | shape | time | achieved | % of floor |\n|---|---|---|---|---|---|"
+    );
+    let big = (args.size, args.size, args.size);
+    bench_matmul(&b, source("matmul"), tiles, "matmul", big);
+    if gpu.f16 {
+        bench_matmul(&b, source("matmul_f16"), tiles, "matmul", big);
+    }
+    let models: Vec<(String, Config)> = args
+        .models
+        .iter()
+        .map(|m| (m.clone(), Config::preset(m).expect("known preset")))
+        .collect();
+    for (name, c) in models.clone() {
+        for batch in [1usize, 16] {
+            let m = batch * c.tokens();
+            let (d, inner, hid, pd) = (c.dim, c.inner(), c.hidden(), c.patch_dim());
+            for (what, shape) in [
+                ("patch embed", (m, d, pd)),
+                ("qkv", (m, 3 * inner, d)),
+                ("attn out", (m, d, inner)),
+                ("mlp up", (m, hid, d)),
+                ("mlp down", (m, d, hid)),
+                ("to pixels", (m, pd, d)),
+            ] {
+                bench_matmul(
+                    &b,
+                    source("matmul"),
+                    tiles,
+                    &format!("{name} b{batch} {what}"),
+                    shape,
+                );
+            }
+            // Attention.
+            let width = webdit_kernels::ATTENTION_WIDTHS
+                .iter()
+                .find(|w| **w as usize >= c.dim_head)
+                .unwrap();
+            let kernel = gpu.kernel(source(&format!("attention_d{width}"))).unwrap();
+            let qkv = buffer(&gpu, m * 3 * inner * 4);
+            let out = buffer(&gpu, m * inner * 4);
+            let n = c.tokens();
+            let p = gpu.uniform(
+                "p",
+                &AttentionParams {
+                    n: n as u32,
+                    dh: c.dim_head as u32,
+                    heads: c.heads as u32,
+                    scale: 0.1,
+                }
+                .to_bytes(),
+            );
+            let bind = kernel.bind(&gpu, &[&qkv, &out, &p]).unwrap();
+            let secs = b.time(
+                &kernel,
+                &bind,
+                [(n as u32).div_ceil(BQ), c.heads as u32, batch as u32],
+            );
+            let flops = 4.0 * (batch * c.heads * n * n * c.dim_head) as f64;
+            b.row(
+                &format!("{name} b{batch} attention"),
+                kernel.src.name,
+                &format!("{batch}×{n}×{}", c.dim_head),
+                secs,
+                flops,
+                (m * 4 * inner * 4) as f64,
+            );
+            // AdaLN.
+            let kernel = gpu.kernel(source("adaln")).unwrap();
+            let (x, y, mods) = (
+                buffer(&gpu, m * d * 4),
+                buffer(&gpu, m * d * 4),
+                buffer(&gpu, batch * 2 * d * 4),
+            );
+            let p = gpu.uniform(
+                "p",
+                &AdaLnParams {
+                    d: d as u32,
+                    rows_per_batch: n as u32,
+                    mod_stride: 2 * d as u32,
+                    scale_at: 0,
+                    shift_at: d as u32,
+                }
+                .to_bytes(),
+            );
+            let bind = kernel.bind(&gpu, &[&x, &mods, &y, &p]).unwrap();
+            let secs = b.time(&kernel, &bind, [m as u32, 1, 1]);
+            b.row(
+                &format!("{name} b{batch} adaln"),
+                "adaln",
+                &format!("{m}×{d}"),
+                secs,
+                (8 * m * d) as f64,
+                (2 * m * d * 4) as f64,
+            );
+            // Sampler step.
+            let kernel = gpu.kernel(source("sampler_step")).unwrap();
+            let len = batch * c.image_len();
+            let (x, eps) = (buffer(&gpu, len * 4), buffer(&gpu, len * 4));
+            let p = gpu.uniform(
+                "p",
+                &StepParams {
+                    n: len as u32,
+                    seed_lo: 1,
+                    seed_hi: 2,
+                    stream: 3,
+                    a: 1.0,
+                    b: 0.1,
+                    c: 0.2,
+                }
+                .to_bytes(),
+            );
+            let bind = kernel.bind(&gpu, &[&x, &eps, &p]).unwrap();
+            let secs = b.time(&kernel, &bind, [(len as u32).div_ceil(256), 1, 1]);
+            b.row(
+                &format!("{name} b{batch} sampler step"),
+                "sampler_step",
+                &format!("{len}"),
+                secs,
+                0.0,
+                (3 * len * 4) as f64,
+            );
+        }
+        // All modulations of one step: a matrix-vector product.
+        let mw = (2 * c.depth + 1) * 2 * c.dim;
+        let kernel = gpu.kernel(source("matvec")).unwrap();
+        let (x, w, y) = (
+            buffer(&gpu, c.time_emb_dim * 4),
+            buffer(&gpu, mw * c.time_emb_dim * 4),
+            buffer(&gpu, mw * 4),
+        );
+        let p = gpu.uniform(
+            "p",
+            &MatvecParams {
+                n: mw as u32,
+                k: c.time_emb_dim as u32,
+            }
+            .to_bytes(),
+        );
+        let bind = kernel.bind(&gpu, &[&x, &w, &y, &p]).unwrap();
+        let secs = b.time(&kernel, &bind, [(mw as u32).div_ceil(OUTPUTS), 1, 1]);
+        b.row(
+            &format!("{name} modulations"),
+            "matvec",
+            &format!("1×{mw}×{}", c.time_emb_dim),
+            secs,
+            (2 * mw * c.time_emb_dim) as f64,
+            (mw * c.time_emb_dim * 4) as f64,
+        );
+    }
+
+    if args.sweep {
+        println!("\n## matmul tile sweep (f32)\n\n| tiles | BM×BN×BK, TM×TN | 4096³ | favicon-b b16 mlp up 4096×3072×768 | favicon-s b1 qkv 64×384×512 |\n|---|---|---|---|---|");
+        let mut cands: Vec<(String, MatmulTiles)> = Tiles::CHOICES
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.matmul))
+            .collect();
+        for (bm, bn, bk, tm, tn) in [
+            (128, 128, 8, 8, 8),
+            (64, 128, 16, 4, 8),
+            (128, 64, 8, 8, 4),
+            (64, 64, 8, 4, 4),
+            (128, 128, 32, 8, 8),
+        ] {
+            cands.push((
+                format!("{bm}x{bn}k{bk}"),
+                MatmulTiles { bm, bn, bk, tm, tn },
+            ));
+        }
+        for (name, t) in cands {
+            let k = matmul::<f32, f32>(t, Epilogue::None);
+            let wgsl = webdit_codegen::compile(&k)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .wgsl;
+            let src = KernelSource::leak(&format!("matmul_{name}"), &k, wgsl);
+            let mut cells = vec![];
+            for (m, n, kk) in [big, (4096, 3072, 768), (64, 384, 512)] {
+                let kernel = gpu.kernel(src).unwrap();
+                let (a, w, c) = (
+                    buffer(&gpu, m * kk * 4),
+                    buffer(&gpu, n * kk * 4),
+                    buffer(&gpu, m * n * 4),
+                );
+                let p = gpu.uniform(
+                    "p",
+                    &MatmulParams::new(m as u32, n as u32, kk as u32).to_bytes(),
+                );
+                let bind = kernel.bind(&gpu, &[&a, &w, &c, &c, &p]);
+                let Ok(bind) = bind else { continue };
+                let secs = b.time(
+                    &kernel,
+                    &bind,
+                    [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1],
+                );
+                cells.push(format!(
+                    "{:.2} ms, {:.1} TFLOP/s",
+                    secs * 1e3,
+                    2.0 * (m * n * kk) as f64 / secs / 1e12
+                ));
+            }
+            println!(
+                "| {name} | {}×{}×{}, {}×{} | {} |",
+                t.bm,
+                t.bn,
+                t.bk,
+                t.tm,
+                t.tn,
+                cells.join(" | ")
+            );
+        }
+    }
+
+    if args.kernels_only {
+        return;
+    }
+    println!(
+        "\n## whole generation: 32 DDPM steps, one command buffer, submit to image read back\n"
+    );
+    println!("| model | batch | precision | median time | per step | GFLOP/s |\n|---|---|---|---|---|---|");
+    for (name, c) in models {
+        let ckpt = random_checkpoint(c.clone());
+        let steps = plan(&c, Sampler::Ddpm, c.steps).unwrap();
+        let flops_per_step = |batch: usize| {
+            let (n, d, inner, hid, pd) = (
+                c.tokens() as f64,
+                c.dim as f64,
+                c.inner() as f64,
+                c.hidden() as f64,
+                c.patch_dim() as f64,
+            );
+            let m = batch as f64 * n;
+            let per_block = 2.0 * m * (3.0 * inner * d + inner * d + 2.0 * hid * d)
+                + 4.0 * batch as f64 * n * n * inner;
+            per_block * c.depth as f64 + 2.0 * m * (pd * d * 2.0)
+        };
+        for precision in [Precision::F32, Precision::F16] {
+            if precision == Precision::F16 && !gpu.f16 {
+                continue;
+            }
+            let model = GpuModel::new(&gpu, &ckpt, Some(precision)).unwrap();
+            for batch in [1usize, 16] {
+                let g = model.generator(&gpu, batch, &steps).unwrap();
+                pollster::block_on(g.generate(&gpu, 0)).unwrap();
+                let mut times: Vec<f64> = (0..5)
+                    .map(|i| {
+                        let t = Instant::now();
+                        pollster::block_on(g.generate(&gpu, i)).unwrap();
+                        t.elapsed().as_secs_f64()
+                    })
+                    .collect();
+                times.sort_by(f64::total_cmp);
+                let t = times[2];
+                let gf = flops_per_step(batch) * c.steps as f64 / t / 1e9;
+                println!(
+                    "| {name} | {batch} | {precision:?} | {:.1} ms | {:.2} ms | {gf:.0} |",
+                    t * 1e3,
+                    t * 1e3 / c.steps as f64
+                );
+            }
+        }
+    }
+}
