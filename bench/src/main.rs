@@ -8,7 +8,7 @@ use clap::Parser;
 use web_time::Instant;
 use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
-use webdit_kernels::matmul::{matmul, Epilogue, MatmulParams, MatmulTiles};
+use webdit_kernels::matmul::{matmul, matmul_wide, Epilogue, MatmulParams, MatmulTiles};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::AdaLnParams;
 use webdit_kernels::sampler::StepParams;
@@ -224,15 +224,15 @@ fn main() {
         args: &args,
         query,
     };
-    let tiles = Tiles::named(webdit_model::kernels::TILES).unwrap().matmul;
+    let tiles = Tiles::named(webdit_model::kernels::TILES).unwrap();
 
     println!(
         "| kernel | variant | shape | time | achieved | % of floor |\n|---|---|---|---|---|---|"
     );
     let big = (args.size, args.size, args.size);
-    bench_matmul(&b, source("matmul"), tiles, "matmul", big);
+    bench_matmul(&b, source("matmul"), tiles.matmul, "matmul", big);
     if gpu.f16 {
-        bench_matmul(&b, source("matmul_f16"), tiles, "matmul", big);
+        bench_matmul(&b, source("matmul_f16"), tiles.matmul, "matmul", big);
     }
     let models: Vec<(String, Config)> = args
         .models
@@ -251,13 +251,15 @@ fn main() {
                 ("mlp down", (m, d, hid)),
                 ("to pixels", (m, pd, d)),
             ] {
-                bench_matmul(
-                    &b,
-                    source("matmul"),
-                    tiles,
-                    &format!("{name} b{batch} {what}"),
-                    shape,
-                );
+                // The runtime's choice: wide tiles when they fill the GPU, else small ones.
+                let wide = (shape.1 as u32).div_ceil(tiles.matmul.bn)
+                    * (shape.0 as u32).div_ceil(tiles.matmul.bm);
+                let (src, t) = if wide >= 128 {
+                    (source("matmul"), tiles.matmul)
+                } else {
+                    (source("matmul_small"), tiles.small)
+                };
+                bench_matmul(&b, src, t, &format!("{name} b{batch} {what}"), shape);
             }
             // Attention.
             let width = webdit_kernels::ATTENTION_WIDTHS
@@ -379,24 +381,41 @@ fn main() {
 
     if args.sweep {
         println!("\n## matmul tile sweep (f32)\n\n| tiles | BM×BN×BK, TM×TN | 4096³ | favicon-b b16 mlp up 4096×3072×768 | favicon-s b1 qkv 64×384×512 |\n|---|---|---|---|---|");
-        let mut cands: Vec<(String, MatmulTiles)> = Tiles::CHOICES
+        let mut cands: Vec<(String, MatmulTiles, bool)> = Tiles::CHOICES
             .iter()
-            .map(|(n, t)| (n.to_string(), t.matmul))
+            .map(|(n, t)| (format!("wide {n}"), t.matmul, true))
             .collect();
-        for (bm, bn, bk, tm, tn) in [
-            (128, 128, 8, 8, 8),
-            (64, 128, 16, 4, 8),
-            (128, 64, 8, 8, 4),
-            (64, 64, 8, 4, 4),
-            (128, 128, 32, 8, 8),
-        ] {
+        for (bm, bn, bk) in [(64, 128, 8), (128, 128, 4), (256, 128, 8)] {
             cands.push((
-                format!("{bm}x{bn}k{bk}"),
-                MatmulTiles { bm, bn, bk, tm, tn },
+                format!("wide {bm}x{bn}k{bk}"),
+                MatmulTiles {
+                    bm,
+                    bn,
+                    bk,
+                    tm: 8,
+                    tn: 8,
+                },
+                true,
             ));
         }
-        for (name, t) in cands {
-            let k = matmul::<f32, f32>(t, Epilogue::None);
+        for (bm, bn, bk, tm, tn) in [
+            (128, 128, 8, 8, 8),
+            (64, 64, 16, 4, 4),
+            (32, 32, 16, 2, 2),
+            (32, 64, 16, 2, 4),
+        ] {
+            cands.push((
+                format!("scalar {bm}x{bn}k{bk}"),
+                MatmulTiles { bm, bn, bk, tm, tn },
+                false,
+            ));
+        }
+        for (name, t, wide) in cands {
+            let k = if wide {
+                matmul_wide::<f32, f32>(t, Epilogue::None)
+            } else {
+                matmul::<f32, f32>(t, Epilogue::None)
+            };
             let wgsl = webdit_codegen::compile(&k)
                 .unwrap_or_else(|e| panic!("{e}"))
                 .wgsl;
@@ -413,8 +432,8 @@ fn main() {
                     "p",
                     &MatmulParams::new(m as u32, n as u32, kk as u32).to_bytes(),
                 );
-                let bind = kernel.bind(&gpu, &[&a, &w, &c, &c, &p]);
-                let Ok(bind) = bind else { continue };
+                let extra = buffer(&gpu, n * 4);
+                let bind = kernel.bind(&gpu, &[&a, &w, &c, &extra, &p]).unwrap();
                 let secs = b.time(
                     &kernel,
                     &bind,

@@ -468,6 +468,19 @@ impl<T: Ty> Store for Array<T, ReadWrite> {
     }
 }
 
+/// Rust arrays of kernel values (`let v = [a.x, a.y, b.x, b.y];`), indexed with
+/// compile-time indices (e.g. an `#[unroll]` loop's variable).
+impl<T: Ty, const N: usize> Load for [Expr<T>; N] {
+    type Elem = T;
+    fn load(&self, index: impl IntoExpr<u32>) -> Expr<T> {
+        match literal_of(index.into_expr().id) {
+            Some(crate::ir::Literal::U32(i)) if (i as usize) < N => self[i as usize],
+            Some(_) => panic!("index out of bounds of a Rust array of {N} kernel values"),
+            None => panic!("Rust arrays of kernel values need compile-time indices; use a `let mut a = [v; N]` array"),
+        }
+    }
+}
+
 macro_rules! load_store {
     ($ty:ident, $place:ident, $field:ident) => {
         impl<T: Ty> Load for $ty<T> {

@@ -174,24 +174,174 @@ pub fn matmul<A: ScalarTy, W: ScalarTy>(
         for j in 0..t.tn {
             let col = col0 + tx + j * cols;
             if r < p.m && col < p.n {
-                let at = c_base + r * p.n + col;
-                let v = acc[i * t.tn + j];
-                if epilogue == Epilogue::None {
-                    c[at] = v as A;
-                }
-                if epilogue == Epilogue::Bias {
-                    c[at] = (v + extra[col] as f32) as A;
-                }
-                if epilogue == Epilogue::Silu {
-                    c[at] = silu(v) as A;
-                }
-                if epilogue == Epilogue::Accumulate {
-                    c[at] = (c[at] as f32 + v) as A;
-                }
-                if epilogue == Epilogue::AddRows {
-                    c[at] = (v + extra[(r % p.rows_period) * p.n + col] as f32) as A;
+                store(
+                    &c,
+                    &extra,
+                    epilogue,
+                    c_base + r * p.n + col,
+                    r,
+                    col,
+                    p.rows_period,
+                    p.n,
+                    acc[i * t.tn + j],
+                );
+            }
+        }
+    }
+}
+
+/// Element `k` of row `row` of a row-major `[len, k_len]` matrix as f32, or 0 outside it.
+#[kernel_fn]
+fn fetch<E: ScalarTy>(src: &Array<E>, base: u32, row: u32, len: u32, k: u32, k_len: u32) -> f32 {
+    let mut v = 0.0;
+    if row < len && k < k_len {
+        v = src[base + row * k_len + k] as f32;
+    }
+    v
+}
+
+/// Stages rows `row0..row0+rows` × columns `k0..k0+bk` into `tile` as `[bk][rows/4]` quads
+/// of consecutive rows, zeros outside the matrix.
+#[kernel_fn]
+fn stage_quads<E: ScalarTy>(
+    src: &Array<E>,
+    tile: &Shared<Vec4<f32>>,
+    #[comptime] rows: u32,
+    #[comptime] bk: u32,
+    #[comptime] threads: u32,
+    tid: u32,
+    base: u32,
+    row0: u32,
+    len: u32,
+    k0: u32,
+    k: u32,
+) {
+    #[unroll]
+    for l in 0..(rows / 4 * bk).div_ceil(threads) {
+        let idx = tid + l * threads;
+        let q = idx / bk;
+        let kk = idx % bk;
+        if (l + 1) * threads <= rows / 4 * bk || q < rows / 4 {
+            let r = row0 + 4 * q;
+            let gk = k0 + kk;
+            let v = vec4(
+                fetch(&src, base, r, len, gk, k),
+                fetch(&src, base, r + 1, len, gk, k),
+                fetch(&src, base, r + 2, len, gk, k),
+                fetch(&src, base, r + 3, len, gk, k),
+            );
+            tile[kk * (rows / 4) + q] = v;
+        }
+    }
+}
+
+/// The wide variant of [`matmul`] for large products: 8×8 outputs per invocation, taken as
+/// two 4-row by two 4-column halves half a tile apart, so that workgroup memory is read as
+/// `vec4`s (a quarter of the load instructions of the scalar kernel) without bank
+/// conflicts. `t.tm` and `t.tn` must be 8.
+#[kernel(workgroup_size = [t.bn / 8, t.bm / 8, 1])]
+pub fn matmul_wide<A: ScalarTy, W: ScalarTy>(
+    #[comptime] t: MatmulTiles,
+    #[comptime] epilogue: Epilogue,
+    a: &Array<A>,
+    w: &Array<W>,
+    c: &mut Array<A>,
+    extra: &Array<A>,
+    p: &Uniform<MatmulParams>,
+) {
+    #[comptime]
+    let cols = t.bn / 8;
+    #[comptime]
+    let rows = t.bm / 8;
+    #[comptime]
+    let threads = cols * rows;
+    let a_tile = Shared::<Vec4<f32>>::new(t.bk * t.bm / 4);
+    let w_tile = Shared::<Vec4<f32>>::new(t.bk * t.bn / 4);
+    let tx = local_id().x;
+    let ty = local_id().y;
+    let tid = ty * cols + tx;
+    let row0 = workgroup_id().y * t.bm;
+    let col0 = workgroup_id().x * t.bn;
+    let batch = workgroup_id().z;
+    let a_base = batch * p.a_batch_stride;
+    let w_base = batch * p.w_batch_stride;
+    let c_base = batch * p.c_batch_stride;
+    let mut acc = [0.0; 64];
+    for k0 in (0..p.k).step_by(t.bk) {
+        stage_quads(
+            &a, &a_tile, t.bm, t.bk, threads, tid, a_base, row0, p.m, k0, p.k,
+        );
+        stage_quads(
+            &w, &w_tile, t.bn, t.bk, threads, tid, w_base, col0, p.n, k0, p.k,
+        );
+        workgroup_barrier();
+        #[unroll]
+        for kk in 0..t.bk {
+            let a0 = a_tile[kk * (t.bm / 4) + ty];
+            let a1 = a_tile[kk * (t.bm / 4) + rows + ty];
+            let w0 = w_tile[kk * (t.bn / 4) + tx];
+            let w1 = w_tile[kk * (t.bn / 4) + cols + tx];
+            let av = [a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w];
+            let wv = [w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w];
+            #[unroll]
+            for i in 0..8u32 {
+                #[unroll]
+                for j in 0..8u32 {
+                    acc[i * 8 + j] = fma(av[i], wv[j], acc[i * 8 + j]);
                 }
             }
         }
+        workgroup_barrier();
+    }
+    #[unroll]
+    for i in 0..8u32 {
+        let r = row0 + (i / 4) * (t.bm / 2) + ty * 4 + i % 4;
+        #[unroll]
+        for j in 0..8u32 {
+            let col = col0 + (j / 4) * (t.bn / 2) + tx * 4 + j % 4;
+            if r < p.m && col < p.n {
+                store(
+                    &c,
+                    &extra,
+                    epilogue,
+                    c_base + r * p.n + col,
+                    r,
+                    col,
+                    p.rows_period,
+                    p.n,
+                    acc[i * 8 + j],
+                );
+            }
+        }
+    }
+}
+
+/// Stores one output through the epilogue.
+#[kernel_fn]
+fn store<A: ScalarTy>(
+    c: &mut Array<A>,
+    extra: &Array<A>,
+    #[comptime] epilogue: Epilogue,
+    at: u32,
+    r: u32,
+    col: u32,
+    rows_period: u32,
+    n: u32,
+    v: f32,
+) {
+    if epilogue == Epilogue::None {
+        c[at] = v as A;
+    }
+    if epilogue == Epilogue::Bias {
+        c[at] = (v + extra[col] as f32) as A;
+    }
+    if epilogue == Epilogue::Silu {
+        c[at] = silu(v) as A;
+    }
+    if epilogue == Epilogue::Accumulate {
+        c[at] = (c[at] as f32 + v) as A;
+    }
+    if epilogue == Epilogue::AddRows {
+        c[at] = (v + extra[(r % rows_period) * n + col] as f32) as A;
     }
 }

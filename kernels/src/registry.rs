@@ -11,24 +11,41 @@ pub struct Variant {
     pub kernel: Kernel,
 }
 
-/// Tile sizes picked at build time (Cargo features of `webdit-model`, see the README).
+/// Tile sizes picked at build time (Cargo features of `webdit-model`, see the README):
+/// `matmul` for the wide kernel that large products use (8×8 outputs per invocation), and
+/// `small` for the scalar kernel that products with too few tiles to fill the GPU use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tiles {
     pub matmul: MatmulTiles,
+    pub small: MatmulTiles,
 }
 
 impl Tiles {
-    /// The named tile configurations; the first is the default.
+    /// The named tile configurations; the first is the default (the best of the sweep in
+    /// BENCHMARKS.md).
     pub const CHOICES: &'static [(&'static str, Tiles)] = &[
-        ("64x64", Tiles::matmul(64, 64, 16, 4, 4)),
-        ("128x64", Tiles::matmul(128, 64, 16, 8, 4)),
-        ("128x128", Tiles::matmul(128, 128, 16, 8, 8)),
-        ("32x32", Tiles::matmul(32, 32, 16, 2, 2)),
+        ("128x128", Tiles::wide(128, 128, 8)),
+        ("128x128k16", Tiles::wide(128, 128, 16)),
+        ("128x64", Tiles::wide(128, 64, 8)),
+        ("64x64", Tiles::wide(64, 64, 8)),
     ];
 
-    const fn matmul(bm: u32, bn: u32, bk: u32, tm: u32, tn: u32) -> Tiles {
+    const fn wide(bm: u32, bn: u32, bk: u32) -> Tiles {
         Tiles {
-            matmul: MatmulTiles { bm, bn, bk, tm, tn },
+            matmul: MatmulTiles {
+                bm,
+                bn,
+                bk,
+                tm: 8,
+                tn: 8,
+            },
+            small: MatmulTiles {
+                bm: 32,
+                bn: 32,
+                bk: 16,
+                tm: 2,
+                tn: 2,
+            },
         }
     }
 
@@ -69,11 +86,19 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
     for (e, suffix) in EPILOGUES {
         add(
             format!("matmul{suffix}"),
-            matmul::<f32, f32>(tiles.matmul, e),
+            matmul_wide::<f32, f32>(tiles.matmul, e),
         );
         add(
             format!("matmul{suffix}_f16"),
-            matmul::<f16, f16>(tiles.matmul, e),
+            matmul_wide::<f16, f16>(tiles.matmul, e),
+        );
+        add(
+            format!("matmul_small{suffix}"),
+            matmul::<f32, f32>(tiles.small, e),
+        );
+        add(
+            format!("matmul_small{suffix}_f16"),
+            matmul::<f16, f16>(tiles.small, e),
         );
     }
     for (silu, suffix) in [(false, ""), (true, "_silu")] {

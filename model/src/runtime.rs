@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernels::{by_name, KernelSource, TILES};
 use crate::sampler::Step;
+use std::collections::HashMap;
 use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
 use webdit_kernels::layout::{PatchParams, SinusParams};
@@ -57,30 +58,42 @@ struct Block {
     ff2: wgpu::Buffer,
 }
 
+/// Every pipeline the model uses, by variant name.
 struct Pipelines {
-    matmul: Kernel,
-    matmul_addrows: Kernel,
-    matmul_acc: Kernel,
-    matmul_silu: Kernel,
-    matmul_bias: Kernel,
-    attention: Kernel,
-    adaln: Kernel,
-    patchify: Kernel,
-    unpatchify: Kernel,
-    // The timestep path runs in f32 whatever the precision.
-    temb: Kernel,
-    time_matmul: Kernel,
-    time_matmul_silu: Kernel,
-    time_matvec: Kernel,
-    time_matvec_silu: Kernel,
-    sampler: Kernel,
+    kernels: Vec<Kernel>,
+    index: HashMap<&'static str, usize>,
+}
+
+impl Pipelines {
+    fn load(gpu: &Gpu, names: &[String]) -> Result<Pipelines, RuntimeError> {
+        let mut p = Pipelines {
+            kernels: vec![],
+            index: HashMap::new(),
+        };
+        for n in names {
+            let src = variant(n)?;
+            p.index.insert(src.name, p.kernels.len());
+            p.kernels.push(gpu.kernel(src)?);
+        }
+        Ok(p)
+    }
+
+    fn id(&self, name: &str) -> usize {
+        *self
+            .index
+            .get(name)
+            .unwrap_or_else(|| panic!("pipeline {name} was not loaded"))
+    }
 }
 
 /// A model on the GPU: weights and pipelines.
 pub struct GpuModel {
     pub config: Config,
     pub precision: Precision,
-    tiles: MatmulTiles,
+    tiles: Tiles,
+    /// Suffix of the main kernels' variants (`""` or `"_f16"`).
+    sfx: &'static str,
+    attention: String,
     k: Pipelines,
     patch_embed: wgpu::Buffer,
     pos: wgpu::Buffer,
@@ -117,24 +130,34 @@ impl GpuModel {
             .iter()
             .find(|w| **w as usize >= c.dim_head)
             .expect("config validated");
-        let pipe = |name: &str| -> Result<Kernel, RuntimeError> { Ok(gpu.kernel(variant(name)?)?) };
-        let k = Pipelines {
-            matmul: pipe(&format!("matmul{sfx}"))?,
-            matmul_addrows: pipe(&format!("matmul_addrows{sfx}"))?,
-            matmul_acc: pipe(&format!("matmul_acc{sfx}"))?,
-            matmul_silu: pipe(&format!("matmul_silu{sfx}"))?,
-            matmul_bias: pipe(&format!("matmul_bias{sfx}"))?,
-            attention: pipe(&format!("attention_d{width}{sfx}"))?,
-            adaln: pipe(&format!("adaln{sfx}"))?,
-            patchify: pipe(&format!("patchify{sfx}"))?,
-            unpatchify: pipe(&format!("unpatchify{sfx}"))?,
-            temb: pipe("timestep_embedding")?,
-            time_matmul: pipe("matmul")?,
-            time_matmul_silu: pipe("matmul_silu")?,
-            time_matvec: pipe("matvec")?,
-            time_matvec_silu: pipe("matvec_silu")?,
-            sampler: pipe("sampler_step")?,
-        };
+        let attention = format!("attention_d{width}{sfx}");
+        let mut names: Vec<String> = ["matmul", "matmul_small"]
+            .iter()
+            .flat_map(|m| {
+                webdit_kernels::EPILOGUES
+                    .iter()
+                    .map(move |(_, e)| format!("{m}{e}{sfx}"))
+            })
+            .collect();
+        for n in ["adaln", "patchify", "unpatchify"] {
+            names.push(format!("{n}{sfx}"));
+        }
+        names.push(attention.clone());
+        for n in [
+            "timestep_embedding",
+            "matmul",
+            "matmul_silu",
+            "matmul_small",
+            "matmul_small_silu",
+            "matvec",
+            "matvec_silu",
+            "sampler_step",
+        ] {
+            names.push(n.to_string());
+        }
+        names.sort();
+        names.dedup();
+        let k = Pipelines::load(gpu, &names)?;
         let main = |data: &[f32]| -> Vec<u8> {
             match precision {
                 Precision::F32 => bytemuck::cast_slice(data).to_vec(),
@@ -172,9 +195,9 @@ impl GpuModel {
         }
         let f32b = |name: &str| bytemuck::cast_slice::<f32, u8>(ckpt.get(name)).to_vec();
         Ok(GpuModel {
-            tiles: Tiles::named(TILES)
-                .expect("the build's tiles are registered")
-                .matmul,
+            tiles: Tiles::named(TILES).expect("the build's tiles are registered"),
+            sfx,
+            attention,
             k,
             patch_embed: up("patch_embed", &w("patch_embed.weight")),
             pos: up("pos", &main(&c.pos_embedding())),
@@ -240,42 +263,23 @@ pub struct Generator<'m> {
     init_params: (wgpu::Buffer, StepParams),
 }
 
-// Indices into `kernels_of`.
-const MATMUL: usize = 0;
-const MATMUL_ADDROWS: usize = 1;
-const MATMUL_ACC: usize = 2;
-const MATMUL_SILU: usize = 3;
-const MATMUL_BIAS: usize = 4;
-const ATTENTION: usize = 5;
-const ADALN: usize = 6;
-const PATCHIFY: usize = 7;
-const UNPATCHIFY: usize = 8;
-const TEMB: usize = 9;
-const TIME_MATMUL: usize = 10;
-const TIME_MATMUL_SILU: usize = 11;
-const TIME_MATVEC: usize = 12;
-const TIME_MATVEC_SILU: usize = 13;
-const SAMPLER: usize = 14;
+/// Workgroups of the wide matmul below which the small tiles fill the GPU better.
+const WIDE_MIN_GROUPS: u32 = 128;
 
-fn kernels_of(m: &GpuModel) -> [&Kernel; 15] {
-    let k = &m.k;
-    [
-        &k.matmul,
-        &k.matmul_addrows,
-        &k.matmul_acc,
-        &k.matmul_silu,
-        &k.matmul_bias,
-        &k.attention,
-        &k.adaln,
-        &k.patchify,
-        &k.unpatchify,
-        &k.temb,
-        &k.time_matmul,
-        &k.time_matmul_silu,
-        &k.time_matvec,
-        &k.time_matvec_silu,
-        &k.sampler,
-    ]
+impl GpuModel {
+    /// The matmul variant and workgroup count for an `m × n` product.
+    fn matmul_for(&self, epilogue: &str, m: usize, n: usize, sfx: &str) -> (usize, [u32; 3]) {
+        let groups = |t: MatmulTiles| [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
+        let wide = groups(self.tiles.matmul);
+        if wide[0] * wide[1] >= WIDE_MIN_GROUPS {
+            (self.k.id(&format!("matmul{epilogue}{sfx}")), wide)
+        } else {
+            (
+                self.k.id(&format!("matmul_small{epilogue}{sfx}")),
+                groups(self.tiles.small),
+            )
+        }
+    }
 }
 
 impl GpuModel {
@@ -372,19 +376,31 @@ impl GpuModel {
         let uni = |p: &dyn Fn() -> Vec<u8>| gpu.uniform("params", &p());
         let op =
             |kernel: usize, bufs: &[&wgpu::Buffer], groups: [u32; 3]| -> Result<Op, RuntimeError> {
-                let ks = kernels_of(self);
+                let bind = self.k.kernels[kernel].bind(gpu, bufs)?;
                 Ok(Op {
                     kernel,
-                    bind: ks[kernel].bind(gpu, bufs)?,
+                    bind,
                     groups,
                 })
             };
-        let t = self.tiles;
-        let mm_groups =
-            |m: usize, nn: usize| [(nn as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
+        let named = |name: &str| self.k.id(name);
         let lin = |nn: u32| [nn.div_ceil(256), 1, 1];
-        let mm = |m: usize, nn: usize, k: usize| {
-            MatmulParams::new(m as u32, nn as u32, k as u32).to_bytes()
+        // `out = x · wᵀ` through `epilogue` (a variant suffix), small or wide tiles by shape.
+        let linear = |epilogue: &str,
+                      sfx: &str,
+                      bufs: [&wgpu::Buffer; 4],
+                      (m, nn, k): (usize, usize, usize),
+                      period: usize|
+         -> Result<Op, RuntimeError> {
+            let p = uni(&|| {
+                MatmulParams {
+                    rows_period: period as u32,
+                    ..MatmulParams::new(m as u32, nn as u32, k as u32)
+                }
+                .to_bytes()
+            });
+            let (kernel, groups) = self.matmul_for(epilogue, m, nn, sfx);
+            op(kernel, &[bufs[0], bufs[1], bufs[2], bufs[3], &p], groups)
         };
         let (mut forward, mut precompute) = (vec![], vec![]);
 
@@ -404,7 +420,11 @@ impl GpuModel {
             }
             .to_bytes()
         });
-        precompute.push(op(TEMB, &[&t_buf, &temb, &pb], lin(total))?);
+        precompute.push(op(
+            named("timestep_embedding"),
+            &[&t_buf, &temb, &pb],
+            lin(total),
+        )?);
         let time_linear = |x: &wgpu::Buffer,
                            w: &wgpu::Buffer,
                            out: &wgpu::Buffer,
@@ -412,6 +432,7 @@ impl GpuModel {
                            k: usize,
                            silu: bool|
          -> Result<Op, RuntimeError> {
+            let epilogue = if silu { "_silu" } else { "" };
             if tr <= 16 {
                 let p = uni(&|| {
                     MatvecParams {
@@ -421,17 +442,12 @@ impl GpuModel {
                     .to_bytes()
                 });
                 op(
-                    if silu { TIME_MATVEC_SILU } else { TIME_MATVEC },
+                    named(&format!("matvec{epilogue}")),
                     &[x, w, out, &p],
                     [(nn as u32).div_ceil(OUTPUTS), tr as u32, 1],
                 )
             } else {
-                let p = uni(&|| mm(tr, nn, k));
-                op(
-                    if silu { TIME_MATMUL_SILU } else { TIME_MATMUL },
-                    &[x, w, out, &self.dummy, &p],
-                    mm_groups(tr, nn),
-                )
+                linear(epilogue, "", [x, w, out, &self.dummy], (tr, nn, k), 1)
             }
         };
         precompute.push(time_linear(
@@ -460,44 +476,41 @@ impl GpuModel {
         )?);
 
         // The model.
-        let patch = || PatchParams {
+        let sfx = self.sfx;
+        let patch = PatchParams {
             channels: c.channels as u32,
             size: c.input as u32,
             patch: c.patch as u32,
             total: (batch * c.image_len()) as u32,
         };
-        let pp = uni(&|| patch().to_bytes());
-        forward.push(op(PATCHIFY, &[&x, &patches, &pp], lin(patch().total))?);
-        let p = uni(&|| {
-            MatmulParams {
-                rows_period: n as u32,
-                ..MatmulParams::new(rows as u32, d as u32, pd as u32)
-            }
-            .to_bytes()
-        });
+        let pp = uni(&|| patch.to_bytes());
         forward.push(op(
-            MATMUL_ADDROWS,
-            &[&patches, &self.patch_embed, &h, &self.pos, &p],
-            mm_groups(rows, d),
+            named(&format!("patchify{sfx}")),
+            &[&x, &patches, &pp],
+            lin(patch.total),
+        )?);
+        forward.push(linear(
+            "_addrows",
+            sfx,
+            [&patches, &self.patch_embed, &h, &self.pos],
+            (rows, d, pd),
+            n,
         )?);
         let norm_params: Vec<wgpu::Buffer> = (0..norm_names(c).len())
             .map(|k| {
+                let (scale_at, shift_at) = ((k * 2 * d) as u32, (k * 2 * d + d) as u32);
                 uni(&|| {
                     AdaLnParams {
                         d: d as u32,
                         rows_per_batch: n as u32,
                         mod_stride: mw as u32,
-                        scale_at: (k * 2 * d) as u32,
-                        shift_at: (k * 2 * d + d) as u32,
+                        scale_at,
+                        shift_at,
                     }
                     .to_bytes()
                 })
             })
             .collect();
-        let p_qkv = uni(&|| mm(rows, 3 * inner, d));
-        let p_out = uni(&|| mm(rows, d, inner));
-        let p_ff0 = uni(&|| mm(rows, hid, d));
-        let p_ff2 = uni(&|| mm(rows, d, hid));
         let p_att = uni(&|| {
             AttentionParams {
                 n: n as u32,
@@ -507,63 +520,73 @@ impl GpuModel {
             }
             .to_bytes()
         });
+        let adaln = named(&format!("adaln{sfx}"));
         let row_groups = [rows as u32, 1, 1];
         for (i, b) in self.blocks.iter().enumerate() {
             forward.push(op(
-                ADALN,
+                adaln,
                 &[&h, &mods_now, &y, &norm_params[2 * i]],
                 row_groups,
             )?);
-            forward.push(op(
-                MATMUL,
-                &[&y, &b.qkv, &qkv, &self.dummy, &p_qkv],
-                mm_groups(rows, 3 * inner),
+            forward.push(linear(
+                "",
+                sfx,
+                [&y, &b.qkv, &qkv, &self.dummy],
+                (rows, 3 * inner, d),
+                1,
+            )?);
+            let groups = [(n as u32).div_ceil(BQ), c.heads as u32, batch as u32];
+            forward.push(op(named(&self.attention), &[&qkv, &attn, &p_att], groups)?);
+            forward.push(linear(
+                "_acc",
+                sfx,
+                [&attn, &b.out, &h, &self.dummy],
+                (rows, d, inner),
+                1,
             )?);
             forward.push(op(
-                ATTENTION,
-                &[&qkv, &attn, &p_att],
-                [(n as u32).div_ceil(BQ), c.heads as u32, batch as u32],
-            )?);
-            forward.push(op(
-                MATMUL_ACC,
-                &[&attn, &b.out, &h, &self.dummy, &p_out],
-                mm_groups(rows, d),
-            )?);
-            forward.push(op(
-                ADALN,
+                adaln,
                 &[&h, &mods_now, &y, &norm_params[2 * i + 1]],
                 row_groups,
             )?);
-            forward.push(op(
-                MATMUL_SILU,
-                &[&y, &b.ff0, &ff, &self.dummy, &p_ff0],
-                mm_groups(rows, hid),
+            forward.push(linear(
+                "_silu",
+                sfx,
+                [&y, &b.ff0, &ff, &self.dummy],
+                (rows, hid, d),
+                1,
             )?);
-            forward.push(op(
-                MATMUL_ACC,
-                &[&ff, &b.ff2, &h, &self.dummy, &p_ff2],
-                mm_groups(rows, d),
+            forward.push(linear(
+                "_acc",
+                sfx,
+                [&ff, &b.ff2, &h, &self.dummy],
+                (rows, d, hid),
+                1,
             )?);
         }
         forward.push(op(
-            ADALN,
+            adaln,
             &[&h, &mods_now, &y, &norm_params[2 * c.depth]],
             row_groups,
         )?);
-        let p_pix = uni(&|| mm(rows, pd, d));
-        forward.push(op(
-            MATMUL,
-            &[&y, &self.to_pixels, &pix, &self.dummy, &p_pix],
-            mm_groups(rows, pd),
+        forward.push(linear(
+            "",
+            sfx,
+            [&y, &self.to_pixels, &pix, &self.dummy],
+            (rows, pd, d),
+            1,
         )?);
-        forward.push(op(UNPATCHIFY, &[&pix, &eps_img, &pp], lin(patch().total))?);
+        let unpatchify = named(&format!("unpatchify{sfx}"));
+        forward.push(op(unpatchify, &[&pix, &eps_img, &pp], lin(patch.total))?);
         if heads == Heads::Both {
-            forward.push(op(
-                MATMUL_BIAS,
-                &[&y, &self.proj_fin, &pix, &self.proj_bias, &p_pix],
-                mm_groups(rows, pd),
+            forward.push(linear(
+                "_bias",
+                sfx,
+                [&y, &self.proj_fin, &pix, &self.proj_bias],
+                (rows, pd, d),
+                1,
             )?);
-            forward.push(op(UNPATCHIFY, &[&pix, &x0_img, &pp], lin(patch().total))?);
+            forward.push(op(unpatchify, &[&pix, &x0_img, &pp], lin(patch.total))?);
         }
 
         // The sampler: one uniform per step (rewritten with the seed before each run).
@@ -579,13 +602,14 @@ impl GpuModel {
         };
         let init_p = sp(c.steps, 0.0, 0.0, 1.0);
         let init_buf = uni(&|| init_p.to_bytes());
-        let init = op(SAMPLER, &[&x, &eps_img, &init_buf], lin(len))?;
+        let sampler = named("sampler_step");
+        let init = op(sampler, &[&x, &eps_img, &init_buf], lin(len))?;
         let mut updates = vec![];
         let mut step_params = vec![];
         for s in &steps {
             let p = sp(s.t, s.a, s.b, s.c);
             let b = uni(&|| p.to_bytes());
-            updates.push(op(SAMPLER, &[&x, &eps_img, &b], lin(len))?);
+            updates.push(op(sampler, &[&x, &eps_img, &b], lin(len))?);
             step_params.push((b, p));
         }
 
@@ -593,9 +617,8 @@ impl GpuModel {
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            let ks = kernels_of(self);
             for o in &precompute {
-                ks[o.kernel].dispatch(&mut pass, &o.bind, o.groups);
+                self.k.kernels[o.kernel].dispatch(&mut pass, &o.bind, o.groups);
             }
         }
         gpu.queue.submit([enc.finish()]);
@@ -619,7 +642,7 @@ impl GpuModel {
 
 impl Generator<'_> {
     fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, o: &Op) {
-        kernels_of(self.model)[o.kernel].dispatch(pass, &o.bind, o.groups);
+        self.model.k.kernels[o.kernel].dispatch(pass, &o.bind, o.groups);
     }
 
     /// Records one model evaluation using modulation slice `slot`.

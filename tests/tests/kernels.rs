@@ -7,7 +7,7 @@ use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
 use webdit_kernels::elementwise::Len;
 use webdit_kernels::layout::{PatchParams, SinusParams};
-use webdit_kernels::matmul::{matmul, Epilogue, MatmulParams, MatmulTiles};
+use webdit_kernels::matmul::{matmul, matmul_wide, Epilogue, MatmulParams, MatmulTiles};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::AdaLnParams;
 use webdit_kernels::sampler::{philox, StepParams};
@@ -106,8 +106,8 @@ fn check_matmul(src: &'static kernels::KernelSource, t: MatmulTiles, case: Matmu
     assert_close(&what, &got[0], &want, if f16 { 2e-3 } else { 1e-5 });
 }
 
-fn build_tiles() -> MatmulTiles {
-    Tiles::named(kernels::TILES).unwrap().matmul
+fn build_tiles() -> Tiles {
+    Tiles::named(kernels::TILES).unwrap()
 }
 
 #[test]
@@ -124,6 +124,7 @@ fn matmul_every_epilogue_f32() {
             (65, 67, 33, 2),
             (1, 1, 1, 1),
             (100, 130, 31, 1),
+            (260, 136, 20, 1),
         ] {
             let case = MatmulCase {
                 m,
@@ -133,7 +134,17 @@ fn matmul_every_epilogue_f32() {
                 epilogue,
                 f16: false,
             };
-            check_matmul(variant(name), build_tiles(), case);
+            check_matmul(variant(name), build_tiles().matmul, case);
+            let case = MatmulCase {
+                m,
+                n,
+                k,
+                batch,
+                epilogue,
+                f16: false,
+            };
+            let small = name.replace("matmul", "matmul_small");
+            check_matmul(variant(&small), build_tiles().small, case);
         }
     }
 }
@@ -158,7 +169,17 @@ fn matmul_f16_variants() {
                 epilogue,
                 f16: true,
             };
-            check_matmul(variant(name), build_tiles(), case);
+            check_matmul(variant(name), build_tiles().matmul, case);
+            let case = MatmulCase {
+                m,
+                n,
+                k,
+                batch,
+                epilogue,
+                f16: true,
+            };
+            let small = name.replace("matmul", "matmul_small");
+            check_matmul(variant(&small), build_tiles().small, case);
         }
     }
 }
@@ -169,9 +190,9 @@ fn matmul_every_tile_choice() {
     for (name, tiles) in Tiles::CHOICES {
         let src = compile(
             &format!("matmul_{name}"),
-            &matmul::<f32, f32>(tiles.matmul, Epilogue::None),
+            &matmul_wide::<f32, f32>(tiles.matmul, Epilogue::None),
         );
-        for (m, n, k) in [(130, 70, 40), (64, 128, 64)] {
+        for (m, n, k) in [(130, 70, 40), (64, 128, 64), (257, 129, 9)] {
             let case = MatmulCase {
                 m,
                 n,
@@ -182,6 +203,37 @@ fn matmul_every_tile_choice() {
             };
             check_matmul(src, tiles.matmul, case);
         }
+    }
+    // The scalar kernel at other tilings than the registered small one.
+    for t in [
+        MatmulTiles {
+            bm: 64,
+            bn: 64,
+            bk: 16,
+            tm: 4,
+            tn: 4,
+        },
+        MatmulTiles {
+            bm: 128,
+            bn: 64,
+            bk: 8,
+            tm: 8,
+            tn: 4,
+        },
+    ] {
+        let src = compile(
+            &format!("matmul_{}x{}", t.bm, t.bn),
+            &matmul::<f32, f32>(t, Epilogue::None),
+        );
+        let case = MatmulCase {
+            m: 130,
+            n: 70,
+            k: 40,
+            batch: 1,
+            epilogue: Epilogue::None,
+            f16: false,
+        };
+        check_matmul(src, t, case);
     }
 }
 
