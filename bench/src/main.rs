@@ -251,14 +251,15 @@ fn main() {
                 ("mlp down", (m, d, hid)),
                 ("to pixels", (m, pd, d)),
             ] {
-                // The runtime's choice: wide tiles when they fill the GPU, else small ones.
-                let wide = (shape.1 as u32).div_ceil(tiles.matmul.bn)
-                    * (shape.0 as u32).div_ceil(tiles.matmul.bm);
-                let (src, t) = if wide >= 128 {
-                    (source("matmul"), tiles.matmul)
-                } else {
-                    (source("matmul_small"), tiles.small)
+                // The runtime's choice (GpuModel::matmul_for): the largest tiles that fill the GPU.
+                let fill = |t: MatmulTiles| {
+                    (shape.1 as u32).div_ceil(t.bn) * (shape.0 as u32).div_ceil(t.bm) >= 264
                 };
+                let (src, t) = [("matmul", tiles.matmul), ("matmul_mid", tiles.mid)]
+                    .into_iter()
+                    .find(|(_, t)| fill(*t))
+                    .map(|(n, t)| (source(n), t))
+                    .unwrap_or((source("matmul_small"), tiles.small));
                 bench_matmul(&b, src, t, &format!("{name} b{batch} {what}"), shape);
             }
             // Attention.

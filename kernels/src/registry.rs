@@ -11,12 +11,13 @@ pub struct Variant {
     pub kernel: Kernel,
 }
 
-/// Tile sizes picked at build time (Cargo features of `webdit-model`, see the README):
-/// `matmul` for the wide kernel that large products use (8×8 outputs per invocation), and
-/// `small` for the scalar kernel that products with too few tiles to fill the GPU use.
+/// Tile sizes. `matmul` (picked at build time by a Cargo feature of `webdit-model`, see the
+/// README) is the wide kernel's tile for large products; products too small to fill the GPU
+/// with it use `mid` (the wide kernel at 64×64) or `small` (the scalar kernel at 32×32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tiles {
     pub matmul: MatmulTiles,
+    pub mid: MatmulTiles,
     pub small: MatmulTiles,
 }
 
@@ -24,8 +25,8 @@ impl Tiles {
     /// The named tile configurations; the first is the default (the best of the sweep in
     /// BENCHMARKS.md).
     pub const CHOICES: &'static [(&'static str, Tiles)] = &[
-        ("128x128", Tiles::wide(128, 128, 8)),
-        ("128x128k16", Tiles::wide(128, 128, 16)),
+        ("128x128", Tiles::wide(128, 128, 16)),
+        ("128x128k8", Tiles::wide(128, 128, 8)),
         ("128x64", Tiles::wide(128, 64, 8)),
         ("64x64", Tiles::wide(64, 64, 8)),
     ];
@@ -36,6 +37,13 @@ impl Tiles {
                 bm,
                 bn,
                 bk,
+                tm: 8,
+                tn: 8,
+            },
+            mid: MatmulTiles {
+                bm: 64,
+                bn: 64,
+                bk: 8,
                 tm: 8,
                 tn: 8,
             },
@@ -91,6 +99,14 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
         add(
             format!("matmul{suffix}_f16"),
             matmul_wide::<f16, f16>(tiles.matmul, e),
+        );
+        add(
+            format!("matmul_mid{suffix}"),
+            matmul_wide::<f32, f32>(tiles.mid, e),
+        );
+        add(
+            format!("matmul_mid{suffix}_f16"),
+            matmul_wide::<f16, f16>(tiles.mid, e),
         );
         add(
             format!("matmul_small{suffix}"),

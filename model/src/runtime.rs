@@ -131,7 +131,7 @@ impl GpuModel {
             .find(|w| **w as usize >= c.dim_head)
             .expect("config validated");
         let attention = format!("attention_d{width}{sfx}");
-        let mut names: Vec<String> = ["matmul", "matmul_small"]
+        let mut names: Vec<String> = ["matmul", "matmul_mid", "matmul_small"]
             .iter()
             .flat_map(|m| {
                 webdit_kernels::EPILOGUES
@@ -263,22 +263,25 @@ pub struct Generator<'m> {
     init_params: (wgpu::Buffer, StepParams),
 }
 
-/// Workgroups of the wide matmul below which the small tiles fill the GPU better.
-const WIDE_MIN_GROUPS: u32 = 128;
+/// Workgroups a matmul tier must fill before it is used: about two per multiprocessor of a
+/// large GPU (132 on an H100/H200); smaller products step down to smaller tiles.
+const TIER_MIN_GROUPS: u32 = 264;
 
 impl GpuModel {
-    /// The matmul variant and workgroup count for an `m × n` product.
+    /// The matmul variant and workgroup count for an `m × n` product: the largest tiles that
+    /// still give every multiprocessor work, else the smallest.
     fn matmul_for(&self, epilogue: &str, m: usize, n: usize, sfx: &str) -> (usize, [u32; 3]) {
         let groups = |t: MatmulTiles| [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
-        let wide = groups(self.tiles.matmul);
-        if wide[0] * wide[1] >= WIDE_MIN_GROUPS {
-            (self.k.id(&format!("matmul{epilogue}{sfx}")), wide)
-        } else {
-            (
-                self.k.id(&format!("matmul_small{epilogue}{sfx}")),
-                groups(self.tiles.small),
-            )
-        }
+        let tiers = [
+            ("matmul", self.tiles.matmul),
+            ("matmul_mid", self.tiles.mid),
+            ("matmul_small", self.tiles.small),
+        ];
+        let (name, t) = tiers
+            .iter()
+            .find(|(_, t)| groups(*t)[0] * groups(*t)[1] >= TIER_MIN_GROUPS)
+            .unwrap_or(&tiers[2]);
+        (self.k.id(&format!("{name}{epilogue}{sfx}")), groups(*t))
     }
 }
 

@@ -145,6 +145,19 @@ fn matmul_every_epilogue_f32() {
             };
             let small = name.replace("matmul", "matmul_small");
             check_matmul(variant(&small), build_tiles().small, case);
+            let case = MatmulCase {
+                m,
+                n,
+                k,
+                batch,
+                epilogue,
+                f16: false,
+            };
+            check_matmul(
+                variant(&name.replace("matmul", "matmul_mid")),
+                build_tiles().mid,
+                case,
+            );
         }
     }
 }
@@ -180,6 +193,19 @@ fn matmul_f16_variants() {
             };
             let small = name.replace("matmul", "matmul_small");
             check_matmul(variant(&small), build_tiles().small, case);
+            let case = MatmulCase {
+                m,
+                n,
+                k,
+                batch,
+                epilogue,
+                f16: true,
+            };
+            check_matmul(
+                variant(&name.replace("matmul", "matmul_mid")),
+                build_tiles().mid,
+                case,
+            );
         }
     }
 }
