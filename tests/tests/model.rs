@@ -357,3 +357,43 @@ fn wts1_converts() {
     assert!(e.to_string().contains("truncated"), "{e}");
     assert!(webdit_model::wts1::parse(b"WTS2", None).is_err());
 }
+
+/// A bounded random-mutation fuzz of the loader (stable Rust has no cargo-fuzz here): flipped
+/// bytes, truncations and splices of a valid checkpoint and of a WTS1 file must give errors
+/// or a checked checkpoint, never a panic.
+#[test]
+fn loader_survives_random_mutations() {
+    let mut rng = rng("loader fuzz");
+    let good = fixture_bytes();
+    let header = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let mut rejected = 0;
+    for i in 0..1500 {
+        let mut b = good.clone();
+        match i % 4 {
+            0 => {
+                for _ in 0..rng.random_range(1..8) {
+                    let at = rng.random_range(0..header);
+                    b[at] = rng.random();
+                }
+            }
+            1 => b.truncate(rng.random_range(0..b.len())),
+            2 => {
+                let at = rng.random_range(0..header);
+                let junk: Vec<u8> = (0..rng.random_range(1..16)).map(|_| rng.random()).collect();
+                b.splice(at..at, junk);
+            }
+            _ => {
+                let at = rng.random_range(0..8);
+                b[at] = rng.random();
+            }
+        }
+        if load(&b).is_err() {
+            rejected += 1;
+        }
+        let _ = webdit_model::wts1::parse(&b, None);
+    }
+    assert!(
+        rejected > 1000,
+        "only {rejected} of 1500 mutations were rejected"
+    );
+}
