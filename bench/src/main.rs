@@ -13,7 +13,6 @@ use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::AdaLnParams;
 use webdit_kernels::sampler::StepParams;
 use webdit_kernels::Tiles;
-use webdit_model::checkpoint::Tensor;
 use webdit_model::kernels::{by_name, KernelSource};
 use webdit_model::{plan, Checkpoint, Config, Gpu, GpuModel, Precision, Sampler};
 
@@ -161,30 +160,12 @@ fn bench_matmul(
 
 fn random_checkpoint(config: Config) -> Checkpoint {
     let mut s = 0x2545F4914F6CDD1Du64;
-    let tensors = config
-        .expected_tensors()
-        .into_iter()
-        .map(|(name, shape)| {
-            let scale = 1.0 / (*shape.last().unwrap() as f32).sqrt();
-            let data = (0..shape.iter().product::<usize>())
-                .map(|_| {
-                    s ^= s << 13;
-                    s ^= s >> 7;
-                    s ^= s << 17;
-                    ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * scale
-                })
-                .collect();
-            (
-                name,
-                Tensor {
-                    shape,
-                    data,
-                    stored: safetensors::Dtype::F32,
-                },
-            )
-        })
-        .collect();
-    Checkpoint { config, tensors }
+    Checkpoint::random(config, 1.0, move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    })
 }
 
 fn main() {

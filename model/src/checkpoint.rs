@@ -220,6 +220,34 @@ impl Checkpoint {
         Ok(Checkpoint { config, tensors })
     }
 
+    /// Random weights for tests and benchmarks (not a model): each weight uniform in
+    /// `±gain/√fan_in`, the bias in `±0.1`, from `uniform` (values in [-1, 1)).
+    pub fn random(config: Config, gain: f32, mut uniform: impl FnMut() -> f32) -> Checkpoint {
+        let tensors = config
+            .expected_tensors()
+            .into_iter()
+            .map(|(name, shape)| {
+                let scale = if shape.len() == 1 {
+                    0.1
+                } else {
+                    gain / (*shape.last().unwrap() as f32).sqrt()
+                };
+                let data = (0..shape.iter().product::<usize>())
+                    .map(|_| uniform() * scale)
+                    .collect();
+                (
+                    name,
+                    Tensor {
+                        shape,
+                        data,
+                        stored: Dtype::F32,
+                    },
+                )
+            })
+            .collect();
+        Checkpoint { config, tensors }
+    }
+
     /// The data of a tensor the configuration requires (present after a successful load).
     pub fn get(&self, name: &str) -> &[f32] {
         &self.tensors[name].data

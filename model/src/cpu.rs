@@ -63,41 +63,38 @@ pub fn adaln(x: &[f32], d: usize, per: usize, scale: &[f32], shift: &[f32]) -> V
     y
 }
 
-/// Image batch `[b, c, s, s]` → tokens `[b, (s/p)², c·p·p]`.
-pub fn patchify(c: &Config, x: &[f32]) -> Vec<f32> {
+/// Calls `f(image index, token index)` for every element of a batch of `len` values: image
+/// `[b, c, s, s]` against tokens `[b, (s/p)², c·p·p]` (token `gy·g + gx`, inside a patch the
+/// order (channel, py, px)).
+fn patch_pairs(c: &Config, len: usize, mut f: impl FnMut(usize, usize)) {
     let (p, s, ch, g) = (c.patch, c.input, c.channels, c.input / c.patch);
-    let batch = x.len() / c.image_len();
-    let mut out = vec![0.0; x.len()];
-    for b in 0..batch {
+    for b in 0..len / c.image_len() {
         for k in 0..ch {
             for y in 0..s {
                 for xx in 0..s {
                     let n = (y / p) * g + xx / p;
                     let e = (k * p + y % p) * p + xx % p;
-                    out[(b * g * g + n) * ch * p * p + e] = x[((b * ch + k) * s + y) * s + xx];
+                    f(
+                        ((b * ch + k) * s + y) * s + xx,
+                        (b * g * g + n) * ch * p * p + e,
+                    );
                 }
             }
         }
     }
+}
+
+/// Image batch `[b, c, s, s]` → tokens `[b, (s/p)², c·p·p]`.
+pub fn patchify(c: &Config, x: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    patch_pairs(c, x.len(), |img, tok| out[tok] = x[img]);
     out
 }
 
 /// Tokens `[b, (s/p)², c·p·p]` → image batch `[b, c, s, s]`.
 pub fn unpatchify(c: &Config, t: &[f32]) -> Vec<f32> {
-    let (p, s, ch, g) = (c.patch, c.input, c.channels, c.input / c.patch);
-    let batch = t.len() / c.image_len();
     let mut out = vec![0.0; t.len()];
-    for b in 0..batch {
-        for k in 0..ch {
-            for y in 0..s {
-                for xx in 0..s {
-                    let n = (y / p) * g + xx / p;
-                    let e = (k * p + y % p) * p + xx % p;
-                    out[((b * ch + k) * s + y) * s + xx] = t[(b * g * g + n) * ch * p * p + e];
-                }
-            }
-        }
-    }
+    patch_pairs(c, t.len(), |img, tok| out[img] = t[tok]);
     out
 }
 

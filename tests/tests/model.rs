@@ -3,7 +3,7 @@
 
 use rand::Rng;
 use std::collections::HashMap;
-use webdit_model::checkpoint::{Files, Tensor};
+use webdit_model::checkpoint::Files;
 use webdit_model::cpu::CpuModel;
 use webdit_model::{plan, Checkpoint, CheckpointError, Config, GpuModel, Precision, Sampler};
 use webdit_tests::*;
@@ -76,30 +76,7 @@ fn sampling_matches_pytorch() {
 }
 
 fn random_checkpoint(config: Config, rng: &mut impl Rng) -> Checkpoint {
-    let tensors = config
-        .expected_tensors()
-        .into_iter()
-        .map(|(name, shape)| {
-            let fan_in = *shape.last().unwrap() as f32;
-            let s = if shape.len() == 1 {
-                0.1
-            } else {
-                1.5 / fan_in.sqrt()
-            };
-            let data = (0..shape.iter().product::<usize>())
-                .map(|_| rng.random_range(-s..s))
-                .collect();
-            (
-                name,
-                Tensor {
-                    shape,
-                    data,
-                    stored: safetensors::Dtype::F32,
-                },
-            )
-        })
-        .collect();
-    Checkpoint { config, tensors }
+    Checkpoint::random(config, 1.5, || rng.random_range(-1.0..1.0))
 }
 
 /// GPU against CPU on the real presets with random weights.
