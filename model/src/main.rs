@@ -22,6 +22,13 @@ enum SamplerArg {
     Ddim,
 }
 
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum DeviceArg {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum PrecisionArg {
     F32,
@@ -54,9 +61,10 @@ enum Command {
         /// Write one grid image instead of one file per image.
         #[arg(long)]
         grid: bool,
-        /// Use the CPU reference implementation (slow).
-        #[arg(long)]
-        cpu: bool,
+        /// Where to run: `auto` uses the GPU unless the only adapter is a software one
+        /// (lavapipe, SwiftShader), where the CPU reference implementation is faster.
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceArg,
         /// Storage precision on the GPU (default: f16 where the adapter has shader-f16).
         #[arg(long, value_enum)]
         precision: Option<PrecisionArg>,
@@ -159,7 +167,7 @@ fn generate(
     weights: Option<PathBuf>,
     preset_name: Option<String>,
     grid: bool,
-    cpu: bool,
+    device: DeviceArg,
     precision: Option<PrecisionArg>,
 ) -> Result<()> {
     if batch == 0 {
@@ -180,17 +188,22 @@ fn generate(
         SamplerArg::Ddim => Sampler::Ddim,
     };
     let steps = plan(&c, sampler, steps.unwrap_or(c.steps))?;
-    let gpu = if cpu {
-        None
-    } else {
-        match Gpu::new_blocking() {
-            Ok(g) => Some(g),
-            Err(e) => {
-                eprintln!("{e}\nfalling back to the CPU reference implementation (the slow path)");
-                None
-            }
+    let gpu = match (device, Gpu::new_blocking()) {
+        (DeviceArg::Cpu, _) => None,
+        (DeviceArg::Gpu, g) => Some(g?),
+        (DeviceArg::Auto, Ok(g)) if g.adapter.device_type == wgpu::DeviceType::Cpu => {
+            println!("{} is a software adapter; the CPU reference implementation is faster here (--device gpu to use it)", g.adapter.name);
+            None
+        }
+        (DeviceArg::Auto, Ok(g)) => Some(g),
+        (DeviceArg::Auto, Err(e)) => {
+            eprintln!("{e}\nfalling back to the CPU reference implementation");
+            None
         }
     };
+    if gpu.is_none() && batch > 1024 {
+        bail!("--batch {batch} is too large for the CPU path (at most 1024)");
+    }
     let start = Instant::now();
     let bar = progress(steps.len());
     let x = match &gpu {
@@ -230,7 +243,7 @@ fn generate(
             x
         }
         None => {
-            println!("device: CPU reference (slow path)");
+            println!("device: CPU reference implementation");
             let model = CpuModel::new(ckpt);
             let x = model.generate(batch, seed, &steps, |k| bar.set_position(k as u64));
             bar.finish_and_clear();
@@ -298,10 +311,10 @@ fn main() {
             weights,
             preset,
             grid,
-            cpu,
+            device,
             precision,
         } => generate(
-            out, seed, steps, sampler, batch, weights, preset, grid, cpu, precision,
+            out, seed, steps, sampler, batch, weights, preset, grid, device, precision,
         ),
         Command::Info { file } => info(&file),
         Command::Convert { from, to, preset } => convert(&from, &to, &preset),

@@ -37,6 +37,8 @@ fn generate_writes_a_grid_on_the_gpu() {
     let out = tmp("grid.png");
     let (ok, stdout, stderr) = webdit(&[
         "generate",
+        "--device",
+        "gpu",
         "--weights",
         &fixture(),
         "--out",
@@ -61,7 +63,8 @@ fn generate_with_shipped_weights_on_the_cpu() {
     let out = tmp("icon.png");
     let (ok, stdout, stderr) = webdit(&[
         "generate",
-        "--cpu",
+        "--device",
+        "cpu",
         "--sampler",
         "ddim",
         "--steps",
@@ -122,10 +125,14 @@ fn bad_inputs_exit_with_a_reason() {
         &["generate", "--steps", "8", "--out", out],
         "DDPM runs the model's 32 training steps",
     );
-    fails_with(
-        &["generate", "--batch", "200000", "--out", out],
-        "use a smaller --batch",
-    );
+    let gpu_batch = [
+        "generate", "--device", "gpu", "--batch", "200000", "--out", out,
+    ];
+    fails_with(&gpu_batch, "use a smaller --batch");
+    let cpu_batch = [
+        "generate", "--device", "cpu", "--batch", "200000", "--out", out,
+    ];
+    fails_with(&cpu_batch, "too large for the CPU path");
     fails_with(&["generate", "--out", "/tmp/x.jpg"], ".png");
     fails_with(
         &["info", junk.to_str().unwrap()],
