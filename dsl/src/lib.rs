@@ -53,6 +53,6 @@ pub mod prelude {
         abs, ceil, clamp, cos, dot, exp, exp2, f16, floor, fma, global_id, halvings, inverse_sqrt,
         kernel, kernel_fn, local_id, local_index, log, log2, max, min, num_workgroups, pow, round,
         select, sin, splat, sqrt, storage_barrier, tanh, vec2, vec3, vec4, workgroup_barrier,
-        workgroup_id, Array, Expr, ScalarTy, Shared, Uniform, Vec2, Vec3, Vec4,
+        workgroup_id, Array, Expr, LocalArray, ScalarTy, Shared, Uniform, Vec2, Vec3, Vec4,
     };
 }

@@ -200,12 +200,13 @@ fn fetch<E: ScalarTy>(src: &Array<E>, base: u32, row: u32, len: u32, k: u32, k_l
     v
 }
 
-/// Stages rows `row0..row0+rows` × columns `k0..k0+bk` into `tile` as `[bk][rows/4]` quads
-/// of consecutive rows, zeros outside the matrix.
+/// Loads this invocation's share of rows `row0..row0+rows` × columns `k0..k0+bk` (quads of
+/// 4 consecutive rows at one k; zeros outside the matrix) into registers, so the loads of
+/// the next K-step are in flight while the current one is computed.
 #[kernel_fn]
-fn stage_quads<E: ScalarTy>(
+fn fetch_quads<E: ScalarTy>(
     src: &Array<E>,
-    tile: &Shared<Vec4<f32>>,
+    regs: &mut LocalArray<f32>,
     #[comptime] rows: u32,
     #[comptime] bk: u32,
     #[comptime] threads: u32,
@@ -219,18 +220,38 @@ fn stage_quads<E: ScalarTy>(
     #[unroll]
     for l in 0..(rows / 4 * bk).div_ceil(threads) {
         let idx = tid + l * threads;
+        let r = row0 + 4 * (idx / bk);
+        let gk = k0 + idx % bk;
+        #[unroll]
+        for e in 0..4u32 {
+            regs[4 * l + e] = fetch(&src, base, r + e, len, gk, k);
+        }
+    }
+}
+
+/// Stores what [`fetch_quads`] loaded into `tile` as `[bk][rows/4]` quads.
+#[kernel_fn]
+fn store_quads(
+    regs: &mut LocalArray<f32>,
+    tile: &Shared<Vec4<f32>>,
+    #[comptime] rows: u32,
+    #[comptime] bk: u32,
+    #[comptime] threads: u32,
+    tid: u32,
+) {
+    #[unroll]
+    for l in 0..(rows / 4 * bk).div_ceil(threads) {
+        let idx = tid + l * threads;
         let q = idx / bk;
-        let kk = idx % bk;
+        // Only the last pass can run past the tile, and only when threads do not divide it.
         if (l + 1) * threads <= rows / 4 * bk || q < rows / 4 {
-            let r = row0 + 4 * q;
-            let gk = k0 + kk;
             let v = vec4(
-                fetch(&src, base, r, len, gk, k),
-                fetch(&src, base, r + 1, len, gk, k),
-                fetch(&src, base, r + 2, len, gk, k),
-                fetch(&src, base, r + 3, len, gk, k),
+                regs[4 * l],
+                regs[4 * l + 1],
+                regs[4 * l + 2],
+                regs[4 * l + 3],
             );
-            tile[kk * (rows / 4) + q] = v;
+            tile[(idx % bk) * (rows / 4) + q] = v;
         }
     }
 }
@@ -238,7 +259,8 @@ fn stage_quads<E: ScalarTy>(
 /// The wide variant of [`matmul`] for large products: 8×8 outputs per invocation, taken as
 /// two 4-row by two 4-column halves half a tile apart, so that workgroup memory is read as
 /// `vec4`s (a quarter of the load instructions of the scalar kernel) without bank
-/// conflicts. `t.tm` and `t.tn` must be 8.
+/// conflicts; the next K-step's global loads go to registers before the current step is
+/// computed. `t.tm` and `t.tn` must be 8.
 #[kernel(workgroup_size = [t.bn / 8, t.bm / 8, 1])]
 pub fn matmul_wide<A: ScalarTy, W: ScalarTy>(
     #[comptime] t: MatmulTiles,
@@ -267,14 +289,46 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy>(
     let w_base = batch * p.w_batch_stride;
     let c_base = batch * p.c_batch_stride;
     let mut acc = [0.0; 64];
+    let mut ra = [0.0; 4 * (t.bm / 4 * t.bk).div_ceil(threads)];
+    let mut rw = [0.0; 4 * (t.bn / 4 * t.bk).div_ceil(threads)];
+    fetch_quads(
+        &a, &ra, t.bm, t.bk, threads, tid, a_base, row0, p.m, 0u32, p.k,
+    );
+    fetch_quads(
+        &w, &rw, t.bn, t.bk, threads, tid, w_base, col0, p.n, 0u32, p.k,
+    );
     for k0 in (0..p.k).step_by(t.bk) {
-        stage_quads(
-            &a, &a_tile, t.bm, t.bk, threads, tid, a_base, row0, p.m, k0, p.k,
-        );
-        stage_quads(
-            &w, &w_tile, t.bn, t.bk, threads, tid, w_base, col0, p.n, k0, p.k,
-        );
+        store_quads(&ra, &a_tile, t.bm, t.bk, threads, tid);
+        store_quads(&rw, &w_tile, t.bn, t.bk, threads, tid);
         workgroup_barrier();
+        if k0 + t.bk < p.k {
+            fetch_quads(
+                &a,
+                &ra,
+                t.bm,
+                t.bk,
+                threads,
+                tid,
+                a_base,
+                row0,
+                p.m,
+                k0 + t.bk,
+                p.k,
+            );
+            fetch_quads(
+                &w,
+                &rw,
+                t.bn,
+                t.bk,
+                threads,
+                tid,
+                w_base,
+                col0,
+                p.n,
+                k0 + t.bk,
+                p.k,
+            );
+        }
         #[unroll]
         for kk in 0..t.bk {
             let a0 = a_tile[kk * (t.bm / 4) + ty];

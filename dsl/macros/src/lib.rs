@@ -112,6 +112,7 @@ fn has_attr(attrs: &[syn::Attribute], name: &str) -> bool {
 enum ParamKind {
     Array { elem: Type, writable: bool },
     Shared { elem: Type },
+    Local { elem: Type },
     Uniform(Type),
 }
 
@@ -138,6 +139,9 @@ fn param_kind(ty: &Type) -> Option<ParamKind> {
     }
     if let Some(elem) = single_generic(&r.elem, "Shared") {
         return (!writable).then_some(ParamKind::Shared { elem });
+    }
+    if let Some(elem) = single_generic(&r.elem, "LocalArray") {
+        return Some(ParamKind::Local { elem });
     }
     if let Some(s) = single_generic(&r.elem, "Uniform") {
         return (!writable).then_some(ParamKind::Uniform(s));
@@ -303,10 +307,13 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
                 Some(ParamKind::Shared { elem }) => {
                     params.push(quote!(#id: ::webdit_dsl::Shared<#elem>));
                 }
+                Some(ParamKind::Local { elem }) => {
+                    params.push(quote!(#id: ::webdit_dsl::LocalArray<#elem>));
+                }
                 _ => {
                     return Err(Error::new_spanned(
                         ty,
-                        "helper parameters are kernel values (f32, u32, Vec4<f32>, ...), `&Shared<T>`, `&Array<T>` or `#[comptime]` values",
+                        "helper parameters are kernel values (f32, u32, Vec4<f32>, ...), `&Shared<T>`, `&Array<T>`, `&mut LocalArray<T>` or `#[comptime]` values",
                     ))
                 }
             }
