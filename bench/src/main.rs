@@ -396,7 +396,7 @@ fn main() {
             let k = if wide {
                 matmul_wide::<f32, f32>(t, Epilogue::None)
             } else {
-                matmul::<f32, f32>(t, Epilogue::None)
+                matmul::<f32, f32, f32>(t, Epilogue::None)
             };
             let wgsl = webdit_codegen::compile(&k)
                 .unwrap_or_else(|e| panic!("{e}"))

@@ -24,6 +24,9 @@ pub struct MatmulParams {
     pub c_batch_stride: u32,
     /// [`Epilogue::AddRows`]: row `r` adds row `r % rows_period` of `extra`.
     pub rows_period: u32,
+    /// Elements between rows of A and W (`k` unless the product covers a slice of K, as the
+    /// partial products of a split-K do).
+    pub k_stride: u32,
 }
 
 impl MatmulParams {
@@ -37,6 +40,7 @@ impl MatmulParams {
             w_batch_stride: 0,
             c_batch_stride: 0,
             rows_period: 1,
+            k_stride: k,
         }
     }
 }
@@ -88,6 +92,7 @@ fn stage_tile<E: ScalarTy>(
     len: u32,
     k0: u32,
     k: u32,
+    stride: u32,
 ) {
     #[unroll]
     for l in 0..(rows * bk).div_ceil(threads) {
@@ -99,7 +104,7 @@ fn stage_tile<E: ScalarTy>(
             let gr = row0 + r;
             let gk = k0 + kk;
             if gr < len && gk < k {
-                tile[kk * rows + r] = src[base + gr * k + gk] as f32;
+                tile[kk * rows + r] = src[base + gr * stride + gk] as f32;
             } else {
                 tile[kk * rows + r] = 0.0;
             }
@@ -107,16 +112,18 @@ fn stage_tile<E: ScalarTy>(
     }
 }
 
-/// `C = A·Wᵀ` with the chosen epilogue; activations (A, C, extra) of type `A`, weights of
-/// type `W` (f32 or f16), accumulation in f32.
+/// `C = A·Wᵀ` with the chosen epilogue; inputs of type `A`, weights of type `W`, outputs
+/// (C, extra) of type `C` (f32 or f16 each), accumulation in f32. With `C = f32` and
+/// `K` split across `workgroup_id().z` (batch strides along K, `k_stride` the full row), it
+/// computes the partial products of a split-K, which [`splitk_reduce`] sums.
 #[kernel(workgroup_size = [t.bn / t.tn, t.bm / t.tm, 1])]
-pub fn matmul<A: ScalarTy, W: ScalarTy>(
+pub fn matmul<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     #[comptime] t: MatmulTiles,
     #[comptime] epilogue: Epilogue,
     a: &Array<A>,
     w: &Array<W>,
-    c: &mut Array<A>,
-    extra: &Array<A>,
+    c: &mut Array<C>,
+    extra: &Array<C>,
     p: &Uniform<MatmulParams>,
 ) {
     #[comptime]
@@ -141,10 +148,10 @@ pub fn matmul<A: ScalarTy, W: ScalarTy>(
     let mut wr = [0.0; t.tn];
     for k0 in (0..p.k).step_by(t.bk) {
         stage_tile(
-            &a, &a_tile, t.bm, t.bk, threads, tid, a_base, row0, p.m, k0, p.k,
+            &a, &a_tile, t.bm, t.bk, threads, tid, a_base, row0, p.m, k0, p.k, p.k_stride,
         );
         stage_tile(
-            &w, &w_tile, t.bn, t.bk, threads, tid, w_base, col0, p.n, k0, p.k,
+            &w, &w_tile, t.bn, t.bk, threads, tid, w_base, col0, p.n, k0, p.k, p.k_stride,
         );
         workgroup_barrier();
         #[unroll]
@@ -190,12 +197,21 @@ pub fn matmul<A: ScalarTy, W: ScalarTy>(
     }
 }
 
-/// Element `k` of row `row` of a row-major `[len, k_len]` matrix as f32, or 0 outside it.
+/// Element `k` of row `row` of a row-major `[len, k_len]` matrix (rows `stride` apart) as
+/// f32, or 0 outside it.
 #[kernel_fn]
-fn fetch<E: ScalarTy>(src: &Array<E>, base: u32, row: u32, len: u32, k: u32, k_len: u32) -> f32 {
+fn fetch<E: ScalarTy>(
+    src: &Array<E>,
+    base: u32,
+    row: u32,
+    len: u32,
+    k: u32,
+    k_len: u32,
+    stride: u32,
+) -> f32 {
     let mut v = 0.0;
     if row < len && k < k_len {
-        v = src[base + row * k_len + k] as f32;
+        v = src[base + row * stride + k] as f32;
     }
     v
 }
@@ -216,6 +232,7 @@ fn fetch_quads<E: ScalarTy>(
     len: u32,
     k0: u32,
     k: u32,
+    stride: u32,
 ) {
     #[unroll]
     for l in 0..(rows / 4 * bk).div_ceil(threads) {
@@ -224,7 +241,7 @@ fn fetch_quads<E: ScalarTy>(
         let gk = k0 + idx % bk;
         #[unroll]
         for e in 0..4u32 {
-            regs[4 * l + e] = fetch(&src, base, r + e, len, gk, k);
+            regs[4 * l + e] = fetch(&src, base, r + e, len, gk, k, stride);
         }
     }
 }
@@ -291,11 +308,12 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy>(
     let mut acc = [0.0; 64];
     let mut ra = [0.0; 4 * (t.bm / 4 * t.bk).div_ceil(threads)];
     let mut rw = [0.0; 4 * (t.bn / 4 * t.bk).div_ceil(threads)];
+    let ks = p.k_stride;
     fetch_quads(
-        &a, &ra, t.bm, t.bk, threads, tid, a_base, row0, p.m, 0u32, p.k,
+        &a, &ra, t.bm, t.bk, threads, tid, a_base, row0, p.m, 0u32, p.k, ks,
     );
     fetch_quads(
-        &w, &rw, t.bn, t.bk, threads, tid, w_base, col0, p.n, 0u32, p.k,
+        &w, &rw, t.bn, t.bk, threads, tid, w_base, col0, p.n, 0u32, p.k, ks,
     );
     for k0 in (0..p.k).step_by(t.bk) {
         store_quads(&ra, &a_tile, t.bm, t.bk, threads, tid);
@@ -314,6 +332,7 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy>(
                 p.m,
                 k0 + t.bk,
                 p.k,
+                ks,
             );
             fetch_quads(
                 &w,
@@ -327,6 +346,7 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy>(
                 p.n,
                 k0 + t.bk,
                 p.k,
+                ks,
             );
         }
         #[unroll]
@@ -397,5 +417,44 @@ fn store<A: ScalarTy>(
     }
     if epilogue == Epilogue::AddRows {
         c[at] = (v + extra[(r % rows_period) * n + col] as f32) as A;
+    }
+}
+
+/// Shape of a split-K reduction: `splits` partial products of `mn` outputs each.
+#[derive(Uniform)]
+pub struct SplitParams {
+    pub mn: u32,
+    pub n: u32,
+    pub splits: u32,
+    pub rows_period: u32,
+}
+
+/// Sums the partial products of a split-K (`parts[z·mn + i]`) and stores each output
+/// through the epilogue, one invocation per output.
+#[kernel(workgroup_size = [256, 1, 1])]
+pub fn splitk_reduce<A: ScalarTy>(
+    #[comptime] epilogue: Epilogue,
+    parts: &Array<f32>,
+    c: &mut Array<A>,
+    extra: &Array<A>,
+    p: &Uniform<SplitParams>,
+) {
+    let i = global_id().x + global_id().y * (num_workgroups().x * 256);
+    if i < p.mn {
+        let mut s = 0.0;
+        for z in 0..p.splits {
+            s += parts[z * p.mn + i];
+        }
+        store(
+            &c,
+            &extra,
+            epilogue,
+            i,
+            i / p.n,
+            i % p.n,
+            p.rows_period,
+            p.n,
+            s,
+        );
     }
 }

@@ -110,13 +110,27 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
         );
         add(
             format!("matmul_small{suffix}"),
-            matmul::<f32, f32>(tiles.small, e),
+            matmul::<f32, f32, f32>(tiles.small, e),
         );
         add(
             format!("matmul_small{suffix}_f16"),
-            matmul::<f16, f16>(tiles.small, e),
+            matmul::<f16, f16, f16>(tiles.small, e),
+        );
+        add(format!("splitk_reduce{suffix}"), splitk_reduce::<f32>(e));
+        add(
+            format!("splitk_reduce{suffix}_f16"),
+            splitk_reduce::<f16>(e),
         );
     }
+    // Partial products of a split-K, always in f32.
+    add(
+        "matmul_small_partial".into(),
+        matmul::<f32, f32, f32>(tiles.small, Epilogue::None),
+    );
+    add(
+        "matmul_small_partial_f16".into(),
+        matmul::<f16, f16, f32>(tiles.small, Epilogue::None),
+    );
     for (silu, suffix) in [(false, ""), (true, "_silu")] {
         add(format!("matvec{suffix}"), matvec::<f32, f32>(silu));
         add(format!("matvec{suffix}_w16"), matvec::<f32, f16>(silu));

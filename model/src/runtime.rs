@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
 use webdit_kernels::layout::{PatchParams, SinusParams};
-use webdit_kernels::matmul::{MatmulParams, MatmulTiles};
+use webdit_kernels::matmul::{MatmulParams, MatmulTiles, SplitParams};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::AdaLnParams;
 use webdit_kernels::sampler::StepParams;
@@ -139,14 +139,21 @@ impl GpuModel {
                     .map(move |(_, e)| format!("{m}{e}{sfx}"))
             })
             .collect();
-        for n in ["adaln", "patchify", "unpatchify"] {
+        for (_, e) in webdit_kernels::EPILOGUES.iter() {
+            names.push(format!("splitk_reduce{e}{sfx}"));
+            names.push(format!("splitk_reduce{e}"));
+        }
+        for n in ["adaln", "patchify", "unpatchify", "matmul_small_partial"] {
             names.push(format!("{n}{sfx}"));
         }
+        names.push("matmul_small_partial".into());
         names.push(attention.clone());
         for n in [
             "timestep_embedding",
             "matmul",
             "matmul_silu",
+            "matmul_mid",
+            "matmul_mid_silu",
             "matmul_small",
             "matmul_small_silu",
             "matvec",
@@ -261,6 +268,26 @@ pub struct Generator<'m> {
     updates: Vec<Op>,
     step_params: Vec<(wgpu::Buffer, StepParams)>,
     init_params: (wgpu::Buffer, StepParams),
+}
+
+/// The most slices a split-K cuts K into.
+const MAX_SPLITS: u32 = 16;
+/// Size cap (f32s) of the buffer holding split-K partial products.
+const SCRATCH_FLOATS: usize = 1 << 22;
+
+/// How many slices of K an `m·n`-output product on `groups` small tiles is split into: the
+/// fewest that reach [`TIER_MIN_GROUPS`] workgroups, keeping slices of at least 64 that
+/// divide K, within `scratch` partial outputs.
+fn splits_for(groups: u32, k: usize, mn: usize, scratch: usize) -> u32 {
+    let mut s = 1u32;
+    while groups * s < TIER_MIN_GROUPS && s < MAX_SPLITS {
+        let next = 2 * s as usize;
+        if !k.is_multiple_of(next) || k / next < 64 || mn * next > scratch {
+            break;
+        }
+        s *= 2;
+    }
+    s
 }
 
 /// Workgroups a matmul tier must fill before it is used: about two per multiprocessor of a
@@ -389,21 +416,72 @@ impl GpuModel {
         let named = |name: &str| self.k.id(name);
         let lin = |nn: u32| [nn.div_ceil(256), 1, 1];
         // `out = x · wᵀ` through `epilogue` (a variant suffix), small or wide tiles by shape.
+        // Partial products of split-K matmuls (reused by each in turn).
+        let max_n = [3 * inner, d, hid, pd, mw, c.time_emb_dim]
+            .into_iter()
+            .max()
+            .unwrap_or(1);
+        let scratch_len = (rows.max(tr) * max_n * MAX_SPLITS as usize).min(SCRATCH_FLOATS);
+        let scratch = buf("split-K partials", scratch_len as u64 * 4)?;
+        // `out = x · wᵀ` through `epilogue` (a variant suffix): the tiles that fill the GPU, or
+        // the small tiles with K split across workgroups and a reduction.
         let linear = |epilogue: &str,
                       sfx: &str,
                       bufs: [&wgpu::Buffer; 4],
                       (m, nn, k): (usize, usize, usize),
                       period: usize|
-         -> Result<Op, RuntimeError> {
+         -> Result<Vec<Op>, RuntimeError> {
+            let (kernel, groups) = self.matmul_for(epilogue, m, nn, sfx);
+            let splits = splits_for(groups[0] * groups[1], k, m * nn, scratch_len);
+            if splits == 1 {
+                let p = uni(&|| {
+                    MatmulParams {
+                        rows_period: period as u32,
+                        ..MatmulParams::new(m as u32, nn as u32, k as u32)
+                    }
+                    .to_bytes()
+                });
+                return Ok(vec![op(
+                    kernel,
+                    &[bufs[0], bufs[1], bufs[2], bufs[3], &p],
+                    groups,
+                )?]);
+            }
+            let part = (k / splits as usize) as u32;
             let p = uni(&|| {
                 MatmulParams {
-                    rows_period: period as u32,
-                    ..MatmulParams::new(m as u32, nn as u32, k as u32)
+                    a_batch_stride: part,
+                    w_batch_stride: part,
+                    c_batch_stride: (m * nn) as u32,
+                    k_stride: k as u32,
+                    ..MatmulParams::new(m as u32, nn as u32, part)
                 }
                 .to_bytes()
             });
-            let (kernel, groups) = self.matmul_for(epilogue, m, nn, sfx);
-            op(kernel, &[bufs[0], bufs[1], bufs[2], bufs[3], &p], groups)
+            let partial = self.k.id(&format!("matmul_small_partial{sfx}"));
+            let partial = op(
+                partial,
+                &[bufs[0], bufs[1], &scratch, &self.dummy, &p],
+                [groups[0], groups[1], splits],
+            )?;
+            let sp = uni(&|| {
+                SplitParams {
+                    mn: (m * nn) as u32,
+                    n: nn as u32,
+                    splits,
+                    rows_period: period as u32,
+                }
+                .to_bytes()
+            });
+            let reduce = self.k.id(&format!("splitk_reduce{epilogue}{sfx}"));
+            Ok(vec![
+                partial,
+                op(
+                    reduce,
+                    &[&scratch, bufs[2], bufs[3], &sp],
+                    lin((m * nn) as u32),
+                )?,
+            ])
         };
         let (mut forward, mut precompute) = (vec![], vec![]);
 
@@ -434,7 +512,7 @@ impl GpuModel {
                            nn: usize,
                            k: usize,
                            silu: bool|
-         -> Result<Op, RuntimeError> {
+         -> Result<Vec<Op>, RuntimeError> {
             let epilogue = if silu { "_silu" } else { "" };
             if tr <= 16 {
                 let p = uni(&|| {
@@ -444,16 +522,16 @@ impl GpuModel {
                     }
                     .to_bytes()
                 });
-                op(
+                Ok(vec![op(
                     named(&format!("matvec{epilogue}")),
                     &[x, w, out, &p],
                     [(nn as u32).div_ceil(OUTPUTS), tr as u32, 1],
-                )
+                )?])
             } else {
                 linear(epilogue, "", [x, w, out, &self.dummy], (tr, nn, k), 1)
             }
         };
-        precompute.push(time_linear(
+        precompute.extend(time_linear(
             &temb,
             &self.time1,
             &te1,
@@ -461,7 +539,7 @@ impl GpuModel {
             d / 2,
             true,
         )?);
-        precompute.push(time_linear(
+        precompute.extend(time_linear(
             &te1,
             &self.time3,
             &te,
@@ -469,7 +547,7 @@ impl GpuModel {
             c.time_emb_dim,
             false,
         )?);
-        precompute.push(time_linear(
+        precompute.extend(time_linear(
             &te,
             &self.mods,
             &mods_all,
@@ -492,7 +570,7 @@ impl GpuModel {
             &[&x, &patches, &pp],
             lin(patch.total),
         )?);
-        forward.push(linear(
+        forward.extend(linear(
             "_addrows",
             sfx,
             [&patches, &self.patch_embed, &h, &self.pos],
@@ -531,7 +609,7 @@ impl GpuModel {
                 &[&h, &mods_now, &y, &norm_params[2 * i]],
                 row_groups,
             )?);
-            forward.push(linear(
+            forward.extend(linear(
                 "",
                 sfx,
                 [&y, &b.qkv, &qkv, &self.dummy],
@@ -540,7 +618,7 @@ impl GpuModel {
             )?);
             let groups = [(n as u32).div_ceil(BQ), c.heads as u32, batch as u32];
             forward.push(op(named(&self.attention), &[&qkv, &attn, &p_att], groups)?);
-            forward.push(linear(
+            forward.extend(linear(
                 "_acc",
                 sfx,
                 [&attn, &b.out, &h, &self.dummy],
@@ -552,14 +630,14 @@ impl GpuModel {
                 &[&h, &mods_now, &y, &norm_params[2 * i + 1]],
                 row_groups,
             )?);
-            forward.push(linear(
+            forward.extend(linear(
                 "_silu",
                 sfx,
                 [&y, &b.ff0, &ff, &self.dummy],
                 (rows, hid, d),
                 1,
             )?);
-            forward.push(linear(
+            forward.extend(linear(
                 "_acc",
                 sfx,
                 [&ff, &b.ff2, &h, &self.dummy],
@@ -572,7 +650,7 @@ impl GpuModel {
             &[&h, &mods_now, &y, &norm_params[2 * c.depth]],
             row_groups,
         )?);
-        forward.push(linear(
+        forward.extend(linear(
             "",
             sfx,
             [&y, &self.to_pixels, &pix, &self.dummy],
@@ -582,7 +660,7 @@ impl GpuModel {
         let unpatchify = named(&format!("unpatchify{sfx}"));
         forward.push(op(unpatchify, &[&pix, &eps_img, &pp], lin(patch.total))?);
         if heads == Heads::Both {
-            forward.push(linear(
+            forward.extend(linear(
                 "_bias",
                 sfx,
                 [&y, &self.proj_fin, &pix, &self.proj_bias],

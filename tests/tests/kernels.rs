@@ -249,7 +249,7 @@ fn matmul_every_tile_choice() {
     ] {
         let src = compile(
             &format!("matmul_{}x{}", t.bm, t.bn),
-            &matmul::<f32, f32>(t, Epilogue::None),
+            &matmul::<f32, f32, f32>(t, Epilogue::None),
         );
         let case = MatmulCase {
             m: 130,
@@ -643,5 +643,96 @@ fn sampler_step_matches_reference() {
             })
             .collect();
         assert_close(&format!("sampler_step n={n}"), &got[0], &want, 2e-5);
+    }
+}
+
+/// A split-K: partial products over K slices (f32 even from f16 inputs), then the reduction
+/// with each epilogue, against the reference.
+#[test]
+fn split_k_matches_reference() {
+    use webdit_kernels::matmul::SplitParams;
+    let t = build_tiles().small;
+    let mut rng = rng("split-k");
+    for f16 in [false, true] {
+        if f16 && !gpu().f16 {
+            continue;
+        }
+        let sfx = if f16 { "_f16" } else { "" };
+        for (m, n, k, splits, epilogue, e) in [
+            (
+                64usize,
+                96usize,
+                512usize,
+                4u32,
+                Epilogue::Accumulate,
+                "_acc",
+            ),
+            (33, 70, 256, 8, Epilogue::Silu, "_silu"),
+            (20, 40, 384, 2, Epilogue::None, ""),
+        ] {
+            let round = |v: Vec<f32>| if f16 { round_f16(&v) } else { v };
+            let a = round(random(&mut rng, m * k));
+            let w = round(random(&mut rng, n * k));
+            let prior = round(random(&mut rng, m * n));
+            let part = (k / splits as usize) as u32;
+            let p = MatmulParams {
+                a_batch_stride: part,
+                w_batch_stride: part,
+                c_batch_stride: (m * n) as u32,
+                k_stride: k as u32,
+                ..MatmulParams::new(m as u32, n as u32, part)
+            };
+            let input = |d: &'static [f32]| if f16 { Arg::InputF16(d) } else { Arg::Input(d) };
+            let leak = |v: Vec<f32>| -> &'static [f32] { Box::leak(v.into_boxed_slice()) };
+            let (a, w, prior) = (leak(a), leak(w), leak(prior));
+            let parts = run(
+                variant(&format!("matmul_small_partial{sfx}")),
+                &[
+                    input(a),
+                    input(w),
+                    Arg::Output(splits as usize * m * n),
+                    Arg::Input(&[0.0; 4]),
+                    Arg::Uniform(p.to_bytes()),
+                ],
+                [groups(n as u32, t.bn), groups(m as u32, t.bm), splits],
+            );
+            let sp = SplitParams {
+                mn: (m * n) as u32,
+                n: n as u32,
+                splits,
+                rows_period: 1,
+            };
+            let out = match (epilogue, f16) {
+                (Epilogue::Accumulate, true) => continue,
+                (Epilogue::Accumulate, false) => Arg::InOut(prior),
+                (_, true) => Arg::OutputF16(m * n),
+                (_, false) => Arg::Output(m * n),
+            };
+            let got = run(
+                variant(&format!("splitk_reduce{e}{sfx}")),
+                &[
+                    Arg::Input(&parts[0]),
+                    out,
+                    input(&[0.0; 4]),
+                    Arg::Uniform(sp.to_bytes()),
+                ],
+                [groups((m * n) as u32, 256), 1, 1],
+            );
+            let want: Vec<f64> = matmul_ref(a, w, m, n, k)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match epilogue {
+                    Epilogue::Accumulate => v + prior[i] as f64,
+                    Epilogue::Silu => silu(*v),
+                    _ => *v,
+                })
+                .collect();
+            assert_close(
+                &format!("split-k{sfx} {m}x{n}x{k}/{splits}"),
+                &got[0],
+                &want,
+                if f16 { 2e-3 } else { 1e-5 },
+            );
+        }
     }
 }
