@@ -13,7 +13,21 @@ pub struct PatchParams {
     pub total: u32,
 }
 
-/// Image → tokens; one invocation per token element.
+/// The token-layout index of image element `o` (`[b, c, size, size]` → `[b, g·g, c·p·p]`).
+#[kernel_fn]
+fn token_index(o: u32, channels: u32, size: u32, patch: u32) -> u32 {
+    let g = size / patch;
+    let x = o % size;
+    let y = (o / size) % size;
+    let ch = (o / (size * size)) % channels;
+    let b = o / (size * size * channels);
+    let n = (y / patch) * g + x / patch;
+    let e = (ch * patch + y % patch) * patch + x % patch;
+    (b * g * g + n) * (channels * patch * patch) + e
+}
+
+/// Image → tokens; one invocation per image element (reads coalesced, writes scattered
+/// within a patch row).
 #[kernel(workgroup_size = [WG, 1, 1])]
 pub fn patchify<A: ScalarTy, const WG: u32>(
     image: &Array<f32>,
@@ -22,18 +36,7 @@ pub fn patchify<A: ScalarTy, const WG: u32>(
 ) {
     let o = global_id().x + global_id().y * (num_workgroups().x * WG);
     if o < p.total {
-        let pd = p.channels * p.patch * p.patch;
-        let g = p.size / p.patch;
-        let e = o % pd;
-        let token = o / pd;
-        let b = token / (g * g);
-        let n = token % (g * g);
-        let ch = e / (p.patch * p.patch);
-        let py = (e / p.patch) % p.patch;
-        let px = e % p.patch;
-        let y = (n / g) * p.patch + py;
-        let x = (n % g) * p.patch + px;
-        tokens[o] = image[((b * p.channels + ch) * p.size + y) * p.size + x] as A;
+        tokens[token_index(o, p.channels, p.size, p.patch)] = image[o] as A;
     }
 }
 
@@ -46,15 +49,7 @@ pub fn unpatchify<A: ScalarTy, const WG: u32>(
 ) {
     let o = global_id().x + global_id().y * (num_workgroups().x * WG);
     if o < p.total {
-        let g = p.size / p.patch;
-        let x = o % p.size;
-        let y = (o / p.size) % p.size;
-        let ch = (o / (p.size * p.size)) % p.channels;
-        let b = o / (p.size * p.size * p.channels);
-        let n = (y / p.patch) * g + x / p.patch;
-        let e = (ch * p.patch + y % p.patch) * p.patch + x % p.patch;
-        let pd = p.channels * p.patch * p.patch;
-        image[o] = tokens[(b * g * g + n) * pd + e] as f32;
+        image[o] = tokens[token_index(o, p.channels, p.size, p.patch)] as f32;
     }
 }
 

@@ -5,6 +5,7 @@
 //! once per row of X, which is the floor for this shape.
 
 use crate::elementwise::silu;
+use crate::norm::tree_sum;
 use webdit_dsl::prelude::*;
 
 /// `Y[m, n] = X[m, k] · W[n, k]ᵀ`; `workgroup_id().y` is the row m.
@@ -39,15 +40,7 @@ pub fn matvec<A: ScalarTy, W: ScalarTy>(
         }
     }
     let at = local_id().x;
-    partial[at] = s;
-    workgroup_barrier();
-    #[unroll]
-    for stride in halvings(LANES) {
-        if lane < stride {
-            partial[at] += partial[at + stride];
-        }
-        workgroup_barrier();
-    }
+    tree_sum(&partial, LANES, at, lane, s);
     if lane == 0 && col < p.n {
         let v = partial[at];
         if silu_after {

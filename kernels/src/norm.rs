@@ -14,20 +14,28 @@ pub struct AdaLnParams {
     pub shift_at: u32,
 }
 
-/// The sum of `v` over the workgroup's `WG` invocations (a power of two), by a tree
-/// reduction in workgroup memory. Every invocation gets the total.
+/// Tree-sums the `width` values (a power of two) that invocations `lane = 0..width` of one
+/// group store at `buf[at]` (`at - lane` the group's first slot): afterwards the total is in
+/// `buf[at - lane]`. Every invocation of the workgroup must call it (it has barriers).
 #[kernel_fn]
-pub fn block_sum<const WG: u32>(buf: &Shared<f32>, v: f32) -> f32 {
-    let lane = local_id().x;
-    buf[lane] = v;
+pub fn tree_sum(buf: &Shared<f32>, #[comptime] width: u32, at: u32, lane: u32, v: f32) {
+    buf[at] = v;
     workgroup_barrier();
     #[unroll]
-    for stride in halvings(WG) {
+    for stride in halvings(width) {
         if lane < stride {
-            buf[lane] += buf[lane + stride];
+            buf[at] += buf[at + stride];
         }
         workgroup_barrier();
     }
+}
+
+/// The sum of `v` over the workgroup's `WG` invocations (a power of two). Every invocation
+/// gets the total.
+#[kernel_fn]
+pub fn block_sum<const WG: u32>(buf: &Shared<f32>, v: f32) -> f32 {
+    let lane = local_id().x;
+    tree_sum(&buf, WG, lane, lane, v);
     let total = buf[0];
     workgroup_barrier();
     total
