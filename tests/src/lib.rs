@@ -133,28 +133,40 @@ pub fn run(src: &'static KernelSource, args: &[Arg], groups: [u32; 3]) -> Vec<Ve
         .collect()
 }
 
-/// The largest error relative to the largest reference magnitude; infinite if any value is
-/// NaN or infinite (so NaN never passes).
-pub fn rel_error(got: &[f32], want: &[f64]) -> f64 {
+/// The largest reference magnitude, the scale [`assert_close`] measures errors against.
+pub fn magnitude(want: &[f64]) -> f64 {
+    want.iter().fold(0.0f64, |m, w| m.max(w.abs()))
+}
+
+/// The largest error relative to `scale`; infinite if any value is NaN or infinite (so NaN
+/// never passes).
+pub fn rel_error(got: &[f32], want: &[f64], scale: f64) -> f64 {
     assert_eq!(got.len(), want.len(), "length mismatch");
     if got.iter().any(|g| !g.is_finite()) {
         return f64::INFINITY;
     }
-    let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs())).max(1e-30);
     let worst = got
         .iter()
         .zip(want)
         .fold(0.0f64, |m, (g, w)| m.max((*g as f64 - w).abs()));
-    worst / scale
+    worst / scale.max(1e-30)
 }
 
-/// Asserts `got` matches `want` within `tol` (see [`rel_error`]), naming the first bad element.
+/// Asserts `got` matches `want` within `tol` relative to the largest reference magnitude,
+/// naming the first bad element.
 pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
-    let err = rel_error(got, want);
+    assert_close_to(what, got, want, magnitude(want), tol)
+}
+
+/// Asserts `got` matches `want` within `tol · scale`. Sums whose terms cancel need the scale
+/// of their terms (e.g. Σ|a·w| for a dot product), not of their result: rounding error grows
+/// with the terms.
+pub fn assert_close_to(what: &str, got: &[f32], want: &[f64], scale: f64, tol: f64) {
+    let err = rel_error(got, want, scale);
     if err <= tol {
         return;
     }
-    let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs())).max(1e-30);
+    let scale = scale.max(1e-30);
     let first = got
         .iter()
         .zip(want)
