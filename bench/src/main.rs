@@ -8,12 +8,15 @@ use clap::Parser;
 use web_time::Instant;
 use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
-use webdit_kernels::matmul::{matmul, matmul_wide, Epilogue, MatmulParams, MatmulTiles};
+use webdit_kernels::matmul::{
+    matmul, matmul_wide, Epilogue, MatmulParams, MatmulTiles, SplitParams,
+};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::AdaLnParams;
 use webdit_kernels::sampler::StepParams;
 use webdit_kernels::Tiles;
 use webdit_model::kernels::{by_name, KernelSource};
+use webdit_model::tiers::{plan_matmul, SCRATCH_FLOATS};
 use webdit_model::{plan, Checkpoint, Config, Gpu, GpuModel, Precision, Sampler};
 
 #[derive(Parser)]
@@ -49,8 +52,13 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
-    /// Seconds per dispatch of `op` (median of 7 samples of `reps` dispatches each).
+    /// Seconds per dispatch of `kernel` (median of 7 samples of `reps` dispatches each).
     fn time(&self, kernel: &webdit_model::Kernel, bind: &wgpu::BindGroup, groups: [u32; 3]) -> f64 {
+        self.time_ops(&[(kernel, bind, groups)])
+    }
+
+    /// Seconds per run of a sequence of dispatches (median of 7 samples of `reps` runs).
+    fn time_ops(&self, ops: &[(&webdit_model::Kernel, &wgpu::BindGroup, [u32; 3])]) -> f64 {
         let gpu = self.gpu;
         let reps = self.args.reps;
         let sample = |timed: bool| -> f64 {
@@ -70,7 +78,9 @@ impl Bench<'_> {
                     timestamp_writes: writes,
                 });
                 for _ in 0..reps {
-                    kernel.dispatch(&mut pass, bind, groups);
+                    for (kernel, bind, groups) in ops {
+                        kernel.dispatch(&mut pass, bind, *groups);
+                    }
                 }
             }
             if let (Some((qs, buf)), true) = (&self.query, timed) {
@@ -124,38 +134,79 @@ fn source(name: &str) -> &'static KernelSource {
     by_name(name).unwrap_or_else(|| panic!("variant {name} missing"))
 }
 
-fn bench_matmul(
-    b: &Bench,
-    src: &'static KernelSource,
-    t: MatmulTiles,
-    what: &str,
-    (m, n, k): (usize, usize, usize),
-) {
+/// Times an `m × n × k` product as the runtime runs it (tier and split-K from
+/// [`plan_matmul`]).
+fn bench_matmul(b: &Bench, f16: bool, what: &str, (m, n, k): (usize, usize, usize)) {
     let gpu = b.gpu;
-    let kernel = gpu.kernel(src).expect("pipeline");
-    let e = if src.f16 { 2 } else { 4 };
+    let tiles = Tiles::named(webdit_model::kernels::TILES).unwrap();
+    let sfx = if f16 { "_f16" } else { "" };
+    let plan = plan_matmul(&tiles, (m, n, k), SCRATCH_FLOATS);
+    let src = source(&format!("{}{sfx}", plan.tier));
+    let e = if f16 { 2 } else { 4 };
     let (a, w, c) = (
         buffer(gpu, m * k * e),
         buffer(gpu, n * k * e),
         buffer(gpu, m * n * e),
     );
     let extra = buffer(gpu, n * e);
+    let bytes = ((m * k + n * k + m * n) * e) as f64;
+    let flops = 2.0 * (m * n * k) as f64;
+    let shape = format!("{m}×{n}×{k}");
+    if plan.splits == 1 {
+        let kernel = gpu.kernel(src).expect("pipeline");
+        let p = gpu.uniform(
+            "p",
+            &MatmulParams::new(m as u32, n as u32, k as u32).to_bytes(),
+        );
+        let bind = kernel.bind(gpu, &[&a, &w, &c, &extra, &p]).expect("bind");
+        let secs = b.time(&kernel, &bind, plan.groups);
+        b.row(what, src.name, &shape, secs, flops, bytes);
+        return;
+    }
+    // Split-K: partial products over K slices, then the reduction (as in the runtime).
+    let splits = plan.splits;
+    let part = (k / splits as usize) as u32;
+    let partial = gpu
+        .kernel(source(&format!("matmul_small_partial{sfx}")))
+        .expect("pipeline");
+    let reduce = gpu
+        .kernel(source(&format!("splitk_reduce{sfx}")))
+        .expect("pipeline");
+    let scratch = buffer(gpu, splits as usize * m * n * 4);
     let p = gpu.uniform(
         "p",
-        &MatmulParams::new(m as u32, n as u32, k as u32).to_bytes(),
+        &MatmulParams {
+            a_batch_stride: part,
+            w_batch_stride: part,
+            c_batch_stride: (m * n) as u32,
+            k_stride: k as u32,
+            ..MatmulParams::new(m as u32, n as u32, part)
+        }
+        .to_bytes(),
     );
-    let bind = kernel.bind(gpu, &[&a, &w, &c, &extra, &p]).expect("bind");
-    let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
-    let secs = b.time(&kernel, &bind, groups);
-    let bytes = ((m * k + n * k + m * n) * e) as f64;
-    b.row(
-        what,
-        src.name,
-        &format!("{m}×{n}×{k}"),
-        secs,
-        2.0 * (m * n * k) as f64,
-        bytes,
+    let sp = gpu.uniform(
+        "sp",
+        &SplitParams {
+            mn: (m * n) as u32,
+            n: n as u32,
+            splits,
+            rows_period: 1,
+        }
+        .to_bytes(),
     );
+    let pbind = partial
+        .bind(gpu, &[&a, &w, &scratch, &extra, &p])
+        .expect("bind");
+    let rbind = reduce
+        .bind(gpu, &[&scratch, &c, &extra, &sp])
+        .expect("bind");
+    let [gx, gy, _] = plan.groups;
+    let secs = b.time_ops(&[
+        (&partial, &pbind, [gx, gy, splits]),
+        (&reduce, &rbind, [((m * n) as u32).div_ceil(256), 1, 1]),
+    ]);
+    let label = format!("{} + reduce, K/{splits}", partial.src.name);
+    b.row(what, &label, &shape, secs, flops, bytes);
 }
 
 fn random_checkpoint(config: Config) -> Checkpoint {
@@ -205,15 +256,14 @@ fn main() {
         args: &args,
         query,
     };
-    let tiles = Tiles::named(webdit_model::kernels::TILES).unwrap();
 
     println!(
         "| kernel | variant | shape | time | achieved | % of floor |\n|---|---|---|---|---|---|"
     );
     let big = (args.size, args.size, args.size);
-    bench_matmul(&b, source("matmul"), tiles.matmul, "matmul", big);
+    bench_matmul(&b, false, "matmul", big);
     if gpu.f16 {
-        bench_matmul(&b, source("matmul_f16"), tiles.matmul, "matmul", big);
+        bench_matmul(&b, true, "matmul", big);
     }
     let models: Vec<(String, Config)> = args
         .models
@@ -232,16 +282,8 @@ fn main() {
                 ("mlp down", (m, d, hid)),
                 ("to pixels", (m, pd, d)),
             ] {
-                // The runtime's choice (GpuModel::matmul_for): the largest tiles that fill the GPU.
-                let fill = |t: MatmulTiles| {
-                    (shape.1 as u32).div_ceil(t.bn) * (shape.0 as u32).div_ceil(t.bm) >= 264
-                };
-                let (src, t) = [("matmul", tiles.matmul), ("matmul_mid", tiles.mid)]
-                    .into_iter()
-                    .find(|(_, t)| fill(*t))
-                    .map(|(n, t)| (source(n), t))
-                    .unwrap_or((source("matmul_small"), tiles.small));
-                bench_matmul(&b, src, t, &format!("{name} b{batch} {what}"), shape);
+                let what = format!("{name} b{batch} {what}");
+                bench_matmul(&b, false, &what, shape);
             }
             // Attention.
             let width = webdit_kernels::ATTENTION_WIDTHS
@@ -362,20 +404,27 @@ fn main() {
     }
 
     if args.sweep {
-        println!("\n## matmul tile sweep (f32)\n\n| tiles | BM×BN×BK, TM×TN | 4096³ | favicon-b b16 mlp up 4096×3072×768 | favicon-s b1 qkv 64×384×512 |\n|---|---|---|---|---|");
+        println!("\n## matmul tile sweep (f32)\n\n| tiles | BM×BN×BK, TM×TN, buffers | 4096³ | favicon-b b16 mlp up 4096×3072×768 | favicon-s b1 qkv 64×384×512 |\n|---|---|---|---|---|");
         let mut cands: Vec<(String, MatmulTiles, bool)> = Tiles::CHOICES
             .iter()
             .map(|(n, t)| (format!("wide {n}"), t.matmul, true))
             .collect();
-        for (bm, bn, bk) in [(64, 128, 8), (128, 128, 4), (256, 128, 8)] {
+        for (bm, bn, bk, stages) in [
+            (128, 128, 8, 1),
+            (64, 64, 8, 2),
+            (64, 64, 16, 1),
+            (128, 64, 8, 2),
+            (256, 128, 8, 1),
+        ] {
             cands.push((
-                format!("wide {bm}x{bn}k{bk}"),
+                format!("wide {bm}x{bn}k{bk}s{stages}"),
                 MatmulTiles {
                     bm,
                     bn,
                     bk,
                     tm: 8,
                     tn: 8,
+                    stages,
                 },
                 true,
             ));
@@ -388,7 +437,14 @@ fn main() {
         ] {
             cands.push((
                 format!("scalar {bm}x{bn}k{bk}"),
-                MatmulTiles { bm, bn, bk, tm, tn },
+                MatmulTiles {
+                    bm,
+                    bn,
+                    bk,
+                    tm,
+                    tn,
+                    stages: 1,
+                },
                 false,
             ));
         }
@@ -428,12 +484,13 @@ fn main() {
                 ));
             }
             println!(
-                "| {name} | {}×{}×{}, {}×{} | {} |",
+                "| {name} | {}×{}×{}, {}×{}, {} stage(s) | {} |",
                 t.bm,
                 t.bn,
                 t.bk,
                 t.tm,
                 t.tn,
+                t.stages,
                 cells.join(" | ")
             );
         }

@@ -19,7 +19,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Tile configuration, as the `tile-*` Cargo features name them.
-        #[arg(long, default_value = "128x128")]
+        #[arg(long, default_value = Tiles::CHOICES[0].0)]
         tiles: String,
     },
 }

@@ -68,12 +68,25 @@ pub struct MatmulTiles {
     pub bk: u32,
     pub tm: u32,
     pub tn: u32,
+    /// Copies of the workgroup-memory tiles (wide kernel): 2 double-buffers them, so a
+    /// K-step needs one barrier instead of two, at twice the workgroup memory.
+    pub stages: u32,
 }
 
 impl MatmulTiles {
     /// Invocations per workgroup.
     pub fn threads(&self) -> u32 {
         (self.bm / self.tm) * (self.bn / self.tn)
+    }
+
+    /// 4×4 blocks (4 rows × 4 k) of the wide kernel's A tile per K-step.
+    pub fn a_blocks(&self) -> u32 {
+        self.bm / 4 * (self.bk / 4)
+    }
+
+    /// 4×4 blocks of the A and W tiles together per K-step.
+    pub fn blocks(&self) -> u32 {
+        (self.bm + self.bn) / 4 * (self.bk / 4)
     }
 }
 
@@ -197,78 +210,117 @@ pub fn matmul<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     }
 }
 
-/// Element `k` of row `row` of a row-major `[len, k_len]` matrix (rows `stride` apart) as
-/// f32, or 0 outside it.
+/// Loads rows `row..row+4` × columns `gk..gk+4` of a row-major matrix of `len` rows (rows
+/// `stride` quads apart, `k` columns) into `regs[at..at+16]` row by row, as f32; zeros
+/// outside the matrix. One `vec4` load per row: `k` is a multiple of 4.
 #[kernel_fn]
-fn fetch<E: ScalarTy>(
-    src: &Array<E>,
+fn fetch_block<E: ScalarTy>(
+    src: &Array<Vec4<E>>,
+    regs: &mut LocalArray<f32>,
+    #[comptime] at: u32,
     base: u32,
     row: u32,
     len: u32,
-    k: u32,
-    k_len: u32,
-    stride: u32,
-) -> f32 {
-    let mut v = 0.0;
-    if row < len && k < k_len {
-        v = src[base + row * stride + k] as f32;
-    }
-    v
-}
-
-/// Loads this invocation's share of rows `row0..row0+rows` × columns `k0..k0+bk` (quads of
-/// 4 consecutive rows at one k; zeros outside the matrix) into registers, so the loads of
-/// the next K-step are in flight while the current one is computed.
-#[kernel_fn]
-fn fetch_quads<E: ScalarTy>(
-    src: &Array<E>,
-    regs: &mut LocalArray<f32>,
-    #[comptime] rows: u32,
-    #[comptime] bk: u32,
-    #[comptime] threads: u32,
-    tid: u32,
-    base: u32,
-    row0: u32,
-    len: u32,
-    k0: u32,
+    gk: u32,
     k: u32,
     stride: u32,
 ) {
     #[unroll]
-    for l in 0..(rows / 4 * bk).div_ceil(threads) {
-        let idx = tid + l * threads;
-        let r = row0 + 4 * (idx / bk);
-        let gk = k0 + idx % bk;
-        #[unroll]
-        for e in 0..4u32 {
-            regs[4 * l + e] = fetch(&src, base, r + e, len, gk, k, stride);
+    for e in 0..4u32 {
+        if row + e < len && gk < k {
+            let q = src[base + (row + e) * stride + gk / 4];
+            regs[at + 4 * e] = q.x as f32;
+            regs[at + 4 * e + 1] = q.y as f32;
+            regs[at + 4 * e + 2] = q.z as f32;
+            regs[at + 4 * e + 3] = q.w as f32;
+        } else {
+            #[unroll]
+            for j in 0..4u32 {
+                regs[at + 4 * e + j] = 0.0;
+            }
         }
     }
 }
 
-/// Stores what [`fetch_quads`] loaded into `tile` as `[bk][rows/4]` quads.
+/// Loads this invocation's share of the K-step at `k0` into registers, so that the loads
+/// are in flight while the current step is computed: the A and W tiles cut into 4×4
+/// blocks (4 rows × 4 consecutive k), the A tile's blocks first. `a_at`, `w_at` and
+/// `stride` count quads.
 #[kernel_fn]
-fn store_quads(
+fn fetch_blocks<A: ScalarTy, W: ScalarTy>(
+    a: &Array<Vec4<A>>,
+    w: &Array<Vec4<W>>,
     regs: &mut LocalArray<f32>,
-    tile: &Shared<Vec4<f32>>,
-    #[comptime] rows: u32,
-    #[comptime] bk: u32,
+    #[comptime] t: MatmulTiles,
     #[comptime] threads: u32,
     tid: u32,
+    a_at: u32,
+    w_at: u32,
+    row0: u32,
+    col0: u32,
+    m: u32,
+    n: u32,
+    k: u32,
+    k0: u32,
+    stride: u32,
 ) {
+    #[comptime]
+    let kq = t.bk / 4;
     #[unroll]
-    for l in 0..(rows / 4 * bk).div_ceil(threads) {
+    for l in 0..t.blocks().div_ceil(threads) {
         let idx = tid + l * threads;
-        let q = idx / bk;
-        // Only the last pass can run past the tile, and only when threads do not divide it.
-        if (l + 1) * threads <= rows / 4 * bk || q < rows / 4 {
-            let v = vec4(
-                regs[4 * l],
-                regs[4 * l + 1],
-                regs[4 * l + 2],
-                regs[4 * l + 3],
+        let gk = k0 + 4 * (idx % kq);
+        if idx < t.a_blocks() {
+            fetch_block(
+                &a,
+                &regs,
+                16 * l,
+                a_at,
+                row0 + 4 * (idx / kq),
+                m,
+                gk,
+                k,
+                stride,
             );
-            tile[(idx % bk) * (rows / 4) + q] = v;
+        } else if idx < t.blocks() {
+            let q = (idx - t.a_blocks()) / kq;
+            fetch_block(&w, &regs, 16 * l, w_at, col0 + 4 * q, n, gk, k, stride);
+        }
+    }
+}
+
+/// Stores what [`fetch_blocks`] loaded into the tiles (at quad offsets `a_off`, `w_off`),
+/// transposed to `[bk][rows/4]` quads of 4 rows at one k.
+#[kernel_fn]
+fn store_blocks(
+    regs: &mut LocalArray<f32>,
+    a_tile: &Shared<Vec4<f32>>,
+    w_tile: &Shared<Vec4<f32>>,
+    #[comptime] t: MatmulTiles,
+    #[comptime] threads: u32,
+    tid: u32,
+    a_off: u32,
+    w_off: u32,
+) {
+    #[comptime]
+    let kq = t.bk / 4;
+    #[unroll]
+    for l in 0..t.blocks().div_ceil(threads) {
+        let idx = tid + l * threads;
+        let kk = 4 * (idx % kq);
+        #[unroll]
+        for j in 0..4u32 {
+            let v = vec4(
+                regs[16 * l + j],
+                regs[16 * l + 4 + j],
+                regs[16 * l + 8 + j],
+                regs[16 * l + 12 + j],
+            );
+            if idx < t.a_blocks() {
+                a_tile[a_off + (kk + j) * (t.bm / 4) + idx / kq] = v;
+            } else if idx < t.blocks() {
+                w_tile[w_off + (kk + j) * (t.bn / 4) + (idx - t.a_blocks()) / kq] = v;
+            }
         }
     }
 }
@@ -276,14 +328,16 @@ fn store_quads(
 /// The wide variant of [`matmul`] for large products: 8×8 outputs per invocation, taken as
 /// two 4-row by two 4-column halves half a tile apart, so that workgroup memory is read as
 /// `vec4`s (a quarter of the load instructions of the scalar kernel) without bank
-/// conflicts; the next K-step's global loads go to registers before the current step is
-/// computed. `t.tm` and `t.tn` must be 8.
+/// conflicts. Global memory is read as `vec4`s too (so K, `k_stride` and the batch strides
+/// must be multiples of 4), into registers one K-step ahead of the math; with
+/// `t.stages == 2` the tiles are double-buffered, leaving one barrier per K-step.
+/// `t.tm` and `t.tn` must be 8.
 #[kernel(workgroup_size = [t.bn / 8, t.bm / 8, 1])]
 pub fn matmul_wide<A: ScalarTy, W: ScalarTy>(
     #[comptime] t: MatmulTiles,
     #[comptime] epilogue: Epilogue,
-    a: &Array<A>,
-    w: &Array<W>,
+    a: &Array<Vec4<A>>,
+    w: &Array<Vec4<W>>,
     c: &mut Array<A>,
     extra: &Array<A>,
     p: &Uniform<MatmulParams>,
@@ -294,67 +348,66 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy>(
     let rows = t.bm / 8;
     #[comptime]
     let threads = cols * rows;
-    let a_tile = Shared::<Vec4<f32>>::new(t.bk * t.bm / 4);
-    let w_tile = Shared::<Vec4<f32>>::new(t.bk * t.bn / 4);
+    #[comptime]
+    let a_size = t.bk * t.bm / 4;
+    #[comptime]
+    let w_size = t.bk * t.bn / 4;
+    #[comptime]
+    let blocks = t.blocks();
+    let a_tile = Shared::<Vec4<f32>>::new(t.stages * a_size);
+    let w_tile = Shared::<Vec4<f32>>::new(t.stages * w_size);
     let tx = local_id().x;
     let ty = local_id().y;
     let tid = ty * cols + tx;
     let row0 = workgroup_id().y * t.bm;
     let col0 = workgroup_id().x * t.bn;
     let batch = workgroup_id().z;
-    let a_base = batch * p.a_batch_stride;
-    let w_base = batch * p.w_batch_stride;
+    let a_at = batch * p.a_batch_stride / 4;
+    let w_at = batch * p.w_batch_stride / 4;
     let c_base = batch * p.c_batch_stride;
+    let ks = p.k_stride / 4;
     let mut acc = [0.0; 64];
-    let mut ra = [0.0; 4 * (t.bm / 4 * t.bk).div_ceil(threads)];
-    let mut rw = [0.0; 4 * (t.bn / 4 * t.bk).div_ceil(threads)];
-    let ks = p.k_stride;
-    fetch_quads(
-        &a, &ra, t.bm, t.bk, threads, tid, a_base, row0, p.m, 0u32, p.k, ks,
+    let mut regs = [0.0; 16 * blocks.div_ceil(threads)];
+    fetch_blocks(
+        &a, &w, &regs, t, threads, tid, a_at, w_at, row0, col0, p.m, p.n, p.k, 0u32, ks,
     );
-    fetch_quads(
-        &w, &rw, t.bn, t.bk, threads, tid, w_base, col0, p.n, 0u32, p.k, ks,
-    );
+    store_blocks(&regs, &a_tile, &w_tile, t, threads, tid, 0u32, 0u32);
+    workgroup_barrier();
+    let mut stage = 0u32;
     for k0 in (0..p.k).step_by(t.bk) {
-        store_quads(&ra, &a_tile, t.bm, t.bk, threads, tid);
-        store_quads(&rw, &w_tile, t.bn, t.bk, threads, tid);
-        workgroup_barrier();
-        if k0 + t.bk < p.k {
-            fetch_quads(
+        let more = k0 + t.bk < p.k;
+        if more {
+            fetch_blocks(
                 &a,
-                &ra,
-                t.bm,
-                t.bk,
-                threads,
-                tid,
-                a_base,
-                row0,
-                p.m,
-                k0 + t.bk,
-                p.k,
-                ks,
-            );
-            fetch_quads(
                 &w,
-                &rw,
-                t.bn,
-                t.bk,
+                &regs,
+                t,
                 threads,
                 tid,
-                w_base,
+                a_at,
+                w_at,
+                row0,
                 col0,
+                p.m,
                 p.n,
-                k0 + t.bk,
                 p.k,
+                k0 + t.bk,
                 ks,
             );
         }
+        // Single-buffered tiles sit at offset 0; let the compiler see it.
+        let mut a_off = 0u32;
+        let mut w_off = 0u32;
+        if t.stages == 2 {
+            a_off = stage * a_size;
+            w_off = stage * w_size;
+        }
         #[unroll]
         for kk in 0..t.bk {
-            let a0 = a_tile[kk * (t.bm / 4) + ty];
-            let a1 = a_tile[kk * (t.bm / 4) + rows + ty];
-            let w0 = w_tile[kk * (t.bn / 4) + tx];
-            let w1 = w_tile[kk * (t.bn / 4) + cols + tx];
+            let a0 = a_tile[a_off + kk * (t.bm / 4) + ty];
+            let a1 = a_tile[a_off + kk * (t.bm / 4) + rows + ty];
+            let w0 = w_tile[w_off + kk * (t.bn / 4) + tx];
+            let w1 = w_tile[w_off + kk * (t.bn / 4) + cols + tx];
             let av = [a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w];
             let wv = [w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w];
             #[unroll]
@@ -364,6 +417,25 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy>(
                     acc[i * 8 + j] = fma(av[i], wv[j], acc[i * 8 + j]);
                 }
             }
+        }
+        if t.stages == 1 {
+            // Everyone has read the tiles before they are overwritten.
+            workgroup_barrier();
+        }
+        if more {
+            if t.stages == 2 {
+                stage = 1 - stage;
+            }
+            store_blocks(
+                &regs,
+                &a_tile,
+                &w_tile,
+                t,
+                threads,
+                tid,
+                stage * a_size,
+                stage * w_size,
+            );
         }
         workgroup_barrier();
     }

@@ -25,13 +25,14 @@ impl Tiles {
     /// The named tile configurations; the first is the default (the best of the sweep in
     /// BENCHMARKS.md).
     pub const CHOICES: &'static [(&'static str, Tiles)] = &[
-        ("128x128", Tiles::wide(128, 128, 16)),
-        ("128x128k8", Tiles::wide(128, 128, 8)),
-        ("128x64", Tiles::wide(128, 64, 8)),
-        ("64x64", Tiles::wide(64, 64, 8)),
+        ("128x128k8", Tiles::wide(128, 128, 8, 1)),
+        ("128x128", Tiles::wide(128, 128, 16, 1)),
+        ("128x128s2", Tiles::wide(128, 128, 16, 2)),
+        ("128x64", Tiles::wide(128, 64, 8, 1)),
+        ("64x64", Tiles::wide(64, 64, 8, 1)),
     ];
 
-    const fn wide(bm: u32, bn: u32, bk: u32) -> Tiles {
+    const fn wide(bm: u32, bn: u32, bk: u32, stages: u32) -> Tiles {
         Tiles {
             matmul: MatmulTiles {
                 bm,
@@ -39,13 +40,15 @@ impl Tiles {
                 bk,
                 tm: 8,
                 tn: 8,
+                stages,
             },
             mid: MatmulTiles {
                 bm: 64,
                 bn: 64,
-                bk: 8,
+                bk: 16,
                 tm: 8,
                 tn: 8,
+                stages: 1,
             },
             small: MatmulTiles {
                 bm: 32,
@@ -53,6 +56,7 @@ impl Tiles {
                 bk: 16,
                 tm: 2,
                 tn: 2,
+                stages: 1,
             },
         }
     }

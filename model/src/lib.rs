@@ -9,6 +9,7 @@ pub mod kernels;
 pub mod noise;
 pub mod runtime;
 pub mod sampler;
+pub mod tiers;
 pub mod wts1;
 
 pub use checkpoint::{Checkpoint, CheckpointError};

@@ -12,11 +12,12 @@ use crate::config::Config;
 use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernels::{by_name, KernelSource, TILES};
 use crate::sampler::Step;
+use crate::tiers::{plan_matmul, MAX_SPLITS, SCRATCH_FLOATS};
 use std::collections::HashMap;
 use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
 use webdit_kernels::layout::{PatchParams, SinusParams};
-use webdit_kernels::matmul::{MatmulParams, MatmulTiles, SplitParams};
+use webdit_kernels::matmul::{MatmulParams, SplitParams};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::AdaLnParams;
 use webdit_kernels::sampler::StepParams;
@@ -270,48 +271,6 @@ pub struct Generator<'m> {
     init_params: (wgpu::Buffer, StepParams),
 }
 
-/// The most slices a split-K cuts K into.
-const MAX_SPLITS: u32 = 16;
-/// Size cap (f32s) of the buffer holding split-K partial products.
-const SCRATCH_FLOATS: usize = 1 << 22;
-
-/// How many slices of K an `m·n`-output product on `groups` small tiles is split into: the
-/// fewest that reach [`TIER_MIN_GROUPS`] workgroups, keeping slices of at least 64 that
-/// divide K, within `scratch` partial outputs.
-fn splits_for(groups: u32, k: usize, mn: usize, scratch: usize) -> u32 {
-    let mut s = 1u32;
-    while groups * s < TIER_MIN_GROUPS && s < MAX_SPLITS {
-        let next = 2 * s as usize;
-        if !k.is_multiple_of(next) || k / next < 64 || mn * next > scratch {
-            break;
-        }
-        s *= 2;
-    }
-    s
-}
-
-/// Workgroups a matmul tier must fill before it is used: about two per multiprocessor of a
-/// large GPU (132 on an H100/H200); smaller products step down to smaller tiles.
-const TIER_MIN_GROUPS: u32 = 264;
-
-impl GpuModel {
-    /// The matmul variant and workgroup count for an `m × n` product: the largest tiles that
-    /// still give every multiprocessor work, else the smallest.
-    fn matmul_for(&self, epilogue: &str, m: usize, n: usize, sfx: &str) -> (usize, [u32; 3]) {
-        let groups = |t: MatmulTiles| [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
-        let tiers = [
-            ("matmul", self.tiles.matmul),
-            ("matmul_mid", self.tiles.mid),
-            ("matmul_small", self.tiles.small),
-        ];
-        let (name, t) = tiers
-            .iter()
-            .find(|(_, t)| groups(*t)[0] * groups(*t)[1] >= TIER_MIN_GROUPS)
-            .unwrap_or(&tiers[2]);
-        (self.k.id(&format!("{name}{epilogue}{sfx}")), groups(*t))
-    }
-}
-
 impl GpuModel {
     /// A generator for `batch` images following `plan` (all images share each step's t).
     pub fn generator(
@@ -431,8 +390,9 @@ impl GpuModel {
                       (m, nn, k): (usize, usize, usize),
                       period: usize|
          -> Result<Vec<Op>, RuntimeError> {
-            let (kernel, groups) = self.matmul_for(epilogue, m, nn, sfx);
-            let splits = splits_for(groups[0] * groups[1], k, m * nn, scratch_len);
+            let plan = plan_matmul(&self.tiles, (m, nn, k), scratch_len);
+            let (groups, splits) = (plan.groups, plan.splits);
+            let kernel = self.k.id(&format!("{}{epilogue}{sfx}", plan.tier));
             if splits == 1 {
                 let p = uni(&|| {
                     MatmulParams {

@@ -36,6 +36,7 @@ fn matmul_ref(a: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
     c
 }
 
+#[derive(Clone, Copy)]
 struct MatmulCase {
     m: u32,
     n: u32,
@@ -126,6 +127,29 @@ fn build_tiles() -> Tiles {
     Tiles::named(kernels::TILES).unwrap()
 }
 
+/// Checks `name` (a wide-kernel variant name) and its `_mid` and `_small` tiers on `case`;
+/// the wide tiers read `vec4`s along K, so they get K rounded up to a multiple of 4.
+fn check_tiers(name: &str, epilogue: Epilogue, f16: bool, (m, n, k, batch): (u32, u32, u32, u32)) {
+    let case = MatmulCase {
+        m,
+        n,
+        k,
+        batch,
+        epilogue,
+        f16,
+    };
+    let tiles = build_tiles();
+    let wide = MatmulCase {
+        k: case.k.next_multiple_of(4),
+        ..case
+    };
+    check_matmul(variant(name), tiles.matmul, wide);
+    let mid = name.replace("matmul", "matmul_mid");
+    check_matmul(variant(&mid), tiles.mid, wide);
+    let small = name.replace("matmul", "matmul_small");
+    check_matmul(variant(&small), tiles.small, case);
+}
+
 #[test]
 fn matmul_every_epilogue_f32() {
     for (name, epilogue) in [
@@ -141,39 +165,9 @@ fn matmul_every_epilogue_f32() {
             (1, 1, 1, 1),
             (100, 130, 31, 1),
             (260, 136, 20, 1),
+            (130, 140, 52, 1),
         ] {
-            let case = MatmulCase {
-                m,
-                n,
-                k,
-                batch,
-                epilogue,
-                f16: false,
-            };
-            check_matmul(variant(name), build_tiles().matmul, case);
-            let case = MatmulCase {
-                m,
-                n,
-                k,
-                batch,
-                epilogue,
-                f16: false,
-            };
-            let small = name.replace("matmul", "matmul_small");
-            check_matmul(variant(&small), build_tiles().small, case);
-            let case = MatmulCase {
-                m,
-                n,
-                k,
-                batch,
-                epilogue,
-                f16: false,
-            };
-            check_matmul(
-                variant(&name.replace("matmul", "matmul_mid")),
-                build_tiles().mid,
-                case,
-            );
+            check_tiers(name, epilogue, false, (m, n, k, batch));
         }
     }
 }
@@ -189,44 +183,12 @@ fn matmul_f16_variants() {
         ("matmul_silu_f16", Epilogue::Silu),
         ("matmul_bias_f16", Epilogue::Bias),
     ] {
-        for (m, n, k, batch) in [(64, 96, 128, 1), (37, 70, 45, 2)] {
-            let case = MatmulCase {
-                m,
-                n,
-                k,
-                batch,
-                epilogue,
-                f16: true,
-            };
-            check_matmul(variant(name), build_tiles().matmul, case);
-            let case = MatmulCase {
-                m,
-                n,
-                k,
-                batch,
-                epilogue,
-                f16: true,
-            };
-            let small = name.replace("matmul", "matmul_small");
-            check_matmul(variant(&small), build_tiles().small, case);
-            let case = MatmulCase {
-                m,
-                n,
-                k,
-                batch,
-                epilogue,
-                f16: true,
-            };
-            check_matmul(
-                variant(&name.replace("matmul", "matmul_mid")),
-                build_tiles().mid,
-                case,
-            );
+        for (m, n, k, batch) in [(64, 96, 128, 1), (37, 70, 45, 2), (130, 9, 20, 1)] {
+            check_tiers(name, epilogue, true, (m, n, k, batch));
         }
     }
 }
 
-/// Every tile configuration a Cargo feature can pick, built now rather than by the build.
 #[test]
 fn matmul_every_tile_choice() {
     for (name, tiles) in Tiles::CHOICES {
@@ -234,7 +196,7 @@ fn matmul_every_tile_choice() {
             &format!("matmul_{name}"),
             &matmul_wide::<f32, f32>(tiles.matmul, Epilogue::None),
         );
-        for (m, n, k) in [(130, 70, 40), (64, 128, 64), (257, 129, 9)] {
+        for (m, n, k) in [(130, 70, 40), (64, 128, 64), (257, 129, 12)] {
             let case = MatmulCase {
                 m,
                 n,
@@ -254,6 +216,7 @@ fn matmul_every_tile_choice() {
             bk: 16,
             tm: 4,
             tn: 4,
+            stages: 1,
         },
         MatmulTiles {
             bm: 128,
@@ -261,6 +224,7 @@ fn matmul_every_tile_choice() {
             bk: 8,
             tm: 8,
             tn: 4,
+            stages: 1,
         },
     ] {
         let src = compile(
