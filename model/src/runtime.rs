@@ -46,6 +46,8 @@ pub enum RuntimeError {
     },
     #[error("batch must be at least 1")]
     NoBatch,
+    #[error("the GPU kernels do not support this model: {0}; use --device cpu")]
+    Unsupported(String),
 }
 
 fn variant(name: &str) -> Result<&'static KernelSource, RuntimeError> {
@@ -127,6 +129,12 @@ impl GpuModel {
         } else {
             ""
         };
+        if !c.dim_head.is_multiple_of(4) {
+            return Err(RuntimeError::Unsupported(format!(
+                "dim_head {} is not a multiple of 4 (attention reads vec4s)",
+                c.dim_head
+            )));
+        }
         let width = ATTENTION_WIDTHS
             .iter()
             .find(|w| **w as usize >= c.dim_head)

@@ -106,6 +106,15 @@ fn gpu_matches_cpu_on_presets() {
 }
 
 #[test]
+fn gpu_rejects_head_width_it_cannot_run() {
+    let mut config = fixture_model().config;
+    config.dim_head = 6;
+    let ckpt = random_checkpoint(config, &mut rng("odd head"));
+    let err = GpuModel::new(gpu(), &ckpt, None).err().expect("rejected");
+    assert!(err.to_string().contains("dim_head 6"), "{err}");
+}
+
+#[test]
 fn same_seed_same_bits() {
     let ckpt = fixture_model();
     let m = GpuModel::new(gpu(), &ckpt, None).unwrap();
