@@ -167,7 +167,7 @@ fn bench_matmul(b: &Bench, f16: bool, what: &str, (m, n, k): (usize, usize, usiz
     let splits = plan.splits;
     let part = (k / splits as usize) as u32;
     let partial = gpu
-        .kernel(source(&format!("matmul_small_partial{sfx}")))
+        .kernel(source(&format!("{}_partial{sfx}", plan.tier)))
         .expect("pipeline");
     let reduce = gpu
         .kernel(source(&format!("splitk_reduce{sfx}")))
@@ -450,7 +450,7 @@ fn main() {
         }
         for (name, t, wide) in cands {
             let k = if wide {
-                matmul_wide::<f32, f32>(t, Epilogue::None)
+                matmul_wide::<f32, f32, f32>(t, Epilogue::None)
             } else {
                 matmul::<f32, f32, f32>(t, Epilogue::None)
             };

@@ -331,15 +331,15 @@ fn store_blocks(
 /// conflicts. Global memory is read as `vec4`s too (so K, `k_stride` and the batch strides
 /// must be multiples of 4), into registers one K-step ahead of the math; with
 /// `t.stages == 2` the tiles are double-buffered, leaving one barrier per K-step.
-/// `t.tm` and `t.tn` must be 8.
+/// `t.tm` and `t.tn` must be 8. Types and split-K partial products as in [`matmul`].
 #[kernel(workgroup_size = [t.bn / 8, t.bm / 8, 1])]
-pub fn matmul_wide<A: ScalarTy, W: ScalarTy>(
+pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     #[comptime] t: MatmulTiles,
     #[comptime] epilogue: Epilogue,
     a: &Array<Vec4<A>>,
     w: &Array<Vec4<W>>,
-    c: &mut Array<A>,
-    extra: &Array<A>,
+    c: &mut Array<C>,
+    extra: &Array<C>,
     p: &Uniform<MatmulParams>,
 ) {
     #[comptime]

@@ -98,19 +98,19 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
     for (e, suffix) in EPILOGUES {
         add(
             format!("matmul{suffix}"),
-            matmul_wide::<f32, f32>(tiles.matmul, e),
+            matmul_wide::<f32, f32, f32>(tiles.matmul, e),
         );
         add(
             format!("matmul{suffix}_f16"),
-            matmul_wide::<f16, f16>(tiles.matmul, e),
+            matmul_wide::<f16, f16, f16>(tiles.matmul, e),
         );
         add(
             format!("matmul_mid{suffix}"),
-            matmul_wide::<f32, f32>(tiles.mid, e),
+            matmul_wide::<f32, f32, f32>(tiles.mid, e),
         );
         add(
             format!("matmul_mid{suffix}_f16"),
-            matmul_wide::<f16, f16>(tiles.mid, e),
+            matmul_wide::<f16, f16, f16>(tiles.mid, e),
         );
         add(
             format!("matmul_small{suffix}"),
@@ -127,6 +127,14 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
         );
     }
     // Partial products of a split-K, always in f32.
+    add(
+        "matmul_mid_partial".into(),
+        matmul_wide::<f32, f32, f32>(tiles.mid, Epilogue::None),
+    );
+    add(
+        "matmul_mid_partial_f16".into(),
+        matmul_wide::<f16, f16, f32>(tiles.mid, Epilogue::None),
+    );
     add(
         "matmul_small_partial".into(),
         matmul::<f32, f32, f32>(tiles.small, Epilogue::None),

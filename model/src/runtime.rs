@@ -152,10 +152,14 @@ impl GpuModel {
             names.push(format!("splitk_reduce{e}{sfx}"));
             names.push(format!("splitk_reduce{e}"));
         }
-        for n in ["adaln", "patchify", "unpatchify", "matmul_small_partial"] {
+        for n in ["adaln", "patchify", "unpatchify"] {
             names.push(format!("{n}{sfx}"));
         }
-        names.push("matmul_small_partial".into());
+        // Split-K partial products (f32 ones for the f32 time path).
+        for n in ["matmul_mid_partial", "matmul_small_partial"] {
+            names.push(format!("{n}{sfx}"));
+            names.push(n.into());
+        }
         names.push(attention.clone());
         for n in [
             "timestep_embedding",
@@ -426,7 +430,7 @@ impl GpuModel {
                 }
                 .to_bytes()
             });
-            let partial = self.k.id(&format!("matmul_small_partial{sfx}"));
+            let partial = self.k.id(&format!("{}_partial{sfx}", plan.tier));
             let partial = op(
                 partial,
                 &[bufs[0], bufs[1], &scratch, &self.dummy, &p],

@@ -9,9 +9,12 @@ use webdit_kernels::Tiles;
 pub const MAX_SPLITS: u32 = 16;
 /// Size cap (f32s) of the buffer holding split-K partial products.
 pub const SCRATCH_FLOATS: usize = 1 << 22;
-/// Workgroups a matmul tier must fill before it is used: about two per multiprocessor of a
-/// large GPU (132 on an H100/H200); smaller products step down to smaller tiles.
-pub const TIER_MIN_GROUPS: u32 = 264;
+/// Workgroups a product should fill: about two per multiprocessor of a large GPU (132 on an
+/// H100/H200).
+pub const MIN_GROUPS: u32 = 256;
+/// Slices of K are at least this long, so that a partial product outweighs its share of
+/// the reduction.
+const MIN_SLICE: usize = 64;
 
 /// How one `m × n × k` product runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,42 +24,46 @@ pub struct MatmulPlan {
     pub tiles: MatmulTiles,
     /// Workgroups of one (partial) product.
     pub groups: [u32; 3],
-    /// Slices of K (1: no split-K; else partial products on the small tiles, then a
-    /// reduction).
+    /// Slices of K (1: no split-K; else `{tier}_partial` products, then a reduction).
     pub splits: u32,
 }
 
-/// The largest tiles that still give every multiprocessor work, else the small ones with K
-/// split until they do (slices of at least 64 that divide K, within `scratch` partial
-/// outputs). The wide kernels read `vec4`s along K, so a K that is not a multiple of 4
-/// takes the small (scalar) tier.
+/// The largest tiles that fill the GPU with at most a few slices of K: the 128-wide tiles
+/// unsplit, the mid tiles with up to 8 slices, else the small tiles with up to
+/// [`MAX_SPLITS`] (as many as it takes to reach [`MIN_GROUPS`]). Slices are at least
+/// [`MIN_SLICE`] long, divide K (into multiples of 4 for the wide kernels, which read
+/// `vec4`s along K, so a K that is not a multiple of 4 takes the small tier) and fit
+/// `scratch` partial outputs.
 pub fn plan_matmul(tiles: &Tiles, (m, n, k): (usize, usize, usize), scratch: usize) -> MatmulPlan {
-    let groups = |t: MatmulTiles| [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
     let tiers = [
-        ("matmul", tiles.matmul),
-        ("matmul_mid", tiles.mid),
-        ("matmul_small", tiles.small),
+        ("matmul", tiles.matmul, 1, 4),
+        ("matmul_mid", tiles.mid, 8, 4),
+        ("matmul_small", tiles.small, MAX_SPLITS, 1),
     ];
-    let (tier, t) = *tiers
-        .iter()
-        .filter(|_| k.is_multiple_of(4))
-        .find(|(_, t)| groups(*t)[0] * groups(*t)[1] >= TIER_MIN_GROUPS)
-        .unwrap_or(&tiers[2]);
-    let g = groups(t);
-    let mut splits = 1u32;
-    while tier == "matmul_small" && g[0] * g[1] * splits < TIER_MIN_GROUPS && splits < MAX_SPLITS {
-        let next = 2 * splits as usize;
-        if !k.is_multiple_of(next) || k / next < 64 || m * n * next > scratch {
-            break;
+    let plan = |(tier, t, max_splits, quantum): (&'static str, MatmulTiles, u32, usize)| {
+        let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
+        let mut splits = 1u32;
+        while groups[0] * groups[1] * splits < MIN_GROUPS && splits < max_splits {
+            let next = 2 * splits as usize;
+            let slice = k / next;
+            if !k.is_multiple_of(next * quantum) || slice < MIN_SLICE || m * n * next > scratch {
+                break;
+            }
+            splits *= 2;
         }
-        splits *= 2;
-    }
-    MatmulPlan {
-        tier,
-        tiles: t,
-        groups: g,
-        splits,
-    }
+        MatmulPlan {
+            tier,
+            tiles: t,
+            groups,
+            splits,
+        }
+    };
+    tiers
+        .into_iter()
+        .filter(|(.., quantum)| k.is_multiple_of(*quantum))
+        .map(plan)
+        .find(|p| p.groups[0] * p.groups[1] * p.splits >= MIN_GROUPS)
+        .unwrap_or_else(|| plan(tiers[2]))
 }
 
 #[cfg(test)]
@@ -66,13 +73,20 @@ mod tests {
     #[test]
     fn tiers_by_shape() {
         let t = Tiles::default();
-        let big = plan_matmul(&t, (4096, 3072, 768), SCRATCH_FLOATS);
-        assert_eq!((big.tier, big.splits), ("matmul", 1));
-        let b1 = plan_matmul(&t, (64, 512, 2048), SCRATCH_FLOATS);
-        assert_eq!((b1.tier, b1.splits), ("matmul_small", 16));
+        let p = |shape| {
+            let p = plan_matmul(&t, shape, SCRATCH_FLOATS);
+            (p.tier, p.splits)
+        };
+        assert_eq!(p((4096, 3072, 768)), ("matmul", 1));
+        assert_eq!(p((4096, 768, 3072)), ("matmul_mid", 1));
+        // Mid tiles with K split before the small tiles.
+        assert_eq!(p((1024, 512, 2048)), ("matmul_mid", 2));
+        assert_eq!(p((256, 3072, 768)), ("matmul_mid", 2));
+        // Too small for anything else: small tiles, K split as far as it goes.
+        assert_eq!(p((64, 512, 2048)), ("matmul_small", 8));
+        assert_eq!(p((64, 384, 192)), ("matmul_small", 2));
         // K not a multiple of 4: never the wide kernels.
-        let odd = plan_matmul(&t, (4096, 3072, 767), SCRATCH_FLOATS);
-        assert_eq!((odd.tier, odd.splits), ("matmul_small", 1));
+        assert_eq!(p((4096, 3072, 767)), ("matmul_small", 1));
         // No scratch: no split.
         assert_eq!(plan_matmul(&t, (64, 512, 2048), 0).splits, 1);
     }

@@ -194,7 +194,7 @@ fn matmul_every_tile_choice() {
     for (name, tiles) in Tiles::CHOICES {
         let src = compile(
             &format!("matmul_{name}"),
-            &matmul_wide::<f32, f32>(tiles.matmul, Epilogue::None),
+            &matmul_wide::<f32, f32, f32>(tiles.matmul, Epilogue::None),
         );
         for (m, n, k) in [(130, 70, 40), (64, 128, 64), (257, 129, 12)] {
             let case = MatmulCase {
@@ -631,9 +631,14 @@ fn sampler_step_matches_reference() {
 #[test]
 fn split_k_matches_reference() {
     use webdit_kernels::matmul::SplitParams;
-    let t = build_tiles().small;
+    let tiles = build_tiles();
     let mut rng = rng("split-k");
-    for f16 in [false, true] {
+    for (f16, (tier, t)) in [false, true].into_iter().flat_map(|f| {
+        [
+            (f, ("matmul_mid", tiles.mid)),
+            (f, ("matmul_small", tiles.small)),
+        ]
+    }) {
         if f16 && !gpu().f16 {
             continue;
         }
@@ -666,7 +671,7 @@ fn split_k_matches_reference() {
             let leak = |v: Vec<f32>| -> &'static [f32] { Box::leak(v.into_boxed_slice()) };
             let (a, w, prior) = (leak(a), leak(w), leak(prior));
             let parts = run(
-                variant(&format!("matmul_small_partial{sfx}")),
+                variant(&format!("{tier}_partial{sfx}")),
                 &[
                     input(a),
                     input(w),
@@ -708,7 +713,7 @@ fn split_k_matches_reference() {
                 })
                 .collect();
             assert_close(
-                &format!("split-k{sfx} {m}x{n}x{k}/{splits}"),
+                &format!("split-k {tier}{sfx} {m}x{n}x{k}/{splits}"),
                 &got[0],
                 &want,
                 if f16 { 2e-3 } else { 1e-5 },
