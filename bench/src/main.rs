@@ -16,7 +16,7 @@ use webdit_kernels::norm::AdaLnParams;
 use webdit_kernels::sampler::StepParams;
 use webdit_kernels::Tiles;
 use webdit_model::kernels::{by_name, KernelSource};
-use webdit_model::tiers::{plan_matmul, SCRATCH_FLOATS};
+use webdit_model::tiers::{attention_chunks, plan_matmul, SCRATCH_FLOATS};
 use webdit_model::{plan, Checkpoint, Config, Gpu, GpuModel, Precision, Sampler};
 
 #[derive(Parser)]
@@ -328,30 +328,42 @@ fn main() {
                 .iter()
                 .find(|w| **w as usize >= c.dim_head)
                 .unwrap();
-            let kernel = gpu.kernel(source(&format!("attention_d{width}"))).unwrap();
             let qkv = buffer(&gpu, m * 3 * inner * 4);
             let out = buffer(&gpu, m * inner * 4);
             let n = c.tokens();
-            let p = gpu.uniform(
-                "p",
-                &AttentionParams {
-                    n: n as u32,
-                    dh: c.dim_head as u32,
-                    heads: c.heads as u32,
-                    scale: 0.1,
-                }
-                .to_bytes(),
-            );
-            let bind = kernel.bind(&gpu, &[&qkv, &out, &p]).unwrap();
-            let secs = b.time(
-                &kernel,
-                &bind,
-                [(n as u32).div_ceil(BQ), c.heads as u32, batch as u32],
-            );
+            // As the runtime runs it: keys in slices where the grid is small.
+            let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32)
+                .split(attention_chunks(n, c.heads, batch));
+            let p = gpu.uniform("p", &att.to_bytes());
+            let q_blocks = (n as u32).div_ceil(BQ);
+            let (heads, nb) = (c.heads as u32, batch as u32);
+            let (secs, label) = if att.chunks == 1 {
+                let kernel = gpu.kernel(source(&format!("attention_d{width}"))).unwrap();
+                let bind = kernel.bind(&gpu, &[&qkv, &out, &p]).unwrap();
+                let secs = b.time(&kernel, &bind, [q_blocks, heads, nb]);
+                (secs, kernel.src.name.to_string())
+            } else {
+                let split = gpu
+                    .kernel(source(&format!("attention_split_d{width}")))
+                    .unwrap();
+                let combine = gpu.kernel(source("attention_combine")).unwrap();
+                let rows = batch * c.heads * att.chunks as usize * n;
+                let parts = buffer(&gpu, rows * c.dim_head * 4);
+                let stats = buffer(&gpu, rows * 2 * 4);
+                let sb = split.bind(&gpu, &[&qkv, &parts, &stats, &p]).unwrap();
+                let cb = combine.bind(&gpu, &[&parts, &stats, &out, &p]).unwrap();
+                let quads = (n * inner / 4) as u32;
+                let secs = b.time_ops(&[
+                    (&split, &sb, [q_blocks * att.chunks, heads, nb]),
+                    (&combine, &cb, [quads.div_ceil(256), nb, 1]),
+                ]);
+                let label = format!("{} + combine, {} slices", split.src.name, att.chunks);
+                (secs, label)
+            };
             let flops = 4.0 * (batch * c.heads * n * n * c.dim_head) as f64;
             b.row(
                 &format!("{name} b{batch} attention"),
-                kernel.src.name,
+                &label,
                 &format!("{batch}×{n}×{}", c.dim_head),
                 secs,
                 flops,

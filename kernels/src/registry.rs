@@ -153,6 +153,23 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
     add("attention_d64_f16".into(), attention::<f16, 64>());
     add("attention_d128_f16".into(), attention::<f16, 128>());
     add("attention_d192_f16".into(), attention::<f16, 192>());
+    add("attention_split_d64".into(), attention_split::<f32, 64>());
+    add("attention_split_d128".into(), attention_split::<f32, 128>());
+    add("attention_split_d192".into(), attention_split::<f32, 192>());
+    add(
+        "attention_split_d64_f16".into(),
+        attention_split::<f16, 64>(),
+    );
+    add(
+        "attention_split_d128_f16".into(),
+        attention_split::<f16, 128>(),
+    );
+    add(
+        "attention_split_d192_f16".into(),
+        attention_split::<f16, 192>(),
+    );
+    add("attention_combine".into(), attention_combine::<f32>());
+    add("attention_combine_f16".into(), attention_combine::<f16>());
     add("adaln".into(), adaln::<f32, 256>());
     add("adaln_f16".into(), adaln::<f16, 256>());
     add("patchify".into(), patchify::<f32, 256>());

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernels::{by_name, KernelSource, TILES};
 use crate::sampler::Step;
-use crate::tiers::{plan_matmul, MAX_SPLITS, SCRATCH_FLOATS};
+use crate::tiers::{attention_chunks, plan_matmul, MAX_SPLITS, SCRATCH_FLOATS};
 use std::collections::HashMap;
 use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
@@ -161,6 +161,8 @@ impl GpuModel {
             names.push(n.into());
         }
         names.push(attention.clone());
+        names.push(attention.replacen("attention_", "attention_split_", 1));
+        names.push(format!("attention_combine{sfx}"));
         for n in [
             "timestep_embedding",
             "matmul",
@@ -564,15 +566,46 @@ impl GpuModel {
                 })
             })
             .collect();
-        let p_att = uni(&|| {
-            AttentionParams {
-                n: n as u32,
-                dh: c.dim_head as u32,
-                heads: c.heads as u32,
-                scale: (c.dim_head as f32).powf(-0.5),
-            }
-            .to_bytes()
-        });
+        // Attention, with its keys cut into slices where the grid is too small for the GPU.
+        let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32)
+            .split(attention_chunks(n, c.heads, batch));
+        let chunks = att.chunks as usize;
+        let p_att = uni(&|| att.to_bytes());
+        let q_blocks = (n as u32).div_ceil(BQ);
+        let slices = if chunks > 1 {
+            let rows_all = batch * c.heads * chunks * n;
+            Some((
+                buf("attention slices", (rows_all * c.dim_head) as u64 * 4)?,
+                buf("attention slice stats", (rows_all * 2) as u64 * 4)?,
+            ))
+        } else {
+            None
+        };
+        let attention = |qkv: &wgpu::Buffer, out: &wgpu::Buffer| -> Result<Vec<Op>, RuntimeError> {
+            let Some((parts, stats)) = &slices else {
+                let groups = [q_blocks, c.heads as u32, batch as u32];
+                return Ok(vec![op(
+                    named(&self.attention),
+                    &[qkv, out, &p_att],
+                    groups,
+                )?]);
+            };
+            let split = named(&self.attention.replacen("attention_", "attention_split_", 1));
+            let combine = named(&format!("attention_combine{sfx}"));
+            let quads = (n * c.heads * c.dim_head / 4) as u32;
+            Ok(vec![
+                op(
+                    split,
+                    &[qkv, parts, stats, &p_att],
+                    [q_blocks * chunks as u32, c.heads as u32, batch as u32],
+                )?,
+                op(
+                    combine,
+                    &[parts, stats, out, &p_att],
+                    [quads.div_ceil(256), batch as u32, 1],
+                )?,
+            ])
+        };
         let adaln = named(&format!("adaln{sfx}"));
         let row_groups = [rows as u32, 1, 1];
         for (i, b) in self.blocks.iter().enumerate() {
@@ -588,8 +621,7 @@ impl GpuModel {
                 (rows, 3 * inner, d),
                 1,
             )?);
-            let groups = [(n as u32).div_ceil(BQ), c.heads as u32, batch as u32];
-            forward.push(op(named(&self.attention), &[&qkv, &attn, &p_att], groups)?);
+            forward.extend(attention(&qkv, &attn)?);
             forward.extend(linear(
                 "_acc",
                 sfx,

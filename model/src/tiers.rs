@@ -66,6 +66,22 @@ pub fn plan_matmul(tiles: &Tiles, (m, n, k): (usize, usize, usize), scratch: usi
         .unwrap_or_else(|| plan(tiers[2]))
 }
 
+/// Slices of the keys for attention over `n` tokens, `heads` heads and `batch` items: the
+/// fewest (a power of 2, at most 16, each at least a key tile long) that give
+/// [`MIN_GROUPS`] workgroups; 1 runs the unsplit kernel.
+pub fn attention_chunks(n: usize, heads: usize, batch: usize) -> u32 {
+    use webdit_kernels::attention::{BKV, BQ};
+    let groups = n.div_ceil(BQ as usize) * heads * batch;
+    let mut chunks = 1u32;
+    while groups * (chunks as usize) < MIN_GROUPS as usize
+        && chunks < 16
+        && n / (2 * chunks as usize) >= BKV as usize
+    {
+        chunks *= 2;
+    }
+    chunks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +105,16 @@ mod tests {
         assert_eq!(p((4096, 3072, 767)), ("matmul_small", 1));
         // No scratch: no split.
         assert_eq!(plan_matmul(&t, (64, 512, 2048), 0).splits, 1);
+    }
+
+    #[test]
+    fn attention_slices() {
+        // favicon-s batch 1: 4 query blocks × 4 heads; 64 keys give at most 4 slices.
+        assert_eq!(attention_chunks(64, 4, 1), 4);
+        // favicon-b batch 1: 16 query blocks × 4 heads.
+        assert_eq!(attention_chunks(256, 4, 1), 4);
+        // Large batches fill the GPU unsplit.
+        assert_eq!(attention_chunks(256, 4, 16), 1);
+        assert_eq!(attention_chunks(5, 1, 1), 1);
     }
 }

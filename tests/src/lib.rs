@@ -50,6 +50,7 @@ pub fn compile(name: &str, kernel: &IrKernel) -> &'static KernelSource {
 }
 
 /// A kernel argument for [`run`].
+#[derive(Clone)]
 pub enum Arg<'a> {
     /// Read-only input data.
     Input(&'a [f32]),

@@ -350,12 +350,7 @@ fn attention_matches_reference() {
             if f16 {
                 qkv = round_f16(&qkv);
             }
-            let p = AttentionParams {
-                n: n as u32,
-                dh: dh as u32,
-                heads: heads as u32,
-                scale: (dh as f32).powf(-0.5),
-            };
+            let p = AttentionParams::new(n as u32, dh as u32, heads as u32);
             let (input, output) = if f16 {
                 (Arg::InputF16(&qkv), Arg::OutputF16(batch * n * heads * dh))
             } else {
@@ -363,17 +358,41 @@ fn attention_matches_reference() {
             };
             let got = run(
                 variant(&name),
-                &[input, output, Arg::Uniform(p.to_bytes())],
+                &[input.clone(), output.clone(), Arg::Uniform(p.to_bytes())],
                 [groups(n as u32, BQ), heads as u32, batch as u32],
             );
             let want = attention_ref(&qkv, batch, n, heads, dh);
             let tol = if f16 { 2e-3 } else { 1e-5 };
-            assert_close(
-                &format!("{name} n={n} dh={dh} heads={heads} batch={batch}"),
-                &got[0],
-                &want,
-                tol,
-            );
+            let what = format!("{name} n={n} dh={dh} heads={heads} batch={batch}");
+            assert_close(&what, &got[0], &want, tol);
+            // The same with the keys in slices, merged by the combine kernel.
+            for chunks in [2, 3] {
+                let p = AttentionParams::new(n as u32, dh as u32, heads as u32).split(chunks);
+                let rows = batch * heads * p.chunks as usize * n;
+                let sfx = if f16 { "_f16" } else { "" };
+                let slices = run(
+                    variant(&name.replace("attention_", "attention_split_")),
+                    &[
+                        input.clone(),
+                        Arg::Output(rows * dh),
+                        Arg::Output(rows * 2),
+                        Arg::Uniform(p.to_bytes()),
+                    ],
+                    [groups(n as u32, BQ) * p.chunks, heads as u32, batch as u32],
+                );
+                let got = run(
+                    variant(&format!("attention_combine{sfx}")),
+                    &[
+                        Arg::Input(&slices[0]),
+                        Arg::Input(&slices[1]),
+                        output.clone(),
+                        Arg::Uniform(p.to_bytes()),
+                    ],
+                    [groups((n * heads * dh / 4) as u32, 256), batch as u32, 1],
+                );
+                let what = format!("{what} in {} slices", p.chunks);
+                assert_close(&what, &got[0], &want, tol);
+            }
         }
     }
 }
