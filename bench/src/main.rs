@@ -460,7 +460,6 @@ fn main() {
             .map(|(n, t)| (format!("wide {n}"), t.matmul, true))
             .collect();
         for (bm, bn, bk, stages) in [
-            (128, 128, 8, 1),
             (64, 64, 8, 2),
             (64, 64, 16, 1),
             (128, 64, 8, 2),
