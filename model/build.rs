@@ -40,8 +40,11 @@ fn source(variant: &str, k: &Kernel) -> String {
     )
 }
 
-fn main() {
-    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Rerun only when this script or what it is built from (the kernels, the compiler)
+    // changes, not on every edit of the runtime; feature changes rerun it anyway.
+    println!("cargo:rerun-if-changed=build.rs");
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     let (tile_name, tiles) = tiles();
     let mut consts = String::new();
     let mut all = vec![];
@@ -53,24 +56,22 @@ fn main() {
                 std::process::exit(1);
             }
         };
-        std::fs::write(out.join(format!("{}.wgsl", v.name)), compiled.wgsl)
-            .expect("writing OUT_DIR");
+        std::fs::write(out.join(format!("{}.wgsl", v.name)), compiled.wgsl)?;
         let id = v.name.to_uppercase();
         let src = source(&v.name, &v.kernel);
         writeln!(
             consts,
             "/// The `{}` variant.\npub const {id}: KernelSource = {src};",
             v.name
-        )
-        .unwrap();
+        )?;
         all.push(format!("&{id}"));
     }
     writeln!(
         consts,
         "/// Every registered variant.\npub const ALL: &[&KernelSource] = &[{}];",
         all.join(", ")
-    )
-    .unwrap();
-    writeln!(consts, "/// The tile configuration chosen by Cargo features.\npub const TILES: &str = {tile_name:?};").unwrap();
-    std::fs::write(out.join("kernels.rs"), consts).expect("writing OUT_DIR");
+    )?;
+    writeln!(consts, "/// The tile configuration chosen by Cargo features.\npub const TILES: &str = {tile_name:?};")?;
+    std::fs::write(out.join("kernels.rs"), consts)?;
+    Ok(())
 }
