@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod gpu;
 pub mod kernels;
 pub mod noise;
+pub mod pixels;
 pub mod runtime;
 pub mod sampler;
 pub mod tiers;

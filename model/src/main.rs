@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use web_time::Instant;
 use webdit_model::cpu::CpuModel;
+use webdit_model::pixels::to_rgba8;
 use webdit_model::{checkpoint, plan, Checkpoint, Config, Gpu, GpuModel, Precision, Sampler};
 
 #[derive(Parser)]
@@ -101,15 +102,12 @@ fn load(weights: &Option<PathBuf>, preset_name: &Option<String>) -> Result<Check
 
 /// Writes `[n, c, s, s]` images in [-1, 1] as PNGs.
 fn write_pngs(c: &Config, x: &[f32], out: &Path, grid: bool) -> Result<Vec<PathBuf>> {
-    let (s, ch) = (c.input, c.channels);
+    let s = c.input;
     let n = x.len() / c.image_len();
+    let rgba: Vec<Vec<u8>> = (0..n).map(|i| to_rgba8(c, x, i)).collect();
     let pixel = |img: usize, y: usize, xx: usize| -> [u8; 3] {
-        let v = |k: usize| {
-            let k = k.min(ch - 1);
-            let f = x[((img * ch + k) * s + y) * s + xx];
-            (((f + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0).round() as u8
-        };
-        [v(0), v(1), v(2)]
+        let p = &rgba[img][(y * s + xx) * 4..];
+        [p[0], p[1], p[2]]
     };
     let save = |img: image::RgbImage, path: &Path| -> Result<PathBuf> {
         img.save_with_format(path, image::ImageFormat::Png)
