@@ -1,43 +1,105 @@
-//! The model crate (runtime, kernels, checkpoint loading) builds for the browser's target:
-//! the web bundle compiles this same code, so no native-only dependency or blocking wait
-//! may creep in.
+//! The browser side: the model builds for wasm32 (the web bundle compiles this same code, so
+//! no native-only dependency or blocking wait may creep in), and the built bundle runs in a
+//! real Chromium (`web/tests/browser.mjs`: WebGPU through SwiftShader where there is no
+//! GPU). `.ci/run` installs what they need; where something is missing they say so and
+//! check nothing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-unknown-unknown";
 
-#[test]
-fn model_builds_for_wasm32() {
-    let installed = Command::new("rustup")
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A command in the workspace root, building into its own target dir (the outer
+/// `cargo test` may hold the workspace's lock).
+fn command(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.current_dir(root())
+        .env("CARGO_TARGET_DIR", root().join("target/wasm-check"));
+    c
+}
+
+fn succeeds(c: &mut Command) -> bool {
+    c.output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+fn run(what: &str, c: &mut Command) -> String {
+    let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{what} failed:\n{text}");
+    text
+}
+
+fn wasm_target_installed() -> bool {
+    Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).contains(TARGET))
-        .unwrap_or(false);
-    if !installed {
+        .unwrap_or(false)
+}
+
+#[test]
+fn web_crate_builds_for_wasm32() {
+    if !wasm_target_installed() {
         eprintln!("not checked: run `rustup target add {TARGET}` (CI does)");
         return;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(&root)
-        .args([
+    run(
+        "cargo build -p webdit-web for wasm32",
+        command(&cargo).args([
             "build",
             "-q",
+            "--release",
             "-p",
-            "webdit-model",
-            "--lib",
+            "webdit-web",
             "--target",
             TARGET,
-        ])
-        // Its own target dir: the outer `cargo test` may hold the workspace's lock.
-        .env("CARGO_TARGET_DIR", root.join("target/wasm-check"))
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "webdit-model does not build for {TARGET}:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        ]),
     );
+}
+
+#[test]
+fn bundle_runs_in_chromium() {
+    let chromium =
+        std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/lib/chromium/chromium".into());
+    let missing: Vec<&str> = [
+        ("the wasm32 target", wasm_target_installed()),
+        (
+            "wasm-bindgen",
+            succeeds(Command::new("wasm-bindgen").arg("--version")),
+        ),
+        ("node", succeeds(Command::new("node").arg("--version"))),
+        ("chromium", Path::new(&chromium).exists()),
+        (
+            "web/tests/node_modules (npm install)",
+            root()
+                .join("web/tests/node_modules/playwright-core")
+                .exists(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, ok)| !ok)
+    .map(|(what, _)| what)
+    .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "not checked: missing {} (.ci/run installs them)",
+            missing.join(", ")
+        );
+        return;
+    }
+    run("web/build.sh", command("bash").arg("web/build.sh"));
+    let report = run(
+        "the browser test",
+        command("node").args(["web/tests/browser.mjs", "web/dist"]),
+    );
+    eprintln!("{report}");
 }
