@@ -9,8 +9,17 @@ import { extname, join, normalize } from "node:path";
 
 const dist = process.argv[2] ?? new URL("../dist", import.meta.url).pathname;
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
+// A host page that embeds the bundle in an iframe and keeps what the frame posts.
+const host = `<!doctype html><iframe width="128" height="128"
+  src="/?embed&seed=8&steps=4&sampler=ddim&live=0"></iframe>
+<script>addEventListener("message", (e) => { window.posted = e.data; });</script>`;
 const server = createServer(async (req, res) => {
   const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
+  if (path === "/host.html") {
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end(host);
+    return;
+  }
   try {
     const body = await readFile(join(dist, path.endsWith("/") ? path + "index.html" : path));
     res.writeHead(200, { "content-type": types[extname(path)] ?? "text/html" });
@@ -71,7 +80,11 @@ try {
   check(a.totalMs > 0 && a.perStepMs > 0, `reports timing (${a.totalMs?.toFixed(0)} ms)`);
   const b = await run("?auto&seed=7&steps=4&sampler=ddim&live=0");
   check(b.checksum === a.checksum, "the same seed gives the same image, live or in one submit");
-  const c = await run("?auto&seed=8&steps=4&sampler=ddim&live=0");
+  // Embedded in another page: the frame generates on load and posts its result.
+  await page.goto(base + "host.html");
+  await page.waitForFunction(() => window.posted, null, { timeout: 240_000 });
+  const c = await page.evaluate(() => window.posted);
+  check(c.type === "webdit" && c.steps === 4, `an embedding page gets the result (${c.type})`);
   check(c.checksum !== a.checksum, "another seed gives another image");
   const e = await run("?auto&seed=7&steps=0");
   check(Boolean(e.error) && /step/.test(e.error), `bad input gets a clear error (${e.error})`);
