@@ -1,8 +1,8 @@
 //! The browser side: the model builds for wasm32 (the web bundle compiles this same code, so
 //! no native-only dependency or blocking wait may creep in), and the built bundle runs in a
 //! real Chromium (`web/tests/browser.mjs`: WebGPU through SwiftShader where there is no
-//! GPU). `.ci/run` installs what they need; where something is missing they say so and
-//! check nothing.
+//! GPU). `.ci/run` installs what they need and sets `WEBDIT_REQUIRE_BROWSER`, so that there
+//! a missing piece fails them; elsewhere they say what is missing and check nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,6 +48,10 @@ fn wasm_target_installed() -> bool {
 #[test]
 fn web_crate_builds_for_wasm32() {
     if !wasm_target_installed() {
+        assert!(
+            std::env::var_os("WEBDIT_REQUIRE_BROWSER").is_none(),
+            "the {TARGET} target is required but not installed"
+        );
         eprintln!("not checked: run `rustup target add {TARGET}` (CI does)");
         return;
     }
@@ -90,10 +94,12 @@ fn bundle_runs_in_chromium() {
     .map(|(what, _)| what)
     .collect();
     if !missing.is_empty() {
-        eprintln!(
-            "not checked: missing {} (.ci/run installs them)",
-            missing.join(", ")
+        let why = format!("missing {} (.ci/run installs them)", missing.join(", "));
+        assert!(
+            std::env::var_os("WEBDIT_REQUIRE_BROWSER").is_none(),
+            "browser test required but {why}"
         );
+        eprintln!("not checked: {why}");
         return;
     }
     run("web/build.sh", command("bash").arg("web/build.sh"));
