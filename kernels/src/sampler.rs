@@ -5,8 +5,9 @@
 
 use webdit_dsl::prelude::*;
 
-/// One update `x = a·x + b·eps + c·z` over `n` elements (DDPM and DDIM are both of this
-/// form, with per-step coefficients; `a = b = 0, c = 1` draws the initial noise).
+/// One update `x = a·x + b·eps + c·z` over `n` elements (DDPM's form, with per-step
+/// coefficients; `a = b = 0, c = 1` draws the initial noise). With `clip = 1` (DDIM), `b`
+/// multiplies the clipped image estimate `clamp(u·x + v·eps, -1, 1)` instead of `eps`.
 #[derive(Uniform)]
 pub struct StepParams {
     pub n: u32,
@@ -17,6 +18,9 @@ pub struct StepParams {
     pub a: f32,
     pub b: f32,
     pub c: f32,
+    pub clip: u32,
+    pub u: f32,
+    pub v: f32,
 }
 
 const M0: u32 = 0xD251_1F53;
@@ -84,12 +88,17 @@ pub fn gaussian(seed: Vec2<u32>, stream: u32, i: u32) -> f32 {
     select(j % 2 == 0, rad * cos(ang), rad * sin(ang))
 }
 
-/// `x = a·x + b·eps + c·z`, one invocation per element (a = 0 ignores whatever x held).
+/// `x = a·x + b·eps + c·z` (or, with `clip`, `b` times the clipped image estimate), one
+/// invocation per element (a = 0 ignores whatever x held).
 #[kernel(workgroup_size = [WG, 1, 1])]
 pub fn sampler_step<const WG: u32>(x: &mut Array<f32>, eps: &Array<f32>, p: &Uniform<StepParams>) {
     let i = global_id().x + global_id().y * (num_workgroups().x * WG);
     if i < p.n {
-        let mut v = p.b * eps[i];
+        let mut e = eps[i];
+        if p.clip != 0 {
+            e = clamp(p.u * x[i] + p.v * e, -1.0, 1.0);
+        }
+        let mut v = p.b * e;
         if p.a != 0.0 {
             v += p.a * x[i];
         }

@@ -245,11 +245,11 @@ impl CpuModel {
             let (eps, _) = self.forward(&x, &vec![s.t as f32; batch]);
             for (i, (xv, e)) in x.iter_mut().zip(&eps).enumerate() {
                 let z = if s.c != 0.0 {
-                    s.c * noise::gaussian(seed, s.t as u32, i as u32)
+                    noise::gaussian(seed, s.t as u32, i as u32)
                 } else {
                     0.0
                 };
-                *xv = s.a * *xv + s.b * e + z;
+                *xv = s.apply(*xv, *e, z);
             }
             progress(k + 1);
         }

@@ -676,23 +676,36 @@ impl GpuModel {
 
         // The sampler: one uniform per step (rewritten with the seed before each run).
         let len = (batch * c.image_len()) as u32;
-        let sp = |stream: usize, a: f32, b: f32, cc: f32| StepParams {
-            n: len,
-            seed_lo: 0,
-            seed_hi: 0,
-            stream: stream as u32,
-            a,
-            b,
-            c: cc,
+        let sp = |s: &Step| {
+            let [u, v] = s.x0.unwrap_or([0.0, 0.0]);
+            StepParams {
+                n: len,
+                seed_lo: 0,
+                seed_hi: 0,
+                stream: s.t as u32,
+                a: s.a,
+                b: s.b,
+                c: s.c,
+                clip: s.x0.is_some() as u32,
+                u,
+                v,
+            }
         };
-        let init_p = sp(c.steps, 0.0, 0.0, 1.0);
+        // The initial noise: stream T, x = z.
+        let init_p = sp(&Step {
+            t: c.steps,
+            a: 0.0,
+            b: 0.0,
+            c: 1.0,
+            x0: None,
+        });
         let init_buf = uni(&|| init_p.to_bytes());
         let sampler = named("sampler_step");
         let init = op(sampler, &[&x, &eps_img, &init_buf], lin(len))?;
         let mut updates = vec![];
         let mut step_params = vec![];
         for s in &steps {
-            let p = sp(s.t, s.a, s.b, s.c);
+            let p = sp(s);
             let b = uni(&|| p.to_bytes());
             updates.push(op(sampler, &[&x, &eps_img, &b], lin(len))?);
             step_params.push((b, p));

@@ -1,6 +1,7 @@
 //! The samplers, as per-step coefficients of `x = a·x + b·eps + c·z` (the form of the GPU's
 //! `sampler_step` kernel and of the CPU path): DDPM over the model's T steps (the
-//! original's sampler), and DDIM (eta = 0) over any number of evenly spaced steps.
+//! original's sampler), and DDIM (eta = 0, with the image estimate clipped to [-1, 1]) over
+//! any number of evenly spaced steps.
 
 use crate::config::Config;
 
@@ -33,13 +34,26 @@ pub fn schedule(steps: usize, s: f64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
 }
 
 /// One denoising step: run the model at timestep `t`, then `x = a·x + b·eps + c·z` with
-/// `z` from noise stream `t`.
+/// `z` from noise stream `t`. With `x0 = Some([u, v])` (DDIM), `b` multiplies the model's
+/// image estimate clipped to the image range, `clamp(u·x + v·eps, -1, 1)`, instead of eps.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Step {
     pub t: usize,
     pub a: f32,
     pub b: f32,
     pub c: f32,
+    pub x0: Option<[f32; 2]>,
+}
+
+impl Step {
+    /// The update of one element, given its standard-normal noise `z`.
+    pub fn apply(&self, x: f32, eps: f32, z: f32) -> f32 {
+        let e = match self.x0 {
+            Some([u, v]) => (u * x + v * eps).clamp(-1.0, 1.0),
+            None => eps,
+        };
+        self.a * x + self.b * e + self.c * z
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -76,6 +90,7 @@ pub fn plan(config: &Config, sampler: Sampler, steps: usize) -> Result<Vec<Step>
                         a: (1.0 / ra) as f32,
                         b: (-betas[t] / ((1.0 - abar[t]).sqrt() * ra)) as f32,
                         c: if t > 0 { betas[t].sqrt() as f32 } else { 0.0 },
+                        x0: None,
                     }
                 })
                 .collect()
@@ -94,13 +109,24 @@ pub fn plan(config: &Config, sampler: Sampler, steps: usize) -> Result<Vec<Step>
             (0..steps)
                 .rev()
                 .map(|i| {
+                    // x0 = clamp((x - s1·eps) / s0), then x' = p0·x0 + p1·(x - s0·x0) / s1:
+                    // the noise direction is re-derived from the clipped estimate. Without
+                    // the clip, few steps fail: at the noisiest step s0 is ~1.5e-3, so the
+                    // model's eps errors reach x0 amplified ~650×.
                     let (t, ab) = (ts[i], abar[ts[i]]);
                     let prev = if i > 0 { abar[ts[i - 1]] } else { 1.0 };
+                    let (s0, s1, p0, p1) = (
+                        ab.sqrt(),
+                        (1.0 - ab).sqrt(),
+                        prev.sqrt(),
+                        (1.0 - prev).sqrt(),
+                    );
                     Step {
                         t,
-                        a: (prev / ab).sqrt() as f32,
-                        b: ((1.0 - prev).sqrt() - (prev * (1.0 - ab) / ab).sqrt()) as f32,
+                        a: (p1 / s1) as f32,
+                        b: (p0 - p1 * s0 / s1) as f32,
                         c: 0.0,
+                        x0: Some([(1.0 / s0) as f32, (-s1 / s0) as f32]),
                     }
                 })
                 .collect()
@@ -126,7 +152,7 @@ mod tests {
             let t = s.t;
             let want = (x - betas[t] / (1.0 - abar[t]).sqrt() * eps) / alphas[t].sqrt()
                 + if t > 0 { betas[t].sqrt() * z } else { 0.0 };
-            let got = s.a as f64 * x + s.b as f64 * eps + s.c as f64 * z;
+            let got = s.apply(x as f32, eps as f32, z as f32) as f64;
             assert!(
                 (got - want).abs() < 1e-5 * want.abs().max(1.0),
                 "t={t}: {got} vs {want}"
@@ -143,10 +169,22 @@ mod tests {
         let (_, _, abar) = schedule(c.steps, c.schedule_s);
         let (x0, eps) = (0.4f64, 1.3f64);
         let p = plan(&c, Sampler::Ddim, 8).unwrap();
-        let mut x = abar[p[0].t].sqrt() * x0 + (1.0 - abar[p[0].t]).sqrt() * eps;
+        let mut x = (abar[p[0].t].sqrt() * x0 + (1.0 - abar[p[0].t]).sqrt() * eps) as f32;
         for s in &p {
-            x = s.a as f64 * x + s.b as f64 * eps;
+            x = s.apply(x, eps as f32, 0.0);
         }
-        assert!((x - x0).abs() < 1e-3, "{x}");
+        assert!((x as f64 - x0).abs() < 1e-3, "{x}");
+    }
+
+    #[test]
+    fn ddim_clips_the_image_estimate() {
+        // A wildly wrong eps at the noisiest step: the estimate is clipped to the image
+        // range, so one step lands within [-1, 1] instead of far outside.
+        let c = Config::favicon_s();
+        let p = plan(&c, Sampler::Ddim, 1).unwrap();
+        let x = p[0].apply(0.5, -40.0, 0.0);
+        assert_eq!(x, 1.0);
+        let x = p[0].apply(0.5, 40.0, 0.0);
+        assert_eq!(x, -1.0);
     }
 }

@@ -613,14 +613,17 @@ fn philox_on_the_gpu_is_bit_exact() {
 #[test]
 fn sampler_step_matches_reference() {
     let mut rng = rng("sampler_step");
-    for (n, a, b, c) in [
-        (12288usize, 1.03f32, -0.2f32, 0.4f32),
-        (5, 0.0, 0.0, 1.0),
-        (70000, 0.5, 0.5, 0.0),
+    // (n, a, b, c, image estimate (u, v) for a clipped DDIM step)
+    for (n, a, b, c, x0) in [
+        (12288usize, 1.03f32, -0.2f32, 0.4f32, None),
+        (5, 0.0, 0.0, 1.0, None),
+        (70000, 0.5, 0.5, 0.0, None),
+        (1000, 0.9, 0.3, 0.0, Some([3.0f32, -2.0f32])),
     ] {
         let x = random(&mut rng, n);
         let eps = random(&mut rng, n);
         let seed = 0x1234_5678_9abc_def0u64;
+        let [u, v] = x0.unwrap_or([0.0, 0.0]);
         let p = StepParams {
             n: n as u32,
             seed_lo: seed as u32,
@@ -629,6 +632,9 @@ fn sampler_step_matches_reference() {
             a,
             b,
             c,
+            clip: x0.is_some() as u32,
+            u,
+            v,
         };
         let got = run(
             variant("sampler_step"),
@@ -638,7 +644,12 @@ fn sampler_step_matches_reference() {
         let want: Vec<f64> = (0..n)
             .map(|i| {
                 let z = noise::gaussian(seed, 9, i as u32) as f64;
-                a as f64 * x[i] as f64 + b as f64 * eps[i] as f64 + c as f64 * z
+                let e = match x0 {
+                    // Clipped: u·x + v·eps ranges over ±5 here, so both clamps are hit.
+                    Some(_) => (u as f64 * x[i] as f64 + v as f64 * eps[i] as f64).clamp(-1.0, 1.0),
+                    None => eps[i] as f64,
+                };
+                a as f64 * x[i] as f64 + b as f64 * e + c as f64 * z
             })
             .collect();
         assert_close(&format!("sampler_step n={n}"), &got[0], &want, 2e-5);

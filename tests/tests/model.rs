@@ -75,6 +75,23 @@ fn sampling_matches_pytorch() {
     assert_close("gpu sampling", &x, &f64s(&e["sample_final"]), 1e-4);
 }
 
+/// DDIM (with its clipped image estimate) on the GPU against the CPU path, 3 steps.
+#[test]
+fn ddim_gpu_matches_cpu() {
+    let ckpt = fixture_model();
+    let steps = plan(&ckpt.config, Sampler::Ddim, 3).unwrap();
+    assert!(steps.iter().all(|s| s.x0.is_some()));
+    let cpu = CpuModel::new(ckpt.clone()).generate(2, 99, &steps, |_| {});
+    let m = GpuModel::new(gpu(), &ckpt, Some(Precision::F32)).unwrap();
+    let g = m.generator(gpu(), 2, &steps).unwrap();
+    let x = pollster::block_on(g.generate(gpu(), 99)).unwrap();
+    assert!(
+        cpu.iter().all(|v| (-1.0..=1.0).contains(v)),
+        "the last step is the clipped estimate"
+    );
+    assert_close("ddim gpu vs cpu", &x, &f64s(&cpu), 1e-4);
+}
+
 fn random_checkpoint(config: Config, rng: &mut impl Rng) -> Checkpoint {
     Checkpoint::random(config, 1.5, || rng.random_range(-1.0..1.0))
 }
