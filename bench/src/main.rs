@@ -8,9 +8,7 @@ use clap::Parser;
 use web_time::Instant;
 use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
-use webdit_kernels::matmul::{
-    matmul, matmul_wide, Epilogue, MatmulParams, MatmulTiles, SplitParams,
-};
+use webdit_kernels::matmul::{matmul, matmul_wide, Epilogue, MatmulParams, MatmulTiles};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::AdaLnParams;
 use webdit_kernels::sampler::StepParams;
@@ -186,7 +184,6 @@ fn bench_matmul(b: &Bench, f16: bool, what: &str, (m, n, k): (usize, usize, usiz
     }
     // Split-K: partial products over K slices, then the reduction (as in the runtime).
     let splits = plan.splits;
-    let part = (k / splits as usize) as u32;
     let partial = gpu
         .kernel(source(&format!("{}_partial{sfx}", plan.tier)))
         .expect("pipeline");
@@ -194,27 +191,8 @@ fn bench_matmul(b: &Bench, f16: bool, what: &str, (m, n, k): (usize, usize, usiz
         .kernel(source(&format!("splitk_reduce{sfx}")))
         .expect("pipeline");
     let scratch = buffer(gpu, splits as usize * m * n * 4);
-    let p = gpu.uniform(
-        "p",
-        &MatmulParams {
-            a_batch_stride: part,
-            w_batch_stride: part,
-            c_batch_stride: (m * n) as u32,
-            k_stride: k as u32,
-            ..MatmulParams::new(m as u32, n as u32, part)
-        }
-        .to_bytes(),
-    );
-    let sp = gpu.uniform(
-        "sp",
-        &SplitParams {
-            mn: (m * n) as u32,
-            n: n as u32,
-            splits,
-            rows_period: 1,
-        }
-        .to_bytes(),
-    );
+    let p = gpu.uniform("p", &plan.partial_params().to_bytes());
+    let sp = gpu.uniform("sp", &plan.reduce_params(1).to_bytes());
     let pbind = partial
         .bind(gpu, &[&a, &w, &scratch, &extra, &p])
         .expect("bind");
@@ -470,14 +448,7 @@ fn main() {
         ] {
             cands.push((
                 format!("wide {bm}x{bn}k{bk}s{stages}"),
-                MatmulTiles {
-                    bm,
-                    bn,
-                    bk,
-                    tm: 8,
-                    tn: 8,
-                    stages,
-                },
+                MatmulTiles::wide(bm, bn, bk, stages),
                 true,
             ));
         }
@@ -489,14 +460,7 @@ fn main() {
         ] {
             cands.push((
                 format!("scalar {bm}x{bn}k{bk}"),
-                MatmulTiles {
-                    bm,
-                    bn,
-                    bk,
-                    tm,
-                    tn,
-                    stages: 1,
-                },
+                MatmulTiles::scalar(bm, bn, bk, tm, tn),
                 false,
             ));
         }

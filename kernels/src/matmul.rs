@@ -74,6 +74,30 @@ pub struct MatmulTiles {
 }
 
 impl MatmulTiles {
+    /// Tiles of the wide kernel (8×8 outputs per invocation).
+    pub const fn wide(bm: u32, bn: u32, bk: u32, stages: u32) -> Self {
+        MatmulTiles {
+            bm,
+            bn,
+            bk,
+            tm: 8,
+            tn: 8,
+            stages,
+        }
+    }
+
+    /// Tiles of the scalar kernel (single-buffered).
+    pub const fn scalar(bm: u32, bn: u32, bk: u32, tm: u32, tn: u32) -> Self {
+        MatmulTiles {
+            bm,
+            bn,
+            bk,
+            tm,
+            tn,
+            stages: 1,
+        }
+    }
+
     /// Invocations per workgroup.
     pub fn threads(&self) -> u32 {
         (self.bm / self.tm) * (self.bn / self.tn)

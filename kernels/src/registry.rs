@@ -34,30 +34,9 @@ impl Tiles {
 
     const fn wide(bm: u32, bn: u32, bk: u32, stages: u32) -> Tiles {
         Tiles {
-            matmul: MatmulTiles {
-                bm,
-                bn,
-                bk,
-                tm: 8,
-                tn: 8,
-                stages,
-            },
-            mid: MatmulTiles {
-                bm: 64,
-                bn: 64,
-                bk: 16,
-                tm: 8,
-                tn: 8,
-                stages: 1,
-            },
-            small: MatmulTiles {
-                bm: 32,
-                bn: 32,
-                bk: 16,
-                tm: 2,
-                tn: 2,
-                stages: 1,
-            },
+            matmul: MatmulTiles::wide(bm, bn, bk, stages),
+            mid: MatmulTiles::wide(64, 64, 16, 1),
+            small: MatmulTiles::scalar(32, 32, 16, 2, 2),
         }
     }
 

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
 use webdit_kernels::layout::{PatchParams, SinusParams};
-use webdit_kernels::matmul::{MatmulParams, SplitParams};
+use webdit_kernels::matmul::MatmulParams;
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::AdaLnParams;
 use webdit_kernels::sampler::StepParams;
@@ -96,7 +96,8 @@ pub struct GpuModel {
     tiles: Tiles,
     /// Suffix of the main kernels' variants (`""` or `"_f16"`).
     sfx: &'static str,
-    attention: String,
+    /// Head width of the attention variants in use (`attention_d{w}`, `attention_split_d{w}`).
+    attention_width: u32,
     k: Pipelines,
     patch_embed: wgpu::Buffer,
     pos: wgpu::Buffer,
@@ -139,7 +140,7 @@ impl GpuModel {
             .iter()
             .find(|w| **w as usize >= c.dim_head)
             .expect("config validated");
-        let attention = format!("attention_d{width}{sfx}");
+
         let mut names: Vec<String> = ["matmul", "matmul_mid", "matmul_small"]
             .iter()
             .flat_map(|m| {
@@ -160,8 +161,9 @@ impl GpuModel {
             names.push(format!("{n}{sfx}"));
             names.push(n.into());
         }
-        names.push(attention.clone());
-        names.push(attention.replacen("attention_", "attention_split_", 1));
+        for n in ["attention_d", "attention_split_d"] {
+            names.push(format!("{n}{width}{sfx}"));
+        }
         names.push(format!("attention_combine{sfx}"));
         for n in [
             "timestep_embedding",
@@ -219,7 +221,7 @@ impl GpuModel {
         Ok(GpuModel {
             tiles: Tiles::named(TILES).expect("the build's tiles are registered"),
             sfx,
-            attention,
+            attention_width: *width,
             k,
             patch_embed: up("patch_embed", &w("patch_embed.weight")),
             pos: up("pos", &main(&c.pos_embedding())),
@@ -421,32 +423,14 @@ impl GpuModel {
                     groups,
                 )?]);
             }
-            let part = (k / splits as usize) as u32;
-            let p = uni(&|| {
-                MatmulParams {
-                    a_batch_stride: part,
-                    w_batch_stride: part,
-                    c_batch_stride: (m * nn) as u32,
-                    k_stride: k as u32,
-                    ..MatmulParams::new(m as u32, nn as u32, part)
-                }
-                .to_bytes()
-            });
+            let p = uni(&|| plan.partial_params().to_bytes());
             let partial = self.k.id(&format!("{}_partial{sfx}", plan.tier));
             let partial = op(
                 partial,
                 &[bufs[0], bufs[1], &scratch, &self.dummy, &p],
                 [groups[0], groups[1], splits],
             )?;
-            let sp = uni(&|| {
-                SplitParams {
-                    mn: (m * nn) as u32,
-                    n: nn as u32,
-                    splits,
-                    rows_period: period as u32,
-                }
-                .to_bytes()
-            });
+            let sp = uni(&|| plan.reduce_params(period as u32).to_bytes());
             let reduce = self.k.id(&format!("splitk_reduce{epilogue}{sfx}"));
             Ok(vec![
                 partial,
@@ -581,28 +565,32 @@ impl GpuModel {
         } else {
             None
         };
+        let w = self.attention_width;
+        let (plain, split, combine) = (
+            named(&format!("attention_d{w}{sfx}")),
+            named(&format!("attention_split_d{w}{sfx}")),
+            named(&format!("attention_combine{sfx}")),
+        );
+        let (n_heads, nb) = (c.heads as u32, batch as u32);
+        let quads = (n * c.heads * c.dim_head / 4) as u32;
         let attention = |qkv: &wgpu::Buffer, out: &wgpu::Buffer| -> Result<Vec<Op>, RuntimeError> {
             let Some((parts, stats)) = &slices else {
-                let groups = [q_blocks, c.heads as u32, batch as u32];
                 return Ok(vec![op(
-                    named(&self.attention),
+                    plain,
                     &[qkv, out, &p_att],
-                    groups,
+                    [q_blocks, n_heads, nb],
                 )?]);
             };
-            let split = named(&self.attention.replacen("attention_", "attention_split_", 1));
-            let combine = named(&format!("attention_combine{sfx}"));
-            let quads = (n * c.heads * c.dim_head / 4) as u32;
             Ok(vec![
                 op(
                     split,
                     &[qkv, parts, stats, &p_att],
-                    [q_blocks * chunks as u32, c.heads as u32, batch as u32],
+                    [q_blocks * att.chunks, n_heads, nb],
                 )?,
                 op(
                     combine,
                     &[parts, stats, out, &p_att],
-                    [quads.div_ceil(256), batch as u32, 1],
+                    [quads.div_ceil(256), nb, 1],
                 )?,
             ])
         };

@@ -2,7 +2,7 @@
 //! split across workgroups. Shared by the runtime and the benchmark, so the benchmark times
 //! what the model runs.
 
-use webdit_kernels::matmul::MatmulTiles;
+use webdit_kernels::matmul::{MatmulParams, MatmulTiles, SplitParams};
 use webdit_kernels::Tiles;
 
 /// The most slices a split-K cuts K into.
@@ -26,6 +26,35 @@ pub struct MatmulPlan {
     pub groups: [u32; 3],
     /// Slices of K (1: no split-K; else `{tier}_partial` products, then a reduction).
     pub splits: u32,
+    /// The product, `(m, n, k)`.
+    pub shape: (usize, usize, usize),
+}
+
+impl MatmulPlan {
+    /// Uniforms of the split-K's partial products: slice `z` (`workgroup_id().z`) reads
+    /// its stretch of K and writes its own `m × n` block of the partials.
+    pub fn partial_params(&self) -> MatmulParams {
+        let (m, n, k) = self.shape;
+        let part = (k / self.splits as usize) as u32;
+        MatmulParams {
+            a_batch_stride: part,
+            w_batch_stride: part,
+            c_batch_stride: (m * n) as u32,
+            k_stride: k as u32,
+            ..MatmulParams::new(m as u32, n as u32, part)
+        }
+    }
+
+    /// Uniforms of the split-K's reduction (`rows_period` as in [`MatmulParams`]).
+    pub fn reduce_params(&self, rows_period: u32) -> SplitParams {
+        let (m, n, _) = self.shape;
+        SplitParams {
+            mn: (m * n) as u32,
+            n: n as u32,
+            splits: self.splits,
+            rows_period,
+        }
+    }
 }
 
 /// The largest tiles that fill the GPU with at most a few slices of K: the 128-wide tiles
@@ -56,6 +85,7 @@ pub fn plan_matmul(tiles: &Tiles, (m, n, k): (usize, usize, usize), scratch: usi
             tiles: t,
             groups,
             splits,
+            shape: (m, n, k),
         }
     };
     tiers

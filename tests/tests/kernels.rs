@@ -210,22 +210,8 @@ fn matmul_every_tile_choice() {
     }
     // The scalar kernel at other tilings than the registered small one.
     for t in [
-        MatmulTiles {
-            bm: 64,
-            bn: 64,
-            bk: 16,
-            tm: 4,
-            tn: 4,
-            stages: 1,
-        },
-        MatmulTiles {
-            bm: 128,
-            bn: 64,
-            bk: 8,
-            tm: 8,
-            tn: 4,
-            stages: 1,
-        },
+        MatmulTiles::scalar(64, 64, 16, 4, 4),
+        MatmulTiles::scalar(128, 64, 8, 8, 4),
     ] {
         let src = compile(
             &format!("matmul_{}x{}", t.bm, t.bn),
