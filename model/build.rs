@@ -8,7 +8,10 @@ use webdit_kernels::{registry, Tiles};
 
 fn tiles() -> (&'static str, Tiles) {
     for (name, tiles) in Tiles::CHOICES {
-        let feature = format!("CARGO_FEATURE_TILE_{}", name.to_uppercase());
+        let feature = format!(
+            "CARGO_FEATURE_TILE_{}",
+            name.to_uppercase().replace('-', "_")
+        );
         if std::env::var_os(feature).is_some() {
             return (name, *tiles);
         }

@@ -86,6 +86,12 @@ impl MatmulTiles {
         }
     }
 
+    /// These tiles with `tm × tn` outputs per invocation (the wide kernel takes multiples
+    /// of 4).
+    pub const fn per_thread(self, tm: u32, tn: u32) -> Self {
+        MatmulTiles { tm, tn, ..self }
+    }
+
     /// Tiles of the scalar kernel (single-buffered).
     pub const fn scalar(bm: u32, bn: u32, bk: u32, tm: u32, tn: u32) -> Self {
         MatmulTiles {
@@ -349,14 +355,15 @@ fn store_blocks(
     }
 }
 
-/// The wide variant of [`matmul`] for large products: 8×8 outputs per invocation, taken as
-/// two 4-row by two 4-column halves half a tile apart, so that workgroup memory is read as
-/// `vec4`s (a quarter of the load instructions of the scalar kernel) without bank
-/// conflicts. Global memory is read as `vec4`s too (so K, `k_stride` and the batch strides
-/// must be multiples of 4), into registers one K-step ahead of the math; with
-/// `t.stages == 2` the tiles are double-buffered, leaving one barrier per K-step.
-/// `t.tm` and `t.tn` must be 8. Types and split-K partial products as in [`matmul`].
-#[kernel(workgroup_size = [t.bn / 8, t.bm / 8, 1])]
+/// The wide variant of [`matmul`] for large products: `TM × TN` outputs per invocation
+/// (multiples of 4), taken as 4-row by 4-column blocks spread evenly over the tile, so
+/// that workgroup memory is read as `vec4`s (a quarter of the load instructions of the
+/// scalar kernel) without bank conflicts. Global memory is read as `vec4`s too (so K,
+/// `k_stride` and the batch strides must be multiples of 4), into registers one K-step
+/// ahead of the math. With `t.stages == 2` the tiles are double-buffered, leaving one
+/// barrier per K-step; the K loop is then unrolled twice so that every workgroup-memory
+/// offset is a constant. Types and split-K partial products as in [`matmul`].
+#[kernel(workgroup_size = [t.bn / t.tn, t.bm / t.tm, 1])]
 pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     #[comptime] t: MatmulTiles,
     #[comptime] epilogue: Epilogue,
@@ -367,9 +374,9 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     p: &Uniform<MatmulParams>,
 ) {
     #[comptime]
-    let cols = t.bn / 8;
+    let cols = t.bn / t.tn;
     #[comptime]
-    let rows = t.bm / 8;
+    let rows = t.bm / t.tm;
     #[comptime]
     let threads = cols * rows;
     #[comptime]
@@ -390,85 +397,67 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     let w_at = batch * p.w_batch_stride / 4;
     let c_base = batch * p.c_batch_stride;
     let ks = p.k_stride / 4;
-    let mut acc = [0.0; 64];
+    let mut acc = [0.0; t.tm * t.tn];
     let mut regs = [0.0; 16 * blocks.div_ceil(threads)];
     fetch_blocks(
         &a, &w, &regs, t, threads, tid, a_at, w_at, row0, col0, p.m, p.n, p.k, 0u32, ks,
     );
     store_blocks(&regs, &a_tile, &w_tile, t, threads, tid, 0u32, 0u32);
     workgroup_barrier();
-    let mut stage = 0u32;
-    for k0 in (0..p.k).step_by(t.bk) {
-        let more = k0 + t.bk < p.k;
-        if more {
-            fetch_blocks(
-                &a,
-                &w,
-                &regs,
-                t,
-                threads,
-                tid,
-                a_at,
-                w_at,
-                row0,
-                col0,
-                p.m,
-                p.n,
-                p.k,
-                k0 + t.bk,
-                ks,
-            );
-        }
-        // Single-buffered tiles sit at offset 0; let the compiler see it.
-        let mut a_off = 0u32;
-        let mut w_off = 0u32;
-        if t.stages == 2 {
-            a_off = stage * a_size;
-            w_off = stage * w_size;
-        }
+    for k0 in (0..p.k).step_by(t.stages * t.bk) {
+        // K-step `s` of this iteration computes from stage `s` and fills the next one.
         #[unroll]
-        for kk in 0..t.bk {
-            let a0 = a_tile[a_off + kk * (t.bm / 4) + ty];
-            let a1 = a_tile[a_off + kk * (t.bm / 4) + rows + ty];
-            let w0 = w_tile[w_off + kk * (t.bn / 4) + tx];
-            let w1 = w_tile[w_off + kk * (t.bn / 4) + cols + tx];
-            let av = [a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w];
-            let wv = [w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w];
-            #[unroll]
-            for i in 0..8u32 {
-                #[unroll]
-                for j in 0..8u32 {
-                    acc[i * 8 + j] = fma(av[i], wv[j], acc[i * 8 + j]);
+        for s in 0..t.stages {
+            let kc = k0 + s * t.bk;
+            if s == 0 || kc < p.k {
+                let more = kc + t.bk < p.k;
+                if more {
+                    fetch_blocks(
+                        &a,
+                        &w,
+                        &regs,
+                        t,
+                        threads,
+                        tid,
+                        a_at,
+                        w_at,
+                        row0,
+                        col0,
+                        p.m,
+                        p.n,
+                        p.k,
+                        kc + t.bk,
+                        ks,
+                    );
                 }
+                multiply_tiles(&a_tile, &w_tile, &acc, t, s * a_size, s * w_size, tx, ty);
+                if t.stages == 1 {
+                    // Everyone has read the tiles before they are overwritten.
+                    workgroup_barrier();
+                }
+                if more {
+                    let next = (s + 1) % t.stages;
+                    store_blocks(
+                        &regs,
+                        &a_tile,
+                        &w_tile,
+                        t,
+                        threads,
+                        tid,
+                        next * a_size,
+                        next * w_size,
+                    );
+                }
+                workgroup_barrier();
             }
         }
-        if t.stages == 1 {
-            // Everyone has read the tiles before they are overwritten.
-            workgroup_barrier();
-        }
-        if more {
-            if t.stages == 2 {
-                stage = 1 - stage;
-            }
-            store_blocks(
-                &regs,
-                &a_tile,
-                &w_tile,
-                t,
-                threads,
-                tid,
-                stage * a_size,
-                stage * w_size,
-            );
-        }
-        workgroup_barrier();
     }
     #[unroll]
-    for i in 0..8u32 {
-        let r = row0 + (i / 4) * (t.bm / 2) + ty * 4 + i % 4;
+    for i in 0..t.tm {
+        let r = row0 + (i / 4) * (4 * rows) + ty * 4 + i % 4;
         #[unroll]
-        for j in 0..8u32 {
-            let col = col0 + (j / 4) * (t.bn / 2) + tx * 4 + j % 4;
+        for j in 0..t.tn {
+            let col = col0 + (j / 4) * (4 * cols) + tx * 4 + j % 4;
             if r < p.m && col < p.n {
                 store(
                     &c,
@@ -479,10 +468,62 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
                     col,
                     p.rows_period,
                     p.n,
-                    acc[i * 8 + j],
+                    acc[i * t.tn + j],
                 );
             }
         }
+    }
+}
+
+/// One K-step of [`matmul_wide`]: `acc += A tile · W tileᵀ` for this invocation's outputs,
+/// from the tiles at quad offsets `a_off`, `w_off`.
+#[kernel_fn]
+fn multiply_tiles(
+    a_tile: &Shared<Vec4<f32>>,
+    w_tile: &Shared<Vec4<f32>>,
+    acc: &mut LocalArray<f32>,
+    #[comptime] t: MatmulTiles,
+    #[comptime] a_off: u32,
+    #[comptime] w_off: u32,
+    tx: u32,
+    ty: u32,
+) {
+    #[comptime]
+    let cols = t.bn / t.tn;
+    #[comptime]
+    let rows = t.bm / t.tm;
+    let mut av = [0.0; t.tm];
+    let mut wv = [0.0; t.tn];
+    #[unroll]
+    for kk in 0..t.bk {
+        read_quads(&a_tile, &av, t.tm / 4, rows, a_off + kk * (t.bm / 4) + ty);
+        read_quads(&w_tile, &wv, t.tn / 4, cols, w_off + kk * (t.bn / 4) + tx);
+        #[unroll]
+        for i in 0..t.tm {
+            #[unroll]
+            for j in 0..t.tn {
+                acc[i * t.tn + j] = fma(av[i], wv[j], acc[i * t.tn + j]);
+            }
+        }
+    }
+}
+
+/// Reads `quads` `vec4`s `stride` apart, from `tile[at]` on, into `regs[0..4·quads]`.
+#[kernel_fn]
+fn read_quads(
+    tile: &Shared<Vec4<f32>>,
+    regs: &mut LocalArray<f32>,
+    #[comptime] quads: u32,
+    #[comptime] stride: u32,
+    at: u32,
+) {
+    #[unroll]
+    for h in 0..quads {
+        let q = tile[at + h * stride];
+        regs[4 * h] = q.x;
+        regs[4 * h + 1] = q.y;
+        regs[4 * h + 2] = q.z;
+        regs[4 * h + 3] = q.w;
     }
 }
 

@@ -25,12 +25,24 @@ impl Tiles {
     /// The named tile configurations; the first is the default (the best of the sweep in
     /// BENCHMARKS.md).
     pub const CHOICES: &'static [(&'static str, Tiles)] = &[
+        (
+            "128x128k16-8x16",
+            Tiles::wide(128, 128, 16, 1).per_thread(8, 16),
+        ),
         ("128x128k8", Tiles::wide(128, 128, 8, 1)),
         ("128x128", Tiles::wide(128, 128, 16, 1)),
         ("128x128s2", Tiles::wide(128, 128, 16, 2)),
         ("128x64", Tiles::wide(128, 64, 8, 1)),
         ("64x64", Tiles::wide(64, 64, 8, 1)),
     ];
+
+    /// These tiles with `tm × tn` outputs per invocation for large products.
+    const fn per_thread(self, tm: u32, tn: u32) -> Tiles {
+        Tiles {
+            matmul: self.matmul.per_thread(tm, tn),
+            ..self
+        }
+    }
 
     const fn wide(bm: u32, bn: u32, bk: u32, stages: u32) -> Tiles {
         Tiles {

@@ -208,6 +208,30 @@ fn matmul_every_tile_choice() {
             check_matmul(src, tiles.matmul, case);
         }
     }
+    // The wide kernel at other per-invocation tiles and buffering than the registered ones
+    // (K = 40 takes an odd number of K-steps of 16, so a double-buffered loop ends half-way).
+    for t in [
+        MatmulTiles::wide(128, 256, 8, 1).per_thread(8, 16),
+        MatmulTiles::wide(128, 128, 16, 2).per_thread(8, 16),
+        MatmulTiles::wide(64, 32, 8, 2).per_thread(4, 4),
+        MatmulTiles::wide(256, 64, 8, 1).per_thread(16, 4),
+    ] {
+        let src = compile(
+            &format!("matmul_wide_{}x{}_{}x{}", t.bm, t.bn, t.tm, t.tn),
+            &matmul_wide::<f32, f32, f32>(t, Epilogue::None),
+        );
+        for (m, n, k) in [(130, 270, 40), (257, 33, 12)] {
+            let case = MatmulCase {
+                m,
+                n,
+                k,
+                batch: 1,
+                epilogue: Epilogue::None,
+                f16: false,
+            };
+            check_matmul(src, t, case);
+        }
+    }
     // The scalar kernel at other tilings than the registered small one.
     for t in [
         MatmulTiles::scalar(64, 64, 16, 4, 4),
