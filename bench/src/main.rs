@@ -14,7 +14,7 @@ use webdit_kernels::norm::AdaLnParams;
 use webdit_kernels::sampler::StepParams;
 use webdit_kernels::Tiles;
 use webdit_model::kernels::{by_name, KernelSource};
-use webdit_model::tiers::{attention_chunks, plan_matmul, SCRATCH_FLOATS};
+use webdit_model::tiers::{all_plans, attention_chunks, plan_matmul, MatmulPlan, SCRATCH_FLOATS};
 use webdit_model::{plan, Checkpoint, Config, Gpu, GpuModel, Precision, Sampler};
 
 #[derive(Parser)]
@@ -29,6 +29,9 @@ struct Args {
     /// Also sweep matmul tile configurations.
     #[arg(long)]
     sweep: bool,
+    /// Also time every plan (tier, slices of K) of the model's products.
+    #[arg(long)]
+    plans: bool,
     /// Skip the whole-model generations.
     #[arg(long)]
     kernels_only: bool,
@@ -157,13 +160,22 @@ fn source(name: &str) -> &'static KernelSource {
 }
 
 /// Times an `m × n × k` product as the runtime runs it (tier and split-K from
-/// [`plan_matmul`]).
-fn bench_matmul(b: &Bench, f16: bool, what: &str, (m, n, k): (usize, usize, usize)) {
-    let gpu = b.gpu;
+/// [`plan_matmul`]) and prints its row.
+fn bench_matmul(b: &Bench, f16: bool, what: &str, shape: (usize, usize, usize)) {
     let tiles = Tiles::named(webdit_model::kernels::TILES).unwrap();
+    let plan = plan_matmul(&tiles, shape, SCRATCH_FLOATS);
+    let (secs, label) = time_plan(b, f16, &plan);
+    let (m, n, k) = shape;
+    let bytes = ((m * k + n * k + m * n) * if f16 { 2 } else { 4 }) as f64;
+    let flops = 2.0 * (m * n * k) as f64;
+    b.row(what, &label, &format!("{m}×{n}×{k}"), secs, flops, bytes);
+}
+
+/// Seconds per run of a matmul plan (the split-K's reduction included), and its label.
+fn time_plan(b: &Bench, f16: bool, plan: &MatmulPlan) -> (f64, String) {
+    let gpu = b.gpu;
+    let (m, n, k) = plan.shape;
     let sfx = if f16 { "_f16" } else { "" };
-    let plan = plan_matmul(&tiles, (m, n, k), SCRATCH_FLOATS);
-    let src = source(&format!("{}{sfx}", plan.tier));
     let e = if f16 { 2 } else { 4 };
     let (a, w, c) = (
         buffer(gpu, m * k * e),
@@ -171,19 +183,19 @@ fn bench_matmul(b: &Bench, f16: bool, what: &str, (m, n, k): (usize, usize, usiz
         buffer(gpu, m * n * e),
     );
     let extra = buffer(gpu, n * e);
-    let bytes = ((m * k + n * k + m * n) * e) as f64;
-    let flops = 2.0 * (m * n * k) as f64;
-    let shape = format!("{m}×{n}×{k}");
     if plan.splits == 1 {
-        let kernel = gpu.kernel(src).expect("pipeline");
+        let kernel = gpu
+            .kernel(source(&format!("{}{sfx}", plan.tier)))
+            .expect("pipeline");
         let p = gpu.uniform(
             "p",
             &MatmulParams::new(m as u32, n as u32, k as u32).to_bytes(),
         );
         let bind = kernel.bind(gpu, &[&a, &w, &c, &extra, &p]).expect("bind");
-        let secs = b.time(&kernel, &bind, plan.groups);
-        b.row(what, src.name, &shape, secs, flops, bytes);
-        return;
+        return (
+            b.time(&kernel, &bind, plan.groups),
+            kernel.src.name.to_string(),
+        );
     }
     // Split-K: partial products over K slices, then the reduction (as in the runtime).
     let splits = plan.splits;
@@ -207,8 +219,60 @@ fn bench_matmul(b: &Bench, f16: bool, what: &str, (m, n, k): (usize, usize, usiz
         (&partial, &pbind, [gx, gy, splits]),
         (&reduce, &rbind, [((m * n) as u32).div_ceil(256), 1, 1]),
     ]);
-    let label = format!("{} + reduce, K/{splits}", partial.src.name);
-    b.row(what, &label, &shape, secs, flops, bytes);
+    (secs, format!("{} + reduce, K/{splits}", partial.src.name))
+}
+
+/// Seconds per attention of `batch` items with the keys cut into `chunks` slices (1: the
+/// unsplit kernel; else the split kernel and the combination), and its label.
+fn time_attention(b: &Bench, c: &Config, batch: usize, chunks: u32) -> (f64, String) {
+    let gpu = b.gpu;
+    let width = webdit_kernels::ATTENTION_WIDTHS
+        .iter()
+        .find(|w| **w as usize >= c.dim_head)
+        .unwrap();
+    let (n, inner) = (c.tokens(), c.inner());
+    let qkv = buffer(gpu, batch * n * 3 * inner * 4);
+    let out = buffer(gpu, batch * n * inner * 4);
+    let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32).split(chunks);
+    let p = gpu.uniform("p", &att.to_bytes());
+    let q_blocks = (n as u32).div_ceil(BQ);
+    let (heads, nb) = (c.heads as u32, batch as u32);
+    if att.chunks == 1 {
+        let kernel = gpu.kernel(source(&format!("attention_d{width}"))).unwrap();
+        let bind = kernel.bind(gpu, &[&qkv, &out, &p]).unwrap();
+        let secs = b.time(&kernel, &bind, [q_blocks, heads, nb]);
+        return (secs, kernel.src.name.to_string());
+    }
+    let split = gpu
+        .kernel(source(&format!("attention_split_d{width}")))
+        .unwrap();
+    let combine = gpu.kernel(source("attention_combine")).unwrap();
+    let rows = batch * c.heads * att.chunks as usize * n;
+    let parts = buffer(gpu, rows * c.dim_head * 4);
+    let stats = buffer(gpu, rows * 2 * 4);
+    let sb = split.bind(gpu, &[&qkv, &parts, &stats, &p]).unwrap();
+    let cb = combine.bind(gpu, &[&parts, &stats, &out, &p]).unwrap();
+    let quads = (n * inner / 4) as u32;
+    let secs = b.time_ops(&[
+        (&split, &sb, [q_blocks * att.chunks, heads, nb]),
+        (&combine, &cb, [quads.div_ceil(256), nb, 1]),
+    ]);
+    let label = format!("{} + combine, {} slices", split.src.name, att.chunks);
+    (secs, label)
+}
+
+/// The products of one DiT block (and the patch projections) at `batch` items.
+fn model_products(c: &Config, batch: usize) -> [(&'static str, (usize, usize, usize)); 6] {
+    let m = batch * c.tokens();
+    let (d, inner, hid, pd) = (c.dim, c.inner(), c.hidden(), c.patch_dim());
+    [
+        ("patch embed", (m, d, pd)),
+        ("qkv", (m, 3 * inner, d)),
+        ("attn out", (m, d, inner)),
+        ("mlp up", (m, hid, d)),
+        ("mlp down", (m, d, hid)),
+        ("to pixels", (m, pd, d)),
+    ]
 }
 
 /// A DDPM-like sampler step over `n` elements.
@@ -317,55 +381,15 @@ fn main() {
     for (name, c) in models.clone() {
         for batch in [1usize, 16] {
             let m = batch * c.tokens();
-            let (d, inner, hid, pd) = (c.dim, c.inner(), c.hidden(), c.patch_dim());
-            for (what, shape) in [
-                ("patch embed", (m, d, pd)),
-                ("qkv", (m, 3 * inner, d)),
-                ("attn out", (m, d, inner)),
-                ("mlp up", (m, hid, d)),
-                ("mlp down", (m, d, hid)),
-                ("to pixels", (m, pd, d)),
-            ] {
+            let (d, inner) = (c.dim, c.inner());
+            for (what, shape) in model_products(&c, batch) {
                 let what = format!("{name} b{batch} {what}");
                 bench_matmul(&b, false, &what, shape);
             }
             // Attention.
-            let width = webdit_kernels::ATTENTION_WIDTHS
-                .iter()
-                .find(|w| **w as usize >= c.dim_head)
-                .unwrap();
-            let qkv = buffer(&gpu, m * 3 * inner * 4);
-            let out = buffer(&gpu, m * inner * 4);
             let n = c.tokens();
             // As the runtime runs it: keys in slices where the grid is small.
-            let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32)
-                .split(attention_chunks(n, c.heads, batch));
-            let p = gpu.uniform("p", &att.to_bytes());
-            let q_blocks = (n as u32).div_ceil(BQ);
-            let (heads, nb) = (c.heads as u32, batch as u32);
-            let (secs, label) = if att.chunks == 1 {
-                let kernel = gpu.kernel(source(&format!("attention_d{width}"))).unwrap();
-                let bind = kernel.bind(&gpu, &[&qkv, &out, &p]).unwrap();
-                let secs = b.time(&kernel, &bind, [q_blocks, heads, nb]);
-                (secs, kernel.src.name.to_string())
-            } else {
-                let split = gpu
-                    .kernel(source(&format!("attention_split_d{width}")))
-                    .unwrap();
-                let combine = gpu.kernel(source("attention_combine")).unwrap();
-                let rows = batch * c.heads * att.chunks as usize * n;
-                let parts = buffer(&gpu, rows * c.dim_head * 4);
-                let stats = buffer(&gpu, rows * 2 * 4);
-                let sb = split.bind(&gpu, &[&qkv, &parts, &stats, &p]).unwrap();
-                let cb = combine.bind(&gpu, &[&parts, &stats, &out, &p]).unwrap();
-                let quads = (n * inner / 4) as u32;
-                let secs = b.time_ops(&[
-                    (&split, &sb, [q_blocks * att.chunks, heads, nb]),
-                    (&combine, &cb, [quads.div_ceil(256), nb, 1]),
-                ]);
-                let label = format!("{} + combine, {} slices", split.src.name, att.chunks);
-                (secs, label)
-            };
+            let (secs, label) = time_attention(&b, &c, batch, attention_chunks(n, c.heads, batch));
             let flops = 4.0 * (batch * c.heads * n * n * c.dim_head) as f64;
             b.row(
                 &format!("{name} b{batch} attention"),
@@ -530,6 +554,50 @@ fn main() {
         bench_matmul(&b, false, "matmul", big);
         bench_matmul(&b, false, "favicon-b b16 mlp up (again)", (4096, 3072, 768));
         bench_matmul(&b, false, "favicon-b b16 qkv (again)", (4096, 576, 768));
+    }
+    if args.plans {
+        println!("\n## every plan of the model's products (f32)\n\n| product | shape | planned | time | fastest | time | all plans (µs) |\n|---|---|---|---|---|---|---|");
+        let tiles = Tiles::named(webdit_model::kernels::TILES).unwrap();
+        for (name, c) in &models {
+            for batch in [1usize, 16] {
+                for (what, shape) in model_products(c, batch) {
+                    let chosen = plan_matmul(&tiles, shape, SCRATCH_FLOATS);
+                    let mut all: Vec<(f64, MatmulPlan)> = all_plans(&tiles, shape, SCRATCH_FLOATS)
+                        .into_iter()
+                        .map(|p| (time_plan(&b, false, &p).0, p))
+                        .collect();
+                    let cell = |p: &MatmulPlan| format!("{}/{}", p.tier, p.splits);
+                    let t_chosen = all.iter().find(|(_, p)| *p == chosen).unwrap().0;
+                    let list: Vec<String> = all
+                        .iter()
+                        .map(|(t, p)| format!("{} {:.1}", cell(p), t * 1e6))
+                        .collect();
+                    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+                    let (t_best, best) = &all[0];
+                    let (m, n, k) = shape;
+                    println!(
+                        "| {name} b{batch} {what} | {m}×{n}×{k} | {} | {:.1} µs | {} | {:.1} µs | {} |",
+                        cell(&chosen),
+                        t_chosen * 1e6,
+                        cell(best),
+                        t_best * 1e6,
+                        list.join(", ")
+                    );
+                }
+                let n = c.tokens();
+                let chosen = attention_chunks(n, c.heads, batch);
+                let all: Vec<String> = [1, 2, 4, 8, 16]
+                    .into_iter()
+                    .filter(|s| (n as u32).div_ceil(*s) >= webdit_kernels::attention::BKV)
+                    .map(|s| format!("{s} {:.1}", time_attention(&b, c, batch, s).0 * 1e6))
+                    .collect();
+                println!(
+                    "| {name} b{batch} attention | {batch}×{n}×{} | {chosen} slices | | | | {} |",
+                    c.dim_head,
+                    all.join(", ")
+                );
+            }
+        }
     }
     if args.kernels_only {
         return;

@@ -57,43 +57,68 @@ impl MatmulPlan {
     }
 }
 
-/// The largest tiles that fill the GPU with at most a few slices of K: the 128-wide tiles
-/// unsplit, the mid tiles with up to 8 slices, else the small tiles with up to
-/// [`MAX_SPLITS`] (as many as it takes to reach [`MIN_GROUPS`]). Slices are at least
-/// [`MIN_SLICE`] long, divide K (into multiples of 4 for the wide kernels, which read
-/// `vec4`s along K, so a K that is not a multiple of 4 takes the small tier) and fit
-/// `scratch` partial outputs.
-pub fn plan_matmul(tiles: &Tiles, (m, n, k): (usize, usize, usize), scratch: usize) -> MatmulPlan {
-    let tiers = [
+/// The tiers, largest tiles first: variant prefix, tiles, the most slices of K, and what
+/// K must be a multiple of (the wide kernels read `vec4`s along K).
+fn tiers(tiles: &Tiles) -> [(&'static str, MatmulTiles, u32, usize); 3] {
+    [
         ("matmul", tiles.matmul, 1, 4),
         ("matmul_mid", tiles.mid, 8, 4),
         ("matmul_small", tiles.small, MAX_SPLITS, 1),
-    ];
-    let plan = |(tier, t, max_splits, quantum): (&'static str, MatmulTiles, u32, usize)| {
-        let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
-        let mut splits = 1u32;
-        while groups[0] * groups[1] * splits < MIN_GROUPS && splits < max_splits {
-            let next = 2 * splits as usize;
-            let slice = k / next;
-            if !k.is_multiple_of(next * quantum) || slice < MIN_SLICE || m * n * next > scratch {
-                break;
+    ]
+}
+
+/// Tier `tier` (0: the large tiles, 1: mid, 2: small) with `splits` slices of K, if the
+/// shape allows it: K a multiple of the tier's quantum per slice, slices at least
+/// [`MIN_SLICE`] long (unless unsplit), partial outputs within `scratch`.
+pub fn plan_tier(
+    tiles: &Tiles,
+    tier: usize,
+    splits: u32,
+    (m, n, k): (usize, usize, usize),
+    scratch: usize,
+) -> Option<MatmulPlan> {
+    let (name, t, max_splits, quantum) = tiers(tiles)[tier];
+    let s = splits as usize;
+    let fits = splits == 1 || (k / s >= MIN_SLICE && m * n * s <= scratch);
+    (splits <= max_splits && k.is_multiple_of(s * quantum) && fits).then(|| MatmulPlan {
+        tier: name,
+        tiles: t,
+        groups: [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1],
+        splits,
+        shape: (m, n, k),
+    })
+}
+
+/// Every plan [`plan_tier`] allows for a shape (splits in powers of 2).
+pub fn all_plans(tiles: &Tiles, shape: (usize, usize, usize), scratch: usize) -> Vec<MatmulPlan> {
+    (0..3)
+        .flat_map(|tier| {
+            (0..=MAX_SPLITS.ilog2())
+                .filter_map(move |e| plan_tier(tiles, tier, 1 << e, shape, scratch))
+        })
+        .collect()
+}
+
+/// The largest tiles that fill the GPU with at most a few slices of K: the 128-wide tiles
+/// unsplit, the mid tiles with up to 8 slices, else the small tiles with up to
+/// [`MAX_SPLITS`] (as many as it takes to reach [`MIN_GROUPS`]), within [`plan_tier`]'s
+/// limits (so a K that is not a multiple of 4 takes the small tier).
+pub fn plan_matmul(tiles: &Tiles, shape: (usize, usize, usize), scratch: usize) -> MatmulPlan {
+    let fill = |tier: usize| {
+        let mut plan = plan_tier(tiles, tier, 1, shape, scratch)?;
+        while plan.groups[0] * plan.groups[1] * plan.splits < MIN_GROUPS {
+            match plan_tier(tiles, tier, 2 * plan.splits, shape, scratch) {
+                Some(p) => plan = p,
+                None => break,
             }
-            splits *= 2;
         }
-        MatmulPlan {
-            tier,
-            tiles: t,
-            groups,
-            splits,
-            shape: (m, n, k),
-        }
+        Some(plan)
     };
-    tiers
-        .into_iter()
-        .filter(|(.., quantum)| k.is_multiple_of(*quantum))
-        .map(plan)
+    (0..3)
+        .filter_map(fill)
         .find(|p| p.groups[0] * p.groups[1] * p.splits >= MIN_GROUPS)
-        .unwrap_or_else(|| plan(tiers[2]))
+        .or_else(|| fill(2))
+        .expect("the small tier takes any shape")
 }
 
 /// Slices of the keys for attention over `n` tokens, `heads` heads and `batch` items: the
