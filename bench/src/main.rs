@@ -472,22 +472,22 @@ fn main() {
     }
 
     if args.sweep {
-        println!("\n## matmul tile sweep (f32)\n\n| tiles | BM×BN×BK, TM×TN, buffers | 4096³ | favicon-b b16 mlp up 4096×3072×768 | favicon-b b16 qkv 4096×576×768 | favicon-s b1 qkv 64×384×512 |\n|---|---|---|---|---|---|");
+        println!("\n## matmul tile sweep (f32)\n\n| tiles | BM×BN×BK, TM×TN, buffers | 4096³ | favicon-b b16 mlp up 4096×3072×768 | favicon-b b16 mlp down 4096×768×3072 | favicon-b b16 qkv 4096×576×768 | favicon-s b1 qkv 64×384×512 | 4096³, f16 storage |\n|---|---|---|---|---|---|---|---|");
         let mut cands: Vec<(String, MatmulTiles, bool)> = Tiles::CHOICES
             .iter()
             .map(|(n, t)| (format!("wide {n}"), t.matmul, true))
             .collect();
         for (bm, bn, bk, stages, tm, tn) in [
-            (128, 128, 32, 1, 8, 16),
             (128, 128, 16, 1, 16, 8),
-            (128, 256, 16, 1, 8, 16),
             (256, 128, 16, 1, 16, 8),
             (128, 64, 16, 1, 8, 8),
-            (64, 128, 16, 1, 8, 16),
+            (64, 128, 16, 1, 8, 8),
+            (128, 64, 16, 1, 8, 16),
+            (128, 64, 8, 1, 8, 16),
             (64, 64, 16, 1, 8, 8),
-            (64, 64, 32, 1, 8, 8),
+            (64, 64, 8, 1, 4, 8),
             (64, 64, 16, 1, 4, 8),
-            (64, 64, 16, 1, 8, 16),
+            (128, 128, 8, 1, 8, 16),
         ] {
             cands.push((
                 format!("wide {bm}x{bn}k{bk}s{stages} {tm}x{tn}"),
@@ -500,40 +500,59 @@ fn main() {
             MatmulTiles::scalar(32, 32, 16, 2, 2),
             false,
         ));
+        // One matmul kernel on one shape (elements of `e` bytes): "time, TFLOP/s".
+        let time_kernel = |k: &webdit_dsl::ir::Kernel,
+                           name: &str,
+                           t: MatmulTiles,
+                           e: usize,
+                           (m, n, kk): (usize, usize, usize)| {
+            let wgsl = webdit_codegen::compile(k)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .wgsl;
+            let kernel = gpu.kernel(KernelSource::leak(name, k, wgsl)).unwrap();
+            let (a, w, c) = (
+                buffer(&gpu, m * kk * e),
+                buffer(&gpu, n * kk * e),
+                buffer(&gpu, m * n * e),
+            );
+            let p = gpu.uniform(
+                "p",
+                &MatmulParams::new(m as u32, n as u32, kk as u32).to_bytes(),
+            );
+            let extra = buffer(&gpu, n * e);
+            let bind = kernel.bind(&gpu, &[&a, &w, &c, &extra, &p]).unwrap();
+            let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
+            let secs = b.time(&kernel, &bind, groups);
+            format!(
+                "{:.2} ms, {:.1} TFLOP/s",
+                secs * 1e3,
+                2.0 * (m * n * kk) as f64 / secs / 1e12
+            )
+        };
         for (name, t, wide) in cands {
             let k = if wide {
                 matmul_wide::<f32, f32, f32>(t, Epilogue::None)
             } else {
                 matmul::<f32, f32, f32>(t, Epilogue::None)
             };
-            let wgsl = webdit_codegen::compile(&k)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .wgsl;
-            let src = KernelSource::leak(&format!("matmul_{name}"), &k, wgsl);
-            let mut cells = vec![];
-            for (m, n, kk) in [big, (4096, 3072, 768), (4096, 576, 768), (64, 384, 512)] {
-                let kernel = gpu.kernel(src).unwrap();
-                let (a, w, c) = (
-                    buffer(&gpu, m * kk * 4),
-                    buffer(&gpu, n * kk * 4),
-                    buffer(&gpu, m * n * 4),
+            let mut cells: Vec<String> = [
+                big,
+                (4096, 3072, 768),
+                (4096, 768, 3072),
+                (4096, 576, 768),
+                (64, 384, 512),
+            ]
+            .into_iter()
+            .map(|shape| time_kernel(&k, &format!("matmul_{name}"), t, 4, shape))
+            .collect();
+            if wide && gpu.f16 {
+                let k16 = matmul_wide::<webdit_dsl::f16, webdit_dsl::f16, webdit_dsl::f16>(
+                    t,
+                    Epilogue::None,
                 );
-                let p = gpu.uniform(
-                    "p",
-                    &MatmulParams::new(m as u32, n as u32, kk as u32).to_bytes(),
-                );
-                let extra = buffer(&gpu, n * 4);
-                let bind = kernel.bind(&gpu, &[&a, &w, &c, &extra, &p]).unwrap();
-                let secs = b.time(
-                    &kernel,
-                    &bind,
-                    [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1],
-                );
-                cells.push(format!(
-                    "{:.2} ms, {:.1} TFLOP/s",
-                    secs * 1e3,
-                    2.0 * (m * n * kk) as f64 / secs / 1e12
-                ));
+                cells.push(time_kernel(&k16, &format!("matmul_{name}_f16"), t, 2, big));
+            } else {
+                cells.push(String::new());
             }
             println!(
                 "| {name} | {}×{}×{}, {}×{}, {} stage(s) | {} |",
@@ -546,14 +565,6 @@ fn main() {
                 cells.join(" | ")
             );
         }
-    }
-
-    if args.sweep {
-        // The kernel table's rows again, after the sweep's long busy stretch.
-        println!("\n| kernel | variant | shape | time | achieved | % of floor |\n|---|---|---|---|---|---|");
-        bench_matmul(&b, false, "matmul", big);
-        bench_matmul(&b, false, "favicon-b b16 mlp up (again)", (4096, 3072, 768));
-        bench_matmul(&b, false, "favicon-b b16 qkv (again)", (4096, 576, 768));
     }
     if args.plans {
         println!("\n## every plan of the model's products (f32)\n\n| product | shape | planned | time | fastest | time | all plans (µs) |\n|---|---|---|---|---|---|---|");
@@ -588,7 +599,7 @@ fn main() {
                 let chosen = attention_chunks(n, c.heads, batch);
                 let all: Vec<String> = [1, 2, 4, 8, 16]
                     .into_iter()
-                    .filter(|s| (n as u32).div_ceil(*s) >= webdit_kernels::attention::BKV)
+                    .filter(|s| (n as u32).div_ceil(*s) >= 8)
                     .map(|s| format!("{s} {:.1}", time_attention(&b, c, batch, s).0 * 1e6))
                     .collect();
                 println!(

@@ -1,12 +1,16 @@
 //! Flash attention: `softmax(q kᵀ · scale) v` per (batch, head), in one pass over K/V tiles
 //! with the online softmax (running max and sum), so the N×N scores never exist in memory.
 //!
-//! A workgroup owns `BQ` query rows of one head. Per tile of `BKV` keys it stages K in
-//! workgroup memory (rows padded by one word against bank conflicts), computes the BQ×BKV
-//! scores (one per invocation), updates each row's running max/sum, then stages V in the
-//! same memory and accumulates `P·V` into per-invocation registers (`DH / (4·BKV)` quads of
-//! a row's outputs each). `DH` is the largest head width the variant serves; the run-time width may
-//! be smaller. Q, K and V are read from the fused `qkv` projection `[tokens, 3·heads·dh]`.
+//! A workgroup of 16×16 invocations owns `BQ` = 32 query rows of one head and walks the keys
+//! in tiles of `BKV` = 32. Per tile, the 32×32 scores are a small matmul: Q and K are staged
+//! through workgroup memory `DC` quads of the head width at a time, and each invocation
+//! accumulates a 2×2 block of scores in registers (two query rows × two keys). The scores
+//! go to workgroup memory, one invocation per row updates its running max and sum, then
+//! `O += P·V` runs as a second register-blocked product (V staged `VC` keys at a time):
+//! each invocation keeps two rows × `DH/64` quads of the output. Workgroup memory stays
+//! under 16 KiB (WebGPU's guaranteed minimum) even at `DH` = 192. `DH` is the largest head
+//! width the variant serves; the run-time width may be smaller. Q, K and V are read from
+//! the fused `qkv` projection `[tokens, 3·heads·dh]`.
 
 use webdit_dsl::prelude::*;
 
@@ -19,7 +23,7 @@ pub struct AttentionParams {
     pub heads: u32,
     /// `dh^-0.5`
     pub scale: f32,
-    /// [`attention_split`]: slices of the keys, and keys per slice (a multiple of `BKV`).
+    /// [`attention_split`]: slices of the keys, and keys per slice.
     pub chunks: u32,
     pub chunk: u32,
 }
@@ -37,9 +41,10 @@ impl AttentionParams {
         }
     }
 
-    /// The same attention with its keys cut into `chunks` slices (for [`attention_split`]).
+    /// The same attention with its keys cut into `chunks` slices (for [`attention_split`]),
+    /// each a multiple of 8 keys long.
     pub fn split(self, chunks: u32) -> Self {
-        let chunk = self.n.div_ceil(chunks).next_multiple_of(BKV);
+        let chunk = self.n.div_ceil(chunks).next_multiple_of(VC);
         AttentionParams {
             chunks: self.n.div_ceil(chunk),
             chunk,
@@ -49,49 +54,46 @@ impl AttentionParams {
 }
 
 /// Query rows per workgroup.
-pub const BQ: u32 = 16;
+pub const BQ: u32 = 32;
 /// Keys per tile.
-pub const BKV: u32 = 16;
+pub const BKV: u32 = 32;
+/// Quads of the head width staged per step of the score product.
+const DC: u32 = 8;
+/// Keys of V staged per step of the output product.
+const VC: u32 = 8;
 /// The most negative finite f32: the softmax's "minus infinity".
 const NEG: f32 = -3.0e38;
 
-/// Stages `BKV` rows of `dh` values (row `j` at quad `base + j·stride`) into `kv` as f32
-/// quads, rows padded to `DH/4 + 1` quads (conflict-free `vec4` reads down a column); rows
-/// at or past `valid` become zeros, so that masked probabilities (exactly 0) never meet
-/// stale memory.
+/// Quad `d` of row `row` (of `len` valid rows) of Q, K or V starting at quad `at`, rows
+/// `stride` quads apart, as f32; zeros past the valid rows or the head width `dh`.
 #[kernel_fn]
-fn stage_rows<E: ScalarTy, const DH: u32>(
-    src: &Array<Vec4<E>>,
-    kv: &Shared<Vec4<f32>>,
-    t: u32,
-    base: u32,
+fn load_quad<E: ScalarTy>(
+    qkv: &Array<Vec4<E>>,
+    at: u32,
     stride: u32,
-    valid: u32,
+    row: u32,
+    len: u32,
+    d: u32,
     dh: u32,
-) {
-    #[comptime]
-    let threads = BQ * BKV;
-    #[comptime]
-    let quads = DH / 4;
-    #[unroll]
-    for l in 0..(BKV * quads).div_ceil(threads) {
-        let idx = t + l * threads;
-        let j = idx / quads;
-        let d = idx % quads;
-        if (l + 1) * threads <= BKV * quads || j < BKV {
-            if j < valid && 4 * d < dh {
-                let v = src[base + j * stride + d];
-                kv[j * (quads + 1) + d] = vec4(v.x as f32, v.y as f32, v.z as f32, v.w as f32);
-            } else {
-                kv[j * (quads + 1) + d] = vec4(0.0, 0.0, 0.0, 0.0);
-            }
-        }
+) -> Vec4<f32> {
+    let mut v = vec4(0.0, 0.0, 0.0, 0.0);
+    if row < len && 4 * d < dh {
+        let q = qkv[at + row * stride + d];
+        v = vec4(q.x as f32, q.y as f32, q.z as f32, q.w as f32);
     }
+    v
 }
 
-/// The online softmax of this workgroup's `BQ` query rows over keys `j_start..j_end`:
-/// leaves this invocation's outputs `o` unnormalized and its row's max and sum (divide by
-/// it) in `row_stats`. `q_at`, `k_at`, `v_at` (the first key's row) and `stride` count quads.
+/// A score from its four partial sums; masked keys get the softmax's minus infinity.
+#[kernel_fn]
+fn score(v: Vec4<f32>, scale: f32, valid: bool) -> f32 {
+    select(valid, (v.x + v.y + v.z + v.w) * scale, NEG)
+}
+
+/// The online softmax of this workgroup's `BQ` query rows (from `q0`) over keys
+/// `j_start..j_end`: leaves this invocation's outputs `o` (rows `ty` and `ty + 16`, quads
+/// `tx + 16·i`; row `ty + 16` at `o[DH/64..]`) unnormalized, and its rows' max and sum
+/// (divide by it) in `row_stats` (`[max, sum]` of row `ty`, then of row `ty + 16`).
 #[kernel_fn]
 fn attend<E: ScalarTy, const DH: u32>(
     qkv: &Array<Vec4<E>>,
@@ -108,66 +110,89 @@ fn attend<E: ScalarTy, const DH: u32>(
     #[comptime]
     let quads = DH / 4;
     #[comptime]
-    let pad = quads + 1;
-    let kv = Shared::<Vec4<f32>>::new(BKV * pad);
-    let probs = Shared::<f32>::new(BQ * BKV);
+    let oq = DH / 64;
+    #[comptime]
+    let k_off = BQ * DC;
+    #[comptime]
+    let buf_len = (k_off + BKV * (DC + 1)).max(VC * quads);
+    // Q and K chunks of the score product, or V chunks of the output product.
+    let buf = Shared::<Vec4<f32>>::new(buf_len);
+    let probs = Shared::<f32>::new(BQ * (BKV + 1));
     let row_max = Shared::<f32>::new(BQ);
     let row_sum = Shared::<f32>::new(BQ);
     let row_alpha = Shared::<f32>::new(BQ);
     let t = local_id().x;
+    let tx = t % 16;
+    let ty = t / 16;
     let head = workgroup_id().y;
     let tok0 = workgroup_id().z * n;
     // In quads: a token's row of the fused projection, and where Q, K, V of this head start.
     let inner = heads * dh / 4;
     let stride = 3 * inner;
-    let q_col = head * dh / 4;
-    let q_at = (tok0 + min(q0 + t / BKV, n - 1)) * stride + q_col;
-    let k_at = tok0 * stride + inner + q_col;
-    let v_at = tok0 * stride + 2 * inner + q_col;
+    let q_at = (tok0 + q0) * stride + head * dh / 4;
+    let k_at = q_at - q0 * stride + inner;
+    let v_at = k_at + inner;
     if t < BQ {
         row_max[t] = NEG;
         row_sum[t] = 0.0;
     }
-    // This invocation's score: query row qi, key kj of the tile; its outputs: row `qi`,
-    // quads kj + BKV·i.
-    let qi = t / BKV;
-    let kj = t % BKV;
     #[unroll]
-    for i in 0..quads / BKV {
+    for i in 0..2 * oq {
         o[i] = vec4(0.0, 0.0, 0.0, 0.0);
     }
+    // The invocation that stages quad `t % DC` of row `t / DC` of each Q and K chunk.
+    let sr = t / DC;
+    let sd = t % DC;
     for j0 in (j_start..j_end).step_by(BKV) {
         let valid = j_end - j0;
-        workgroup_barrier();
-        stage_rows::<E, DH>(&qkv, &kv, t, k_at + j0 * stride, stride, valid, dh);
-        workgroup_barrier();
-        let mut s = NEG;
-        if kj < valid {
-            let mut dot4 = vec4(0.0, 0.0, 0.0, 0.0);
+        let mut s00 = vec4(0.0, 0.0, 0.0, 0.0);
+        let mut s01 = vec4(0.0, 0.0, 0.0, 0.0);
+        let mut s10 = vec4(0.0, 0.0, 0.0, 0.0);
+        let mut s11 = vec4(0.0, 0.0, 0.0, 0.0);
+        #[unroll]
+        for dc in 0..quads / DC {
+            // Everyone is done with the previous contents of `buf` (and of `probs`).
+            workgroup_barrier();
+            buf[sr * DC + sd] = load_quad(&qkv, q_at, stride, sr, n - q0, dc * DC + sd, dh);
+            buf[k_off + sr * (DC + 1) + sd] = load_quad(
+                &qkv,
+                k_at + j0 * stride,
+                stride,
+                sr,
+                valid,
+                dc * DC + sd,
+                dh,
+            );
+            workgroup_barrier();
             #[unroll]
-            for d in 0..quads {
-                if 4 * d < dh {
-                    let q = qkv[q_at + d];
-                    let q = vec4(q.x as f32, q.y as f32, q.z as f32, q.w as f32);
-                    dot4 = fma(q, kv[kj * pad + d], dot4);
-                }
+            for d in 0..DC {
+                let qa = buf[ty * DC + d];
+                let qb = buf[(ty + 16) * DC + d];
+                let ka = buf[k_off + tx * (DC + 1) + d];
+                let kb = buf[k_off + (tx + 16) * (DC + 1) + d];
+                s00 = fma(qa, ka, s00);
+                s01 = fma(qa, kb, s01);
+                s10 = fma(qb, ka, s10);
+                s11 = fma(qb, kb, s11);
             }
-            s = (dot4.x + dot4.y + dot4.z + dot4.w) * scale;
         }
-        probs[qi * BKV + kj] = s;
+        probs[ty * (BKV + 1) + tx] = score(s00, scale, tx < valid);
+        probs[ty * (BKV + 1) + tx + 16] = score(s01, scale, tx + 16 < valid);
+        probs[(ty + 16) * (BKV + 1) + tx] = score(s10, scale, tx < valid);
+        probs[(ty + 16) * (BKV + 1) + tx + 16] = score(s11, scale, tx + 16 < valid);
         workgroup_barrier();
         if t < BQ {
             let old = row_max[t];
             let mut m = old;
             #[unroll]
             for j in 0..BKV {
-                m = max(m, probs[t * BKV + j]);
+                m = max(m, probs[t * (BKV + 1) + j]);
             }
             let mut sum = 0.0;
             #[unroll]
             for j in 0..BKV {
-                let e = select(j < valid, exp(probs[t * BKV + j] - m), 0.0);
-                probs[t * BKV + j] = e;
+                let e = select(j < valid, exp(probs[t * (BKV + 1) + j] - m), 0.0);
+                probs[t * (BKV + 1) + j] = e;
                 sum += e;
             }
             let alpha = exp(old - m);
@@ -175,57 +200,87 @@ fn attend<E: ScalarTy, const DH: u32>(
             row_sum[t] = row_sum[t] * alpha + sum;
             row_max[t] = m;
         }
-        stage_rows::<E, DH>(&qkv, &kv, t, v_at + j0 * stride, stride, valid, dh);
         workgroup_barrier();
-        let alpha = row_alpha[qi];
+        let a0 = row_alpha[ty];
+        let a1 = row_alpha[ty + 16];
         #[unroll]
-        for i in 0..quads / BKV {
-            let d = kj + i * BKV;
-            let mut acc = o[i] * alpha;
-            if 4 * d < dh {
-                #[unroll]
-                for j in 0..BKV {
-                    acc = fma(splat(probs[qi * BKV + j]), kv[j * pad + d], acc);
+        for i in 0..oq {
+            o[i] = o[i] * a0;
+            o[oq + i] = o[oq + i] * a1;
+        }
+        #[unroll]
+        for vc in 0..BKV / VC {
+            if vc > 0 {
+                workgroup_barrier();
+            }
+            #[unroll]
+            for l in 0..(VC * quads).div_ceil(256) {
+                let idx = t + l * 256;
+                // Only the last pass can run past the chunk, and only when 256 does not divide it.
+                if (l + 1) * 256 <= VC * quads || idx < VC * quads {
+                    let r = idx / quads;
+                    buf[idx] = load_quad(
+                        &qkv,
+                        v_at + j0 * stride,
+                        stride,
+                        vc * VC + r,
+                        valid,
+                        idx % quads,
+                        dh,
+                    );
                 }
             }
-            o[i] = acc;
+            workgroup_barrier();
+            #[unroll]
+            for j in 0..VC {
+                let p0 = splat(probs[ty * (BKV + 1) + vc * VC + j]);
+                let p1 = splat(probs[(ty + 16) * (BKV + 1) + vc * VC + j]);
+                #[unroll]
+                for i in 0..oq {
+                    let v = buf[j * quads + tx + 16 * i];
+                    o[i] = fma(p0, v, o[i]);
+                    o[oq + i] = fma(p1, v, o[oq + i]);
+                }
+            }
         }
     }
-    row_stats[0] = row_max[qi];
-    row_stats[1] = row_sum[qi];
+    row_stats[0] = row_max[ty];
+    row_stats[1] = row_sum[ty];
+    row_stats[2] = row_max[ty + 16];
+    row_stats[3] = row_sum[ty + 16];
 }
 
 /// Attention over one head per `workgroup_id().y`, one batch item per `.z`, `BQ` query rows
 /// per `.x`. Everything is read and written as `vec4`s, so the run-time head width `dh`
 /// must be a multiple of 4 (and at most `DH`, a multiple of 64).
-#[kernel(workgroup_size = [BQ * BKV, 1, 1])]
+#[kernel(workgroup_size = [256, 1, 1])]
 pub fn attention<E: ScalarTy, const DH: u32>(
     qkv: &Array<Vec4<E>>,
     out: &mut Array<Vec4<E>>,
     p: &Uniform<AttentionParams>,
 ) {
-    #[comptime]
-    let quads = DH / 4;
     let t = local_id().x;
     let q0 = workgroup_id().x * BQ;
-    let mut o = [vec4(0.0, 0.0, 0.0, 0.0); quads / BKV];
-    let mut row_stats = [0.0; 2];
+    let mut o = [vec4(0.0, 0.0, 0.0, 0.0); 2 * (DH / 64)];
+    let mut row_stats = [0.0; 4];
     attend::<E, DH>(
         &qkv, &o, &row_stats, q0, 0u32, p.n, p.n, p.dh, p.heads, p.scale,
     );
-    // Output row `q0 + t / BKV`, quads t % BKV + BKV·i of this head.
     let inner = p.heads * p.dh / 4;
-    let at = (workgroup_id().z * p.n + q0 + t / BKV) * inner + workgroup_id().y * p.dh / 4;
-    let orow = t / BKV;
-    let row = q0 + orow;
-    if row < p.n {
-        let inv = 1.0 / row_stats[1];
-        #[unroll]
-        for i in 0..quads / BKV {
-            let d = t % BKV + i * BKV;
-            if 4 * d < p.dh {
-                let v = o[i] * inv;
-                out[at + d] = vec4(v.x as E, v.y as E, v.z as E, v.w as E);
+    let tx = t % 16;
+    #[unroll]
+    for h in 0..2u32 {
+        let row = q0 + t / 16 + 16 * h;
+        if row < p.n {
+            let at = (workgroup_id().z * p.n + row) * inner + workgroup_id().y * p.dh / 4;
+            let inv = 1.0 / row_stats[2 * h + 1];
+            #[unroll]
+            for i in 0..DH / 64 {
+                let d = tx + 16 * i;
+                if 4 * d < p.dh {
+                    let v = o[h * (DH / 64) + i] * inv;
+                    out[at + d] = vec4(v.x as E, v.y as E, v.z as E, v.w as E);
+                }
             }
         }
     }
@@ -242,47 +297,48 @@ fn part_row(batch: u32, head: u32, chunk: u32, row: u32, heads: u32, chunks: u32
 /// small to fill the GPU: `workgroup_id().x` is `query block · chunks + chunk`. Writes each
 /// slice's unnormalized outputs (`parts`, f32 quads) and each row's max and sum (`stats`);
 /// [`attention_combine`] merges them.
-#[kernel(workgroup_size = [BQ * BKV, 1, 1])]
+#[kernel(workgroup_size = [256, 1, 1])]
 pub fn attention_split<E: ScalarTy, const DH: u32>(
     qkv: &Array<Vec4<E>>,
     parts: &mut Array<Vec4<f32>>,
     stats: &mut Array<f32>,
     p: &Uniform<AttentionParams>,
 ) {
-    #[comptime]
-    let quads = DH / 4;
     let t = local_id().x;
     let chunk = workgroup_id().x % p.chunks;
     let q0 = (workgroup_id().x / p.chunks) * BQ;
     let j_start = chunk * p.chunk;
     let j_end = min(j_start + p.chunk, p.n);
-    let mut o = [vec4(0.0, 0.0, 0.0, 0.0); quads / BKV];
-    let mut row_stats = [0.0; 2];
+    let mut o = [vec4(0.0, 0.0, 0.0, 0.0); 2 * (DH / 64)];
+    let mut row_stats = [0.0; 4];
     attend::<E, DH>(
         &qkv, &o, &row_stats, q0, j_start, j_end, p.n, p.dh, p.heads, p.scale,
     );
-    let orow = t / BKV;
-    let row = q0 + orow;
-    if row < p.n {
-        let at = part_row(
-            workgroup_id().z,
-            workgroup_id().y,
-            chunk,
-            row,
-            p.heads,
-            p.chunks,
-            p.n,
-        );
-        #[unroll]
-        for i in 0..quads / BKV {
-            let d = t % BKV + i * BKV;
-            if 4 * d < p.dh {
-                parts[at * (p.dh / 4) + d] = o[i];
+    let tx = t % 16;
+    #[unroll]
+    for h in 0..2u32 {
+        let row = q0 + t / 16 + 16 * h;
+        if row < p.n {
+            let at = part_row(
+                workgroup_id().z,
+                workgroup_id().y,
+                chunk,
+                row,
+                p.heads,
+                p.chunks,
+                p.n,
+            );
+            #[unroll]
+            for i in 0..DH / 64 {
+                let d = tx + 16 * i;
+                if 4 * d < p.dh {
+                    parts[at * (p.dh / 4) + d] = o[h * (DH / 64) + i];
+                }
             }
-        }
-        if t % BKV == 0 {
-            stats[2 * at] = row_stats[0];
-            stats[2 * at + 1] = row_stats[1];
+            if tx == 0 {
+                stats[2 * at] = row_stats[2 * h];
+                stats[2 * at + 1] = row_stats[2 * h + 1];
+            }
         }
     }
 }

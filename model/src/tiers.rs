@@ -164,10 +164,11 @@ mod tests {
 
     #[test]
     fn attention_slices() {
-        // favicon-s batch 1: 4 query blocks × 4 heads; 64 keys give at most 4 slices.
-        assert_eq!(attention_chunks(64, 4, 1), 4);
-        // favicon-b batch 1: 16 query blocks × 4 heads.
-        assert_eq!(attention_chunks(256, 4, 1), 4);
+        // favicon-s batch 1: 2 query blocks × 1 head; 64 keys give at most 2 tiles of keys.
+        assert_eq!(attention_chunks(64, 1, 1), 2);
+        // favicon-b batch 1 and 16: 8 query blocks (× 16 items).
+        assert_eq!(attention_chunks(256, 1, 1), 8);
+        assert_eq!(attention_chunks(256, 1, 16), 2);
         // Large batches fill the GPU unsplit.
         assert_eq!(attention_chunks(256, 4, 16), 1);
         assert_eq!(attention_chunks(5, 1, 1), 1);

@@ -346,6 +346,7 @@ fn attention_matches_reference() {
             (33, 40, 3, 2),
             (5, 64, 2, 1),
             (17, 16, 2, 3),
+            (70, 64, 1, 2),
         ] {
             let width = webdit_kernels::ATTENTION_WIDTHS
                 .iter()
