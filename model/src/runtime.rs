@@ -726,6 +726,9 @@ impl GpuModel {
     }
 }
 
+/// Steps per command buffer in [`Generator::generate`].
+pub const SUBMIT_STEPS: usize = 4;
+
 impl Generator<'_> {
     fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, o: &Op) {
         self.model.k.kernels[o.kernel].dispatch(pass, &o.bind, o.groups);
@@ -780,13 +783,17 @@ impl Generator<'_> {
         }
     }
 
-    /// A whole generation in one command buffer, then the images (`[batch, c, s, s]` in
-    /// [-1, 1], unclamped).
+    /// A whole generation, then the images (`[batch, c, s, s]` in [-1, 1], unclamped).
+    /// Steps are submitted [`SUBMIT_STEPS`] at a time as they are recorded, so the GPU
+    /// starts on the first while the CPU records the rest; nothing is read back in between.
     pub async fn generate(&self, gpu: &Gpu, seed: u64) -> Result<Vec<f32>, RuntimeError> {
         self.set_seed(gpu, seed);
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        self.encode(&mut enc, 0..self.len());
-        gpu.queue.submit([enc.finish()]);
+        // A plan of no steps still draws the initial noise.
+        for start in (0..self.len().max(1)).step_by(SUBMIT_STEPS) {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            self.encode(&mut enc, start..(start + SUBMIT_STEPS).min(self.len()));
+            gpu.queue.submit([enc.finish()]);
+        }
         Ok(bytemuck::pod_collect_to_vec(&gpu.read(&self.x).await?))
     }
 
