@@ -12,11 +12,13 @@ pub struct Variant {
 }
 
 /// Tile sizes. `matmul` (picked at build time by a Cargo feature of `webdit-model`, see the
-/// README) is the wide kernel's tile for large products; products too small to fill the GPU
+/// README) is the wide kernel's tile for large products, `matmul_f16` its tile for f16
+/// storage (the same BM×BN, so both share one plan); products too small to fill the GPU
 /// with it use `mid` (the wide kernel at 64×64) or `small` (the scalar kernel at 32×32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tiles {
     pub matmul: MatmulTiles,
+    pub matmul_f16: MatmulTiles,
     pub mid: MatmulTiles,
     pub small: MatmulTiles,
 }
@@ -25,9 +27,12 @@ impl Tiles {
     /// The named tile configurations; the first is the default (the best of the sweep in
     /// BENCHMARKS.md).
     pub const CHOICES: &'static [(&'static str, Tiles)] = &[
+        // f16 storage is fastest at 8×8 outputs and K-step 8 (BENCHMARKS.md).
         (
             "128x128k16-8x16",
-            Tiles::wide(128, 128, 16, 1).per_thread(8, 16),
+            Tiles::wide(128, 128, 16, 1)
+                .per_thread(8, 16)
+                .f16(MatmulTiles::wide(128, 128, 8, 1)),
         ),
         ("128x128k8", Tiles::wide(128, 128, 8, 1)),
         ("128x128", Tiles::wide(128, 128, 16, 1)),
@@ -44,9 +49,19 @@ impl Tiles {
         }
     }
 
+    /// These tiles with `t` for large products in f16 storage (`t` must cover the same
+    /// BM×BN as the f32 tile).
+    const fn f16(self, t: MatmulTiles) -> Tiles {
+        Tiles {
+            matmul_f16: t,
+            ..self
+        }
+    }
+
     const fn wide(bm: u32, bn: u32, bk: u32, stages: u32) -> Tiles {
         Tiles {
             matmul: MatmulTiles::wide(bm, bn, bk, stages),
+            matmul_f16: MatmulTiles::wide(bm, bn, bk, stages),
             mid: MatmulTiles::wide(64, 64, 16, 1),
             small: MatmulTiles::scalar(32, 32, 16, 2, 2),
         }
@@ -93,7 +108,7 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
         );
         add(
             format!("matmul{suffix}_f16"),
-            matmul_wide::<f16, f16, f16>(tiles.matmul, e),
+            matmul_wide::<f16, f16, f16>(tiles.matmul_f16, e),
         );
         add(
             format!("matmul_mid{suffix}"),
@@ -171,4 +186,20 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
     add("sampler_step".into(), sampler_step::<256>());
     add("silu".into(), crate::elementwise::silu_map::<256>());
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_tiles_share_the_plan() {
+        for (name, t) in Tiles::CHOICES {
+            assert_eq!(
+                (t.matmul.bm, t.matmul.bn),
+                (t.matmul_f16.bm, t.matmul_f16.bn),
+                "{name}"
+            );
+        }
+    }
 }
