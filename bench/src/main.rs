@@ -32,6 +32,9 @@ struct Args {
     /// Also time every plan (tier, slices of K) of the model's products.
     #[arg(long)]
     plans: bool,
+    /// Time whole generations (f32) at these numbers of steps per submit instead.
+    #[arg(long, value_delimiter = ',')]
+    submit_steps: Vec<usize>,
     /// Skip the whole-model generations.
     #[arg(long)]
     kernels_only: bool,
@@ -661,6 +664,21 @@ fn main() {
                     times.sort_by(f64::total_cmp);
                     (times[5], times[0])
                 };
+                if !args.submit_steps.is_empty() {
+                    if precision == Precision::F32 {
+                        let cells: Vec<String> = args
+                            .submit_steps
+                            .iter()
+                            .map(|k| {
+                                let run =
+                                    || pollster::block_on(g.generate_in(&gpu, 1, *k)).map(|_| ());
+                                format!("{k}: {:.1} ms", median(&run).0 * 1e3)
+                            })
+                            .collect();
+                        println!("| {name} | {batch} | {} |", cells.join(", "));
+                    }
+                    continue;
+                }
                 let (t, best) = median(&chunked);
                 let (t1, _) = median(&single);
                 let gf = flops_per_step(batch) * c.steps as f64 / t / 1e9;
