@@ -69,8 +69,9 @@ impl WebDit {
 
     /// Generates one icon with `steps` steps of `sampler` (`"ddpm"` or `"ddim"`) from `seed`.
     /// With `on_step`, each step is submitted on its own and `on_step(step, steps, rgba)`
-    /// receives the image so far (`size·size·4` bytes); without it, the whole loop goes to
-    /// the GPU in one command buffer. Resolves to the final image's RGBA bytes.
+    /// receives the image so far (`size·size·4` bytes); without it, the whole loop runs on
+    /// the GPU with no readback (`Generator::generate`). Resolves to the final image's RGBA
+    /// bytes.
     pub fn generate(
         &self,
         seed: f64,

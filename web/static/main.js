@@ -52,7 +52,7 @@ async function generate(dit) {
     $("status").textContent = `Done: seed ${seed}, ${steps} ${sampler} steps.`;
     $("timing").textContent =
       `${ms.toFixed(1)} ms in total, ${(ms / steps).toFixed(2)} ms per step` +
-      `${live ? " (each step read back to draw it)" : " (one submit)"}\n` +
+      `${live ? " (each step read back to draw it)" : " (no readback between steps)"}\n` +
       `${dit.adapter}, ${dit.precision} kernels`;
     window.webdit = result;
     document.body.dataset.state = "done";

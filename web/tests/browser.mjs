@@ -79,7 +79,7 @@ try {
   check(a.favicon.startsWith("data:image/png"), "the favicon shows the image");
   check(a.totalMs > 0 && a.perStepMs > 0, `reports timing (${a.totalMs?.toFixed(0)} ms)`);
   const b = await run("?auto&seed=7&steps=4&sampler=ddim&live=0");
-  check(b.checksum === a.checksum, "the same seed gives the same image, live or in one submit");
+  check(b.checksum === a.checksum, "the same seed gives the same image, live or not");
   // Embedded in another page: the frame generates on load and posts its result.
   await page.goto(base + "host.html");
   await page.waitForFunction(() => window.posted, null, { timeout: 240_000 });
