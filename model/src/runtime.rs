@@ -260,6 +260,13 @@ struct Op {
     groups: [u32; 3],
 }
 
+/// A dispatch of the model's forward pass: the same for every step, or AdaLN number `k`,
+/// which reads the modulations of the step being computed (one bind group per step).
+enum Dispatch {
+    Fixed(Op),
+    Norm(usize),
+}
+
 /// What a generator computes at the end of each model evaluation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Heads {
@@ -278,9 +285,9 @@ pub struct Generator<'m> {
     pub x: wgpu::Buffer,
     eps: wgpu::Buffer,
     x0: wgpu::Buffer,
-    mods_all: wgpu::Buffer,
-    mods_now: wgpu::Buffer,
-    forward: Vec<Op>,
+    forward: Vec<Dispatch>,
+    /// `norms[slot][k]`: AdaLN `k` reading the modulations of timestep slot `slot`.
+    norms: Vec<Vec<Op>>,
     init: Op,
     updates: Vec<Op>,
     step_params: Vec<(wgpu::Buffer, StepParams)>,
@@ -313,7 +320,7 @@ impl GpuModel {
         let g = self.build(gpu, batch, vec![], t, Heads::Both)?;
         gpu.queue.write_buffer(&g.x, 0, bytemuck::cast_slice(x));
         let mut enc = gpu.device.create_command_encoder(&Default::default());
-        g.encode_model(&mut enc, 0);
+        g.record_model(&mut enc.begin_compute_pass(&Default::default()), 0);
         gpu.queue.submit([enc.finish()]);
         let eps = bytemuck::pod_collect_to_vec(&gpu.read(&g.eps).await?);
         let x0 = bytemuck::pod_collect_to_vec(&gpu.read(&g.x0).await?);
@@ -376,7 +383,6 @@ impl GpuModel {
         let mw = self.mod_width();
         let tr = ts.len().max(1);
         let mods_all = buf("modulations", (tr * mw) as u64 * 4)?;
-        let mods_now = buf("modulations", (batch * mw) as u64 * 4)?;
 
         let uni = |p: &dyn Fn() -> Vec<u8>| gpu.uniform("params", &p());
         let op =
@@ -523,33 +529,46 @@ impl GpuModel {
             total: (batch * c.image_len()) as u32,
         };
         let pp = uni(&|| patch.to_bytes());
-        forward.push(op(
+        forward.push(Dispatch::Fixed(op(
             named(&format!("patchify{sfx}")),
             &[&x, &patches, &pp],
             lin(patch.total),
-        )?);
-        forward.extend(linear(
-            "_addrows",
-            sfx,
-            [&patches, &self.patch_embed, &h, &self.pos],
-            (rows, d, pd),
-            n,
-        )?);
-        let norm_params: Vec<wgpu::Buffer> = (0..norm_names(c).len())
-            .map(|k| {
-                let (scale_at, shift_at) = ((k * 2 * d) as u32, (k * 2 * d + d) as u32);
-                uni(&|| {
-                    AdaLnParams {
-                        d: d as u32,
-                        rows_per_batch: n as u32,
-                        mod_stride: mw as u32,
-                        scale_at,
-                        shift_at,
-                    }
-                    .to_bytes()
-                })
+        )?));
+        forward.extend(
+            linear(
+                "_addrows",
+                sfx,
+                [&patches, &self.patch_embed, &h, &self.pos],
+                (rows, d, pd),
+                n,
+            )?
+            .into_iter()
+            .map(Dispatch::Fixed),
+        );
+        // AdaLN `k` of timestep slot `slot` reads that slot's rows of the modulations
+        // (`[slot, batch, mw]`), so no step copies them anywhere.
+        let adaln = named(&format!("adaln{sfx}"));
+        let row_groups = [rows as u32, 1, 1];
+        let norms = (0..tr / batch)
+            .map(|slot| {
+                (0..norm_names(c).len())
+                    .map(|k| {
+                        let scale_at = (slot * batch * mw + k * 2 * d) as u32;
+                        let p = uni(&|| {
+                            AdaLnParams {
+                                d: d as u32,
+                                rows_per_batch: n as u32,
+                                mod_stride: mw as u32,
+                                scale_at,
+                                shift_at: scale_at + d as u32,
+                            }
+                            .to_bytes()
+                        });
+                        op(adaln, &[&h, &mods_all, &y, &p], row_groups)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
             })
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
         // Attention, with its keys cut into slices where the grid is too small for the GPU.
         let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32)
             .split(attention_chunks(n, c.heads, batch));
@@ -594,72 +613,90 @@ impl GpuModel {
                 )?,
             ])
         };
-        let adaln = named(&format!("adaln{sfx}"));
-        let row_groups = [rows as u32, 1, 1];
         for (i, b) in self.blocks.iter().enumerate() {
-            forward.push(op(
-                adaln,
-                &[&h, &mods_now, &y, &norm_params[2 * i]],
-                row_groups,
-            )?);
-            forward.extend(linear(
+            forward.push(Dispatch::Norm(2 * i));
+            forward.extend(
+                linear(
+                    "",
+                    sfx,
+                    [&y, &b.qkv, &qkv, &self.dummy],
+                    (rows, 3 * inner, d),
+                    1,
+                )?
+                .into_iter()
+                .map(Dispatch::Fixed),
+            );
+            forward.extend(attention(&qkv, &attn)?.into_iter().map(Dispatch::Fixed));
+            forward.extend(
+                linear(
+                    "_acc",
+                    sfx,
+                    [&attn, &b.out, &h, &self.dummy],
+                    (rows, d, inner),
+                    1,
+                )?
+                .into_iter()
+                .map(Dispatch::Fixed),
+            );
+            forward.push(Dispatch::Norm(2 * i + 1));
+            forward.extend(
+                linear(
+                    "_silu",
+                    sfx,
+                    [&y, &b.ff0, &ff, &self.dummy],
+                    (rows, hid, d),
+                    1,
+                )?
+                .into_iter()
+                .map(Dispatch::Fixed),
+            );
+            forward.extend(
+                linear(
+                    "_acc",
+                    sfx,
+                    [&ff, &b.ff2, &h, &self.dummy],
+                    (rows, d, hid),
+                    1,
+                )?
+                .into_iter()
+                .map(Dispatch::Fixed),
+            );
+        }
+        forward.push(Dispatch::Norm(2 * c.depth));
+        forward.extend(
+            linear(
                 "",
                 sfx,
-                [&y, &b.qkv, &qkv, &self.dummy],
-                (rows, 3 * inner, d),
-                1,
-            )?);
-            forward.extend(attention(&qkv, &attn)?);
-            forward.extend(linear(
-                "_acc",
-                sfx,
-                [&attn, &b.out, &h, &self.dummy],
-                (rows, d, inner),
-                1,
-            )?);
-            forward.push(op(
-                adaln,
-                &[&h, &mods_now, &y, &norm_params[2 * i + 1]],
-                row_groups,
-            )?);
-            forward.extend(linear(
-                "_silu",
-                sfx,
-                [&y, &b.ff0, &ff, &self.dummy],
-                (rows, hid, d),
-                1,
-            )?);
-            forward.extend(linear(
-                "_acc",
-                sfx,
-                [&ff, &b.ff2, &h, &self.dummy],
-                (rows, d, hid),
-                1,
-            )?);
-        }
-        forward.push(op(
-            adaln,
-            &[&h, &mods_now, &y, &norm_params[2 * c.depth]],
-            row_groups,
-        )?);
-        forward.extend(linear(
-            "",
-            sfx,
-            [&y, &self.to_pixels, &pix, &self.dummy],
-            (rows, pd, d),
-            1,
-        )?);
-        let unpatchify = named(&format!("unpatchify{sfx}"));
-        forward.push(op(unpatchify, &[&pix, &eps_img, &pp], lin(patch.total))?);
-        if heads == Heads::Both {
-            forward.extend(linear(
-                "_bias",
-                sfx,
-                [&y, &self.proj_fin, &pix, &self.proj_bias],
+                [&y, &self.to_pixels, &pix, &self.dummy],
                 (rows, pd, d),
                 1,
-            )?);
-            forward.push(op(unpatchify, &[&pix, &x0_img, &pp], lin(patch.total))?);
+            )?
+            .into_iter()
+            .map(Dispatch::Fixed),
+        );
+        let unpatchify = named(&format!("unpatchify{sfx}"));
+        forward.push(Dispatch::Fixed(op(
+            unpatchify,
+            &[&pix, &eps_img, &pp],
+            lin(patch.total),
+        )?));
+        if heads == Heads::Both {
+            forward.extend(
+                linear(
+                    "_bias",
+                    sfx,
+                    [&y, &self.proj_fin, &pix, &self.proj_bias],
+                    (rows, pd, d),
+                    1,
+                )?
+                .into_iter()
+                .map(Dispatch::Fixed),
+            );
+            forward.push(Dispatch::Fixed(op(
+                unpatchify,
+                &[&pix, &x0_img, &pp],
+                lin(patch.total),
+            )?));
         }
 
         // The sampler: one uniform per step (rewritten with the seed before each run).
@@ -715,9 +752,8 @@ impl GpuModel {
             x,
             eps: eps_img,
             x0: x0_img,
-            mods_all,
-            mods_now,
             forward,
+            norms,
             init,
             updates,
             step_params,
@@ -727,21 +763,21 @@ impl GpuModel {
 }
 
 /// Steps per command buffer in [`Generator::generate`]. On an H200, favicon-s batch 1 took
-/// 14.7 ms at 1 or 2 steps per submit, 15.1 at 4, 15.8 at 8 and 20.4 in one command buffer.
-pub const SUBMIT_STEPS: usize = 2;
+/// 14.0 ms at 1 step per submit, 13.5 at 2, 13.2 at 4 and 17.0 in one command buffer.
+pub const SUBMIT_STEPS: usize = 4;
 
 impl Generator<'_> {
     fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, o: &Op) {
         self.model.k.kernels[o.kernel].dispatch(pass, &o.bind, o.groups);
     }
 
-    /// Records one model evaluation using modulation slice `slot`.
-    fn encode_model(&self, enc: &mut wgpu::CommandEncoder, slot: usize) {
-        let row = (self.batch * self.model.mod_width() * 4) as u64;
-        enc.copy_buffer_to_buffer(&self.mods_all, slot as u64 * row, &self.mods_now, 0, row);
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        for o in &self.forward {
-            self.dispatch(&mut pass, o);
+    /// Records one model evaluation at timestep slot `slot`.
+    fn record_model(&self, pass: &mut wgpu::ComputePass<'_>, slot: usize) {
+        for d in &self.forward {
+            match d {
+                Dispatch::Fixed(o) => self.dispatch(pass, o),
+                Dispatch::Norm(k) => self.dispatch(pass, &self.norms[slot][*k]),
+            }
         }
     }
 
@@ -773,13 +809,12 @@ impl Generator<'_> {
 
     /// Records steps `range` of the plan (step 0 also draws the initial noise).
     pub fn encode(&self, enc: &mut wgpu::CommandEncoder, range: std::ops::Range<usize>) {
+        let mut pass = enc.begin_compute_pass(&Default::default());
         if range.start == 0 {
-            let mut pass = enc.begin_compute_pass(&Default::default());
             self.dispatch(&mut pass, &self.init);
         }
         for k in range {
-            self.encode_model(enc, k);
-            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.record_model(&mut pass, k);
             self.dispatch(&mut pass, &self.updates[k]);
         }
     }
