@@ -63,6 +63,9 @@ const DC: u32 = 8;
 const VC: u32 = 8;
 /// The most negative finite f32: the softmax's "minus infinity".
 const NEG: f32 = -3.0e38;
+// [`attend`]'s layout assumes these: 16×16 invocations own 2×2 scores each, and each stages
+// one quad of Q and one of K per chunk.
+const _: () = assert!(BQ == 32 && BKV == 32 && BQ * DC == 256 && BKV * DC == 256);
 
 /// Quad `d` of row `row` (of `len` valid rows) of Q, K or V starting at quad `at`, rows
 /// `stride` quads apart, as f32; zeros past the valid rows or the head width `dh`.
