@@ -475,22 +475,21 @@ fn main() {
     }
 
     if args.sweep {
-        println!("\n## matmul tile sweep (f32)\n\n| tiles | BM×BN×BK, TM×TN, buffers | 4096³ | favicon-b b16 mlp up 4096×3072×768 | favicon-b b16 mlp down 4096×768×3072 | favicon-b b16 qkv 4096×576×768 | favicon-s b1 qkv 64×384×512 | 4096³, f16 storage |\n|---|---|---|---|---|---|---|---|");
+        println!("\n## matmul tile sweep (f32)\n\n| tiles | BM×BN×BK, TM×TN, buffers | 4096³ | favicon-b b16 mlp up 4096×3072×768 | favicon-b b16 mlp down 4096×768×3072 | favicon-b b16 qkv 4096×576×768 | favicon-s b1 qkv 64×384×512 | the same, K/8 partials | favicon-s b1 mlp down 64×512×2048, K/8 partials | 4096³, f16 storage |\n|---|---|---|---|---|---|---|---|---|---|");
         let mut cands: Vec<(String, MatmulTiles, bool)> = Tiles::CHOICES
             .iter()
             .map(|(n, t)| (format!("wide {n}"), t.matmul, true))
             .collect();
         for (bm, bn, bk, stages, tm, tn) in [
-            (128, 128, 16, 1, 16, 8),
-            (256, 128, 16, 1, 16, 8),
             (128, 64, 16, 1, 8, 8),
-            (64, 128, 16, 1, 8, 8),
-            (128, 64, 16, 1, 8, 16),
-            (128, 64, 8, 1, 8, 16),
             (64, 64, 16, 1, 8, 8),
-            (64, 64, 8, 1, 4, 8),
             (64, 64, 16, 1, 4, 8),
-            (128, 128, 8, 1, 8, 16),
+            (64, 64, 16, 1, 4, 4),
+            (32, 64, 16, 1, 4, 8),
+            (32, 64, 16, 1, 4, 4),
+            (32, 32, 16, 1, 4, 4),
+            (32, 32, 8, 1, 4, 4),
+            (32, 32, 32, 1, 4, 4),
         ] {
             cands.push((
                 format!("wide {bm}x{bn}k{bk}s{stages} {tm}x{tn}"),
@@ -504,11 +503,13 @@ fn main() {
             false,
         ));
         // One matmul kernel on one shape (elements of `e` bytes): "time, TFLOP/s".
+        // `splits` > 1: the partial products of a split-K over that many slices of K.
         let time_kernel = |k: &webdit_dsl::ir::Kernel,
                            name: &str,
                            t: MatmulTiles,
                            e: usize,
-                           (m, n, kk): (usize, usize, usize)| {
+                           (m, n, kk): (usize, usize, usize),
+                           splits: usize| {
             let wgsl = webdit_codegen::compile(k)
                 .unwrap_or_else(|e| panic!("{e}"))
                 .wgsl;
@@ -516,21 +517,31 @@ fn main() {
             let (a, w, c) = (
                 buffer(&gpu, m * kk * e),
                 buffer(&gpu, n * kk * e),
-                buffer(&gpu, m * n * e),
+                buffer(&gpu, m * n * e * splits),
             );
-            let p = gpu.uniform(
-                "p",
-                &MatmulParams::new(m as u32, n as u32, kk as u32).to_bytes(),
-            );
+            let part = (kk / splits) as u32;
+            let params = MatmulParams {
+                a_batch_stride: part,
+                w_batch_stride: part,
+                c_batch_stride: (m * n) as u32,
+                k_stride: kk as u32,
+                ..MatmulParams::new(m as u32, n as u32, part)
+            };
+            let p = gpu.uniform("p", &params.to_bytes());
             let extra = buffer(&gpu, n * e);
             let bind = kernel.bind(&gpu, &[&a, &w, &c, &extra, &p]).unwrap();
-            let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
+            let groups = [
+                (n as u32).div_ceil(t.bn),
+                (m as u32).div_ceil(t.bm),
+                splits as u32,
+            ];
             let secs = b.time(&kernel, &bind, groups);
-            format!(
-                "{:.2} ms, {:.1} TFLOP/s",
-                secs * 1e3,
-                2.0 * (m * n * kk) as f64 / secs / 1e12
-            )
+            let rate = 2.0 * (m * n * kk) as f64 / secs / 1e12;
+            if secs < 1e-4 {
+                format!("{:.1} µs, {rate:.1} TFLOP/s", secs * 1e6)
+            } else {
+                format!("{:.2} ms, {rate:.1} TFLOP/s", secs * 1e3)
+            }
         };
         for (name, t, wide) in cands {
             let k = if wide {
@@ -539,21 +550,30 @@ fn main() {
                 matmul::<f32, f32, f32>(t, Epilogue::None)
             };
             let mut cells: Vec<String> = [
-                big,
-                (4096, 3072, 768),
-                (4096, 768, 3072),
-                (4096, 576, 768),
-                (64, 384, 512),
+                (big, 1),
+                ((4096, 3072, 768), 1),
+                ((4096, 768, 3072), 1),
+                ((4096, 576, 768), 1),
+                ((64, 384, 512), 1),
+                ((64, 384, 512), 8),
+                ((64, 512, 2048), 8),
             ]
             .into_iter()
-            .map(|shape| time_kernel(&k, &format!("matmul_{name}"), t, 4, shape))
+            .map(|(shape, s)| time_kernel(&k, &format!("matmul_{name}"), t, 4, shape, s))
             .collect();
             if wide && gpu.f16 {
                 let k16 = matmul_wide::<webdit_dsl::f16, webdit_dsl::f16, webdit_dsl::f16>(
                     t,
                     Epilogue::None,
                 );
-                cells.push(time_kernel(&k16, &format!("matmul_{name}_f16"), t, 2, big));
+                cells.push(time_kernel(
+                    &k16,
+                    &format!("matmul_{name}_f16"),
+                    t,
+                    2,
+                    big,
+                    1,
+                ));
             } else {
                 cells.push(String::new());
             }

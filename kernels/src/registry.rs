@@ -14,13 +14,16 @@ pub struct Variant {
 /// Tile sizes. `matmul` (picked at build time by a Cargo feature of `webdit-model`, see the
 /// README) is the wide kernel's tile for large products, `matmul_f16` its tile for f16
 /// storage (the same BM×BN, so both share one plan); products too small to fill the GPU
-/// with it use `mid` (the wide kernel at 64×64) or `small` (the scalar kernel at 32×32).
+/// with it use `mid` (the wide kernel at 64×64) or `small` (the wide kernel at 32×32).
+/// `scalar` (the scalar kernel at 32×32) runs what the wide kernel cannot: K not a multiple
+/// of 4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tiles {
     pub matmul: MatmulTiles,
     pub matmul_f16: MatmulTiles,
     pub mid: MatmulTiles,
     pub small: MatmulTiles,
+    pub scalar: MatmulTiles,
 }
 
 impl Tiles {
@@ -63,7 +66,8 @@ impl Tiles {
             matmul: MatmulTiles::wide(bm, bn, bk, stages),
             matmul_f16: MatmulTiles::wide(bm, bn, bk, stages),
             mid: MatmulTiles::wide(64, 64, 16, 1),
-            small: MatmulTiles::scalar(32, 32, 16, 2, 2),
+            small: MatmulTiles::wide(32, 32, 16, 1).per_thread(4, 4),
+            scalar: MatmulTiles::scalar(32, 32, 16, 2, 2),
         }
     }
 
@@ -120,11 +124,19 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
         );
         add(
             format!("matmul_small{suffix}"),
-            matmul::<f32, f32, f32>(tiles.small, e),
+            matmul_wide::<f32, f32, f32>(tiles.small, e),
         );
         add(
             format!("matmul_small{suffix}_f16"),
-            matmul::<f16, f16, f16>(tiles.small, e),
+            matmul_wide::<f16, f16, f16>(tiles.small, e),
+        );
+        add(
+            format!("matmul_scalar{suffix}"),
+            matmul::<f32, f32, f32>(tiles.scalar, e),
+        );
+        add(
+            format!("matmul_scalar{suffix}_f16"),
+            matmul::<f16, f16, f16>(tiles.scalar, e),
         );
         add(format!("splitk_reduce{suffix}"), splitk_reduce::<f32>(e));
         add(
@@ -143,11 +155,19 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
     );
     add(
         "matmul_small_partial".into(),
-        matmul::<f32, f32, f32>(tiles.small, Epilogue::None),
+        matmul_wide::<f32, f32, f32>(tiles.small, Epilogue::None),
     );
     add(
         "matmul_small_partial_f16".into(),
-        matmul::<f16, f16, f32>(tiles.small, Epilogue::None),
+        matmul_wide::<f16, f16, f32>(tiles.small, Epilogue::None),
+    );
+    add(
+        "matmul_scalar_partial".into(),
+        matmul::<f32, f32, f32>(tiles.scalar, Epilogue::None),
+    );
+    add(
+        "matmul_scalar_partial_f16".into(),
+        matmul::<f16, f16, f32>(tiles.scalar, Epilogue::None),
     );
     for (silu, suffix) in [(false, ""), (true, "_silu")] {
         add(format!("matvec{suffix}"), matvec::<f32, f32>(silu));

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernels::{by_name, KernelSource, TILES};
 use crate::sampler::Step;
-use crate::tiers::{attention_chunks, plan_matmul, MAX_SPLITS, SCRATCH_FLOATS};
+use crate::tiers::{attention_chunks, plan_matmul, MAX_SPLITS, SCRATCH_FLOATS, TIERS};
 use std::collections::HashMap;
 use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
@@ -141,7 +141,7 @@ impl GpuModel {
             .find(|w| **w as usize >= c.dim_head)
             .expect("config validated");
 
-        let mut names: Vec<String> = ["matmul", "matmul_mid", "matmul_small"]
+        let mut names: Vec<String> = TIERS
             .iter()
             .flat_map(|m| {
                 webdit_kernels::EPILOGUES
@@ -156,10 +156,15 @@ impl GpuModel {
         for n in ["adaln", "patchify", "unpatchify"] {
             names.push(format!("{n}{sfx}"));
         }
-        // Split-K partial products (f32 ones for the f32 time path).
-        for n in ["matmul_mid_partial", "matmul_small_partial"] {
-            names.push(format!("{n}{sfx}"));
-            names.push(n.into());
+        // Split-K partial products (f32 ones for the f32 time path), and the f32 products
+        // of the time path.
+        for tier in TIERS {
+            if tier != TIERS[0] {
+                names.push(format!("{tier}_partial{sfx}"));
+                names.push(format!("{tier}_partial"));
+            }
+            names.push(tier.to_string());
+            names.push(format!("{tier}_silu"));
         }
         for n in ["attention_d", "attention_split_d"] {
             names.push(format!("{n}{width}{sfx}"));
@@ -167,12 +172,6 @@ impl GpuModel {
         names.push(format!("attention_combine{sfx}"));
         for n in [
             "timestep_embedding",
-            "matmul",
-            "matmul_silu",
-            "matmul_mid",
-            "matmul_mid_silu",
-            "matmul_small",
-            "matmul_small_silu",
             "matvec",
             "matvec_silu",
             "sampler_step",

@@ -19,7 +19,7 @@ const MIN_SLICE: usize = 64;
 /// How one `m × n × k` product runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatmulPlan {
-    /// Variant name prefix: `matmul`, `matmul_mid` or `matmul_small`.
+    /// Variant name prefix, one of [`TIERS`].
     pub tier: &'static str,
     pub tiles: MatmulTiles,
     /// Workgroups of one (partial) product.
@@ -57,17 +57,22 @@ impl MatmulPlan {
     }
 }
 
+/// Variant name prefixes of the tiers, largest tiles first.
+pub const TIERS: [&str; 4] = ["matmul", "matmul_mid", "matmul_small", "matmul_scalar"];
+
 /// The tiers, largest tiles first: variant prefix, tiles, the most slices of K, and what
-/// K must be a multiple of (the wide kernels read `vec4`s along K).
-fn tiers(tiles: &Tiles) -> [(&'static str, MatmulTiles, u32, usize); 3] {
+/// K must be a multiple of (the wide kernels read `vec4`s along K; the scalar tier takes
+/// any K).
+fn tiers(tiles: &Tiles) -> [(&'static str, MatmulTiles, u32, usize); 4] {
     [
-        ("matmul", tiles.matmul, 1, 4),
-        ("matmul_mid", tiles.mid, 8, 4),
-        ("matmul_small", tiles.small, MAX_SPLITS, 1),
+        (TIERS[0], tiles.matmul, 1, 4),
+        (TIERS[1], tiles.mid, 8, 4),
+        (TIERS[2], tiles.small, MAX_SPLITS, 4),
+        (TIERS[3], tiles.scalar, MAX_SPLITS, 1),
     ]
 }
 
-/// Tier `tier` (0: the large tiles, 1: mid, 2: small) with `splits` slices of K, if the
+/// Tier `tier` (an index into [`TIERS`]) with `splits` slices of K, if the
 /// shape allows it: K a multiple of the tier's quantum per slice, slices at least
 /// [`MIN_SLICE`] long (unless unsplit), partial outputs within `scratch`.
 pub fn plan_tier(
@@ -91,7 +96,7 @@ pub fn plan_tier(
 
 /// Every plan [`plan_tier`] allows for a shape (splits in powers of 2).
 pub fn all_plans(tiles: &Tiles, shape: (usize, usize, usize), scratch: usize) -> Vec<MatmulPlan> {
-    (0..3)
+    (0..TIERS.len())
         .flat_map(|tier| {
             (0..=MAX_SPLITS.ilog2())
                 .filter_map(move |e| plan_tier(tiles, tier, 1 << e, shape, scratch))
@@ -102,7 +107,7 @@ pub fn all_plans(tiles: &Tiles, shape: (usize, usize, usize), scratch: usize) ->
 /// The largest tiles that fill the GPU with at most a few slices of K: the 128-wide tiles
 /// unsplit, the mid tiles with up to 8 slices, else the small tiles with up to
 /// [`MAX_SPLITS`] (as many as it takes to reach [`MIN_GROUPS`]), within [`plan_tier`]'s
-/// limits (so a K that is not a multiple of 4 takes the small tier).
+/// limits (so a K that is not a multiple of 4 takes the scalar tier).
 pub fn plan_matmul(tiles: &Tiles, shape: (usize, usize, usize), scratch: usize) -> MatmulPlan {
     let fill = |tier: usize| {
         let mut plan = plan_tier(tiles, tier, 1, shape, scratch)?;
@@ -114,11 +119,13 @@ pub fn plan_matmul(tiles: &Tiles, shape: (usize, usize, usize), scratch: usize) 
         }
         Some(plan)
     };
+    // The scalar tier only runs what the wide kernels cannot.
     (0..3)
         .filter_map(fill)
         .find(|p| p.groups[0] * p.groups[1] * p.splits >= MIN_GROUPS)
         .or_else(|| fill(2))
-        .expect("the small tier takes any shape")
+        .or_else(|| fill(3))
+        .expect("the scalar tier takes any shape")
 }
 
 /// Slices of the keys for attention over `n` tokens, `heads` heads and `batch` items: the
@@ -157,7 +164,8 @@ mod tests {
         assert_eq!(p((64, 512, 2048)), ("matmul_small", 8));
         assert_eq!(p((64, 384, 192)), ("matmul_small", 2));
         // K not a multiple of 4: never the wide kernels.
-        assert_eq!(p((4096, 3072, 767)), ("matmul_small", 1));
+        assert_eq!(p((4096, 3072, 767)), ("matmul_scalar", 1));
+        assert_eq!(p((64, 512, 2046)), ("matmul_scalar", 2));
         // No scratch: no split.
         assert_eq!(plan_matmul(&t, (64, 512, 2048), 0).splits, 1);
     }

@@ -127,8 +127,9 @@ fn build_tiles() -> Tiles {
     Tiles::named(kernels::TILES).unwrap()
 }
 
-/// Checks `name` (a wide-kernel variant name) and its `_mid` and `_small` tiers on `case`;
-/// the wide tiers read `vec4`s along K, so they get K rounded up to a multiple of 4.
+/// Checks `name` (a wide-kernel variant name) and its `_mid`, `_small` and `_scalar` tiers
+/// on `case`; the wide tiers read `vec4`s along K, so they get K rounded up to a multiple
+/// of 4.
 fn check_tiers(name: &str, epilogue: Epilogue, f16: bool, (m, n, k, batch): (u32, u32, u32, u32)) {
     let case = MatmulCase {
         m,
@@ -147,7 +148,9 @@ fn check_tiers(name: &str, epilogue: Epilogue, f16: bool, (m, n, k, batch): (u32
     let mid = name.replace("matmul", "matmul_mid");
     check_matmul(variant(&mid), tiles.mid, wide);
     let small = name.replace("matmul", "matmul_small");
-    check_matmul(variant(&small), tiles.small, case);
+    check_matmul(variant(&small), tiles.small, wide);
+    let scalar = name.replace("matmul", "matmul_scalar");
+    check_matmul(variant(&scalar), tiles.scalar, case);
 }
 
 #[test]
@@ -678,6 +681,7 @@ fn split_k_matches_reference() {
         [
             (f, ("matmul_mid", tiles.mid)),
             (f, ("matmul_small", tiles.small)),
+            (f, ("matmul_scalar", tiles.scalar)),
         ]
     }) {
         if f16 && !gpu().f16 {
