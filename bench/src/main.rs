@@ -519,23 +519,18 @@ fn main() {
                 buffer(&gpu, n * kk * e),
                 buffer(&gpu, m * n * e * splits),
             );
-            let part = (kk / splits) as u32;
-            let params = MatmulParams {
-                a_batch_stride: part,
-                w_batch_stride: part,
-                c_batch_stride: (m * n) as u32,
-                k_stride: kk as u32,
-                ..MatmulParams::new(m as u32, n as u32, part)
+            let plan = MatmulPlan {
+                tier: "sweep",
+                tiles: t,
+                groups: [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1],
+                splits: splits as u32,
+                shape: (m, n, kk),
             };
-            let p = gpu.uniform("p", &params.to_bytes());
+            let p = gpu.uniform("p", &plan.partial_params().to_bytes());
             let extra = buffer(&gpu, n * e);
             let bind = kernel.bind(&gpu, &[&a, &w, &c, &extra, &p]).unwrap();
-            let groups = [
-                (n as u32).div_ceil(t.bn),
-                (m as u32).div_ceil(t.bm),
-                splits as u32,
-            ];
-            let secs = b.time(&kernel, &bind, groups);
+            let [gx, gy, _] = plan.groups;
+            let secs = b.time(&kernel, &bind, [gx, gy, plan.splits]);
             let rate = 2.0 * (m * n * kk) as f64 / secs / 1e12;
             if secs < 1e-4 {
                 format!("{:.1} µs, {rate:.1} TFLOP/s", secs * 1e6)
