@@ -10,8 +10,9 @@ pub const MAX_SPLITS: u32 = 16;
 /// Size cap (f32s) of the buffer holding split-K partial products.
 pub const SCRATCH_FLOATS: usize = 1 << 22;
 /// Workgroups a product should fill: about three per multiprocessor of a large GPU (132 on
-/// an H100/H200). Chosen with `bench --plans` on an H200: of the thresholds 64–512, 384 picks
-/// the fastest plan for 18 of the model's 24 products and is within 9% on the rest.
+/// an H100/H200). Chosen with `bench --plans` on an H200 (of the thresholds 64–512, 384 came
+/// closest to the fastest plans); there it picks the fastest plan for 19 of the model's 24
+/// products and is within 8% on the rest (BENCHMARKS.md).
 pub const MIN_GROUPS: u32 = 384;
 /// Workgroups attention should fill before its keys are cut into slices (each slice adds
 /// merging work; 256 measured best on an H200).
