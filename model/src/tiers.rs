@@ -176,6 +176,34 @@ mod tests {
     }
 
     #[test]
+    fn plans_are_valid_and_include_the_choice() {
+        let t = Tiles::default();
+        for shape in [
+            (64, 384, 512),
+            (1024, 512, 192),
+            (4096, 3072, 768),
+            (37, 70, 45),
+        ] {
+            let all = all_plans(&t, shape, SCRATCH_FLOATS);
+            let (m, n, k) = shape;
+            for p in &all {
+                let slice = k / p.splits as usize;
+                assert_eq!(slice * p.splits as usize, k, "{p:?}");
+                assert!(p.splits == 1 || slice >= MIN_SLICE, "{p:?}");
+                // The wide tiers read vec4s along K.
+                assert!(p.tier == TIERS[3] || slice.is_multiple_of(4), "{p:?}");
+                assert!(
+                    p.groups[0] * p.tiles.bn >= n as u32 && p.groups[1] * p.tiles.bm >= m as u32
+                );
+            }
+            assert!(
+                all.contains(&plan_matmul(&t, shape, SCRATCH_FLOATS)),
+                "{shape:?}"
+            );
+        }
+    }
+
+    #[test]
     fn attention_slices() {
         // favicon-s batch 1: 2 query blocks × 1 head; 64 keys give at most 2 tiles of keys.
         assert_eq!(attention_chunks(64, 1, 1), 2);

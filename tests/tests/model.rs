@@ -146,6 +146,16 @@ fn same_seed_same_bits() {
         bytemuck::cast_slice::<f32, u32>(&b)
     );
     assert_ne!(a, c);
+    // However the steps are grouped into submissions, the image is the same to the bit
+    // (each step reads its own modulations and noise, whatever was submitted before).
+    for per_submit in [1, 2, 3] {
+        let d = pollster::block_on(g.generate_in(gpu(), 42, per_submit)).unwrap();
+        assert_eq!(
+            bytemuck::cast_slice::<f32, u32>(&a),
+            bytemuck::cast_slice::<f32, u32>(&d),
+            "{per_submit} steps per submit"
+        );
+    }
 }
 
 #[test]
