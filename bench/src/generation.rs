@@ -1,0 +1,97 @@
+//! Whole generations: 32 DDPM steps from recording to the image read back.
+
+use crate::timing::Bench;
+use web_time::Instant;
+use webdit_model::{plan, Checkpoint, Config, GpuModel, Precision, Sampler};
+
+fn random_checkpoint(config: Config) -> Checkpoint {
+    let mut s = 0x2545F4914F6CDD1Du64;
+    Checkpoint::random(config, 1.0, move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    })
+}
+
+/// Prints the whole-generation table (or, with `--submit-steps`, the steps-per-submit one).
+pub fn generations(b: &Bench, models: Vec<(String, Config)>) {
+    let gpu = b.gpu;
+    println!("\n## whole generation: 32 DDPM steps, recording to image read back (median of 11)\n");
+    println!("| model | batch | precision | median time | best | per step | GFLOP/s | one command buffer (median) |\n|---|---|---|---|---|---|---|---|");
+    for (name, c) in models {
+        let ckpt = random_checkpoint(c.clone());
+        let steps = plan(&c, Sampler::Ddpm, c.steps).unwrap();
+        let flops_per_step = |batch: usize| {
+            let (n, d, inner, hid, pd) = (
+                c.tokens() as f64,
+                c.dim as f64,
+                c.inner() as f64,
+                c.hidden() as f64,
+                c.patch_dim() as f64,
+            );
+            let m = batch as f64 * n;
+            let per_block = 2.0 * m * (3.0 * inner * d + inner * d + 2.0 * hid * d)
+                + 4.0 * batch as f64 * n * n * inner;
+            per_block * c.depth as f64 + 2.0 * m * (pd * d * 2.0)
+        };
+        for precision in [Precision::F32, Precision::F16] {
+            if precision == Precision::F16 && !gpu.f16 {
+                continue;
+            }
+            let model = GpuModel::new(gpu, &ckpt, Some(precision)).unwrap();
+            for batch in [1usize, 16] {
+                let g = model.generator(gpu, batch, &steps).unwrap();
+                pollster::block_on(g.generate(gpu, 0)).unwrap();
+                // The runtime's way (submits every few steps), and all steps in one
+                // command buffer submitted once recorded.
+                let chunked = || pollster::block_on(g.generate(gpu, 1)).map(|_| ());
+                let single = || {
+                    g.set_seed(gpu, 1);
+                    let mut enc = gpu.device.create_command_encoder(&Default::default());
+                    g.encode(&mut enc, 0..g.len());
+                    gpu.queue.submit([enc.finish()]);
+                    pollster::block_on(g.read_image(gpu)).map(|_| ())
+                };
+                let median = |run: &dyn Fn() -> Result<(), webdit_model::RuntimeError>| {
+                    let mut times: Vec<f64> = (0..11)
+                        .map(|_| {
+                            b.burn(10);
+                            let t = Instant::now();
+                            run().unwrap();
+                            t.elapsed().as_secs_f64()
+                        })
+                        .collect();
+                    times.sort_by(f64::total_cmp);
+                    (times[5], times[0])
+                };
+                if !b.args.submit_steps.is_empty() {
+                    if precision == Precision::F32 {
+                        let cells: Vec<String> = b
+                            .args
+                            .submit_steps
+                            .iter()
+                            .map(|k| {
+                                let run =
+                                    || pollster::block_on(g.generate_in(gpu, 1, *k)).map(|_| ());
+                                format!("{k}: {:.1} ms", median(&run).0 * 1e3)
+                            })
+                            .collect();
+                        println!("| {name} | {batch} | {} |", cells.join(", "));
+                    }
+                    continue;
+                }
+                let (t, best) = median(&chunked);
+                let (t1, _) = median(&single);
+                let gf = flops_per_step(batch) * c.steps as f64 / t / 1e9;
+                println!(
+                    "| {name} | {batch} | {precision:?} | {:.1} ms | {:.1} ms | {:.2} ms | {gf:.0} | {:.1} ms |",
+                    t * 1e3,
+                    best * 1e3,
+                    t * 1e3 / c.steps as f64,
+                    t1 * 1e3
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The matmul tile sweep: candidate tilings compiled on the spot and timed on a few shapes.
+
+use crate::timing::{buffer, Bench};
+use webdit_dsl::UniformStruct;
+use webdit_kernels::matmul::{matmul, matmul_wide, Epilogue, MatmulTiles};
+use webdit_kernels::Tiles;
+use webdit_model::kernels::KernelSource;
+use webdit_model::tiers::MatmulPlan;
+
+/// Times every candidate tiling on `big` and the model's telling shapes.
+pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
+    let gpu = b.gpu;
+    println!("\n## matmul tile sweep (f32)\n\n| tiles | BM×BN×BK, TM×TN, buffers | 4096³ | favicon-b b16 mlp up 4096×3072×768 | favicon-b b16 mlp down 4096×768×3072 | favicon-b b16 qkv 4096×576×768 | favicon-s b1 qkv 64×384×512 | the same, K/8 partials | favicon-s b1 mlp down 64×512×2048, K/8 partials | 4096³, f16 storage |\n|---|---|---|---|---|---|---|---|---|---|");
+    let mut cands: Vec<(String, MatmulTiles, bool)> = Tiles::CHOICES
+        .iter()
+        .map(|(n, t)| (format!("wide {n}"), t.matmul, true))
+        .collect();
+    for (bm, bn, bk, stages, tm, tn) in [
+        (128, 64, 16, 1, 8, 8),
+        (64, 64, 16, 1, 8, 8),
+        (64, 64, 16, 1, 4, 8),
+        (64, 64, 16, 1, 4, 4),
+        (32, 64, 16, 1, 4, 8),
+        (32, 64, 16, 1, 4, 4),
+        (32, 32, 16, 1, 4, 4),
+        (32, 32, 8, 1, 4, 4),
+        (32, 32, 32, 1, 4, 4),
+    ] {
+        cands.push((
+            format!("wide {bm}x{bn}k{bk}s{stages} {tm}x{tn}"),
+            MatmulTiles::wide(bm, bn, bk, stages).per_thread(tm, tn),
+            true,
+        ));
+    }
+    cands.push((
+        "scalar 32x32k16".into(),
+        MatmulTiles::scalar(32, 32, 16, 2, 2),
+        false,
+    ));
+    // One matmul kernel on one shape (elements of `e` bytes): "time, TFLOP/s".
+    // `splits` > 1: the partial products of a split-K over that many slices of K.
+    let time_kernel = |k: &webdit_dsl::ir::Kernel,
+                       name: &str,
+                       t: MatmulTiles,
+                       e: usize,
+                       (m, n, kk): (usize, usize, usize),
+                       splits: usize| {
+        let wgsl = webdit_codegen::compile(k)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .wgsl;
+        let kernel = gpu.kernel(KernelSource::leak(name, k, wgsl)).unwrap();
+        let (a, w, c) = (
+            buffer(gpu, m * kk * e),
+            buffer(gpu, n * kk * e),
+            buffer(gpu, m * n * e * splits),
+        );
+        let plan = MatmulPlan {
+            tier: "sweep",
+            tiles: t,
+            groups: [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1],
+            splits: splits as u32,
+            shape: (m, n, kk),
+        };
+        let p = gpu.uniform("p", &plan.partial_params().to_bytes());
+        let extra = buffer(gpu, n * e);
+        let bind = kernel.bind(gpu, &[&a, &w, &c, &extra, &p]).unwrap();
+        let [gx, gy, _] = plan.groups;
+        let secs = b.time(&kernel, &bind, [gx, gy, plan.splits]);
+        let rate = 2.0 * (m * n * kk) as f64 / secs / 1e12;
+        if secs < 1e-4 {
+            format!("{:.1} µs, {rate:.1} TFLOP/s", secs * 1e6)
+        } else {
+            format!("{:.2} ms, {rate:.1} TFLOP/s", secs * 1e3)
+        }
+    };
+    for (name, t, wide) in cands {
+        let k = if wide {
+            matmul_wide::<f32, f32, f32>(t, Epilogue::None)
+        } else {
+            matmul::<f32, f32, f32>(t, Epilogue::None)
+        };
+        let mut cells: Vec<String> = [
+            (big, 1),
+            ((4096, 3072, 768), 1),
+            ((4096, 768, 3072), 1),
+            ((4096, 576, 768), 1),
+            ((64, 384, 512), 1),
+            ((64, 384, 512), 8),
+            ((64, 512, 2048), 8),
+        ]
+        .into_iter()
+        .map(|(shape, s)| time_kernel(&k, &format!("matmul_{name}"), t, 4, shape, s))
+        .collect();
+        if wide && gpu.f16 {
+            let k16 =
+                matmul_wide::<webdit_dsl::f16, webdit_dsl::f16, webdit_dsl::f16>(t, Epilogue::None);
+            cells.push(time_kernel(
+                &k16,
+                &format!("matmul_{name}_f16"),
+                t,
+                2,
+                big,
+                1,
+            ));
+        } else {
+            cells.push(String::new());
+        }
+        println!(
+            "| {name} | {}×{}×{}, {}×{}, {} stage(s) | {} |",
+            t.bm,
+            t.bn,
+            t.bk,
+            t.tm,
+            t.tn,
+            t.stages,
+            cells.join(" | ")
+        );
+    }
+}

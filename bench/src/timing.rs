@@ -1,0 +1,182 @@
+//! Timing: medians of GPU timestamps over back-to-back dispatches, with the GPU kept busy
+//! first, and the table rows with their share of the roofline floor.
+
+use crate::Args;
+use web_time::Instant;
+use webdit_dsl::UniformStruct;
+use webdit_kernels::matmul::MatmulParams;
+use webdit_kernels::Tiles;
+use webdit_model::kernels::{by_name, KernelSource};
+use webdit_model::Gpu;
+
+pub struct Bench<'a> {
+    pub gpu: &'a Gpu,
+    pub args: &'a Args,
+    query: Option<(wgpu::QuerySet, wgpu::Buffer)>,
+    /// The large square matmul (`--size`), run by [`Bench::burn`].
+    load: (webdit_model::Kernel, wgpu::BindGroup, [u32; 3]),
+}
+
+impl Bench<'_> {
+    /// Runs `n` large square matmuls (4096³: about 4 ms each on an H200) and waits: a mostly idle GPU
+    /// lowers its clock (measured: small generations ran 2-3x slower), so timings start
+    /// from a busy one.
+    pub fn burn(&self, n: u32) {
+        let gpu = self.gpu;
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for _ in 0..n {
+                self.load.0.dispatch(&mut pass, &self.load.1, self.load.2);
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+        gpu.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .expect("poll");
+    }
+
+    /// Seconds per dispatch of `kernel` (median of 7 samples of `reps` dispatches each).
+    pub fn time(
+        &self,
+        kernel: &webdit_model::Kernel,
+        bind: &wgpu::BindGroup,
+        groups: [u32; 3],
+    ) -> f64 {
+        self.time_ops(&[(kernel, bind, groups)])
+    }
+
+    /// Seconds per run of a sequence of dispatches (median of 7 samples of `reps` runs).
+    pub fn time_ops(&self, ops: &[(&webdit_model::Kernel, &wgpu::BindGroup, [u32; 3])]) -> f64 {
+        let gpu = self.gpu;
+        let reps = self.args.reps;
+        let sample = |timed: bool| -> f64 {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            let writes = match (&self.query, timed) {
+                (Some((qs, _)), true) => Some(wgpu::ComputePassTimestampWrites {
+                    query_set: qs,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
+                _ => None,
+            };
+            let start = Instant::now();
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: writes,
+                });
+                for _ in 0..reps {
+                    for (kernel, bind, groups) in ops {
+                        kernel.dispatch(&mut pass, bind, *groups);
+                    }
+                }
+            }
+            if let (Some((qs, buf)), true) = (&self.query, timed) {
+                enc.resolve_query_set(qs, 0..2, buf, 0);
+            }
+            gpu.queue.submit([enc.finish()]);
+            if let (Some((_, buf)), true) = (&self.query, timed) {
+                let t: Vec<u64> = bytemuck::pod_collect_to_vec(
+                    &pollster::block_on(gpu.read(buf)).expect("timestamps"),
+                );
+                return (t[1].saturating_sub(t[0])) as f64
+                    * gpu.queue.get_timestamp_period() as f64
+                    * 1e-9
+                    / reps as f64;
+            }
+            gpu.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .expect("poll");
+            start.elapsed().as_secs_f64() / reps as f64
+        };
+        self.burn(self.args.burn);
+        sample(false);
+        let mut v: Vec<f64> = (0..7).map(|_| sample(true)).collect();
+        v.sort_by(f64::total_cmp);
+        v[3]
+    }
+
+    pub fn row(&self, what: &str, variant: &str, shape: &str, secs: f64, flops: f64, bytes: f64) {
+        let floor =
+            (flops / (self.args.peak_gflops * 1e9)).max(bytes / (self.args.peak_gbps * 1e9));
+        let rate = if flops > 0.0 && flops / bytes > 4.0 {
+            format!("{:.0} GFLOP/s", flops / secs / 1e9)
+        } else {
+            format!("{:.0} GB/s", bytes / secs / 1e9)
+        };
+        println!(
+            "| {what} | {variant} | {shape} | {:.1} µs | {rate} | {:.0}% |",
+            secs * 1e6,
+            100.0 * floor / secs
+        );
+    }
+}
+
+pub fn buffer(gpu: &Gpu, bytes: usize) -> wgpu::Buffer {
+    let data: Vec<u8> = (0..bytes.max(16))
+        .map(|i| ((i * 7919) % 251) as u8 / 4)
+        .collect();
+    gpu.storage_init("bench", &data)
+}
+
+pub fn source(name: &str) -> &'static KernelSource {
+    by_name(name).unwrap_or_else(|| panic!("variant {name} missing"))
+}
+
+impl<'a> Bench<'a> {
+    /// Timestamp queries where the adapter has them, and the large square matmul of
+    /// [`Bench::burn`].
+    pub fn new(gpu: &'a Gpu, args: &'a Args) -> Self {
+        let query = gpu.timestamps.then(|| {
+            let qs = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: None,
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            });
+            let buf = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps"),
+                size: 16,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            (qs, buf)
+        });
+        println!(
+            "# {} — tiles {}, timing: {}",
+            gpu.describe(),
+            webdit_model::kernels::TILES,
+            if query.is_some() {
+                "GPU timestamps"
+            } else {
+                "wall clock"
+            }
+        );
+        println!(
+            "roofline: {:.1} TFLOP/s, {:.0} GB/s\n",
+            args.peak_gflops / 1e3,
+            args.peak_gbps
+        );
+        let load = {
+            let kernel = gpu.kernel(source("matmul")).expect("pipeline");
+            let n = args.size as u32;
+            let side = args.size * args.size * 4;
+            let (x, y) = (buffer(gpu, side), buffer(gpu, side));
+            let p = gpu.uniform("p", &MatmulParams::new(n, n, n).to_bytes());
+            let bind = kernel.bind(gpu, &[&x, &x, &y, &x, &p]).expect("bind");
+            let groups = n.div_ceil(
+                Tiles::named(webdit_model::kernels::TILES)
+                    .unwrap()
+                    .matmul
+                    .bm,
+            );
+            (kernel, bind, [groups, groups, 1])
+        };
+        Bench {
+            gpu,
+            args,
+            query,
+            load,
+        }
+    }
+}
