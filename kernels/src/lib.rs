@@ -10,4 +10,4 @@ pub mod norm;
 mod registry;
 pub mod sampler;
 
-pub use registry::{registry, Tiles, Variant, ATTENTION_WIDTHS, EPILOGUES};
+pub use registry::{registry, Tiles, Variant, ATTENTION_WIDTHS, EPILOGUES, MATMUL_TIERS};

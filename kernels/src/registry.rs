@@ -1,8 +1,8 @@
 //! Every kernel variant the model uses, with its parameters, in one place.
 
-use crate::matmul::{Epilogue, MatmulTiles};
-use webdit_dsl::f16;
+use crate::matmul::{matmul, matmul_wide, Epilogue, MatmulTiles};
 use webdit_dsl::ir::Kernel;
+use webdit_dsl::{f16, ScalarTy};
 
 /// One compiled-to-WGSL instance of a kernel.
 pub struct Variant {
@@ -43,6 +43,16 @@ impl Tiles {
         ("128x64", Tiles::wide(128, 64, 8, 1)),
         ("64x64", Tiles::wide(64, 64, 8, 1)),
     ];
+
+    /// Each matmul tier's tiles for f32 and for f16 storage, in [`MATMUL_TIERS`] order.
+    pub fn tiers(&self) -> [(MatmulTiles, MatmulTiles); 4] {
+        [
+            (self.matmul, self.matmul_f16),
+            (self.mid, self.mid),
+            (self.small, self.small),
+            (self.scalar, self.scalar),
+        ]
+    }
 
     /// These tiles with `tm × tn` outputs per invocation for large products.
     const fn per_thread(self, tm: u32, tn: u32) -> Tiles {
@@ -86,6 +96,23 @@ impl Default for Tiles {
     }
 }
 
+/// Variant-name prefixes of the matmul tiers, largest tiles first. All but the last run the
+/// wide kernel; `matmul_scalar` runs the scalar one (any K).
+pub const MATMUL_TIERS: [&str; 4] = ["matmul", "matmul_mid", "matmul_small", "matmul_scalar"];
+
+/// The kernel of tier `tier` (an index into [`MATMUL_TIERS`]) at tiles `t`.
+fn tier_kernel<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
+    tier: usize,
+    t: MatmulTiles,
+    e: Epilogue,
+) -> Kernel {
+    if tier + 1 == MATMUL_TIERS.len() {
+        matmul::<A, W, C>(t, e)
+    } else {
+        matmul_wide::<A, W, C>(t, e)
+    }
+}
+
 /// The head widths attention variants are built for; a model uses the smallest that fits.
 pub const ATTENTION_WIDTHS: [u32; 3] = [64, 128, 192];
 
@@ -105,70 +132,36 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
     use crate::{attention::*, layout::*, matmul::*, matvec::*, norm::*, sampler::*};
     let mut v = vec![];
     let mut add = |name: String, kernel: Kernel| v.push(Variant { name, kernel });
+    let tiers = MATMUL_TIERS.into_iter().zip(tiles.tiers()).enumerate();
     for (e, suffix) in EPILOGUES {
-        add(
-            format!("matmul{suffix}"),
-            matmul_wide::<f32, f32, f32>(tiles.matmul, e),
-        );
-        add(
-            format!("matmul{suffix}_f16"),
-            matmul_wide::<f16, f16, f16>(tiles.matmul_f16, e),
-        );
-        add(
-            format!("matmul_mid{suffix}"),
-            matmul_wide::<f32, f32, f32>(tiles.mid, e),
-        );
-        add(
-            format!("matmul_mid{suffix}_f16"),
-            matmul_wide::<f16, f16, f16>(tiles.mid, e),
-        );
-        add(
-            format!("matmul_small{suffix}"),
-            matmul_wide::<f32, f32, f32>(tiles.small, e),
-        );
-        add(
-            format!("matmul_small{suffix}_f16"),
-            matmul_wide::<f16, f16, f16>(tiles.small, e),
-        );
-        add(
-            format!("matmul_scalar{suffix}"),
-            matmul::<f32, f32, f32>(tiles.scalar, e),
-        );
-        add(
-            format!("matmul_scalar{suffix}_f16"),
-            matmul::<f16, f16, f16>(tiles.scalar, e),
-        );
+        for (i, (name, (t, t16))) in tiers.clone() {
+            add(
+                format!("{name}{suffix}"),
+                tier_kernel::<f32, f32, f32>(i, t, e),
+            );
+            add(
+                format!("{name}{suffix}_f16"),
+                tier_kernel::<f16, f16, f16>(i, t16, e),
+            );
+        }
         add(format!("splitk_reduce{suffix}"), splitk_reduce::<f32>(e));
         add(
             format!("splitk_reduce{suffix}_f16"),
             splitk_reduce::<f16>(e),
         );
     }
-    // Partial products of a split-K, always in f32.
-    add(
-        "matmul_mid_partial".into(),
-        matmul_wide::<f32, f32, f32>(tiles.mid, Epilogue::None),
-    );
-    add(
-        "matmul_mid_partial_f16".into(),
-        matmul_wide::<f16, f16, f32>(tiles.mid, Epilogue::None),
-    );
-    add(
-        "matmul_small_partial".into(),
-        matmul_wide::<f32, f32, f32>(tiles.small, Epilogue::None),
-    );
-    add(
-        "matmul_small_partial_f16".into(),
-        matmul_wide::<f16, f16, f32>(tiles.small, Epilogue::None),
-    );
-    add(
-        "matmul_scalar_partial".into(),
-        matmul::<f32, f32, f32>(tiles.scalar, Epilogue::None),
-    );
-    add(
-        "matmul_scalar_partial_f16".into(),
-        matmul::<f16, f16, f32>(tiles.scalar, Epilogue::None),
-    );
+    // Partial products of a split-K (every tier but the largest), always in f32.
+    for (i, (name, (t, _))) in tiers.skip(1) {
+        let e = Epilogue::None;
+        add(
+            format!("{name}_partial"),
+            tier_kernel::<f32, f32, f32>(i, t, e),
+        );
+        add(
+            format!("{name}_partial_f16"),
+            tier_kernel::<f16, f16, f32>(i, t, e),
+        );
+    }
     for (silu, suffix) in [(false, ""), (true, "_silu")] {
         add(format!("matvec{suffix}"), matvec::<f32, f32>(silu));
         add(format!("matvec{suffix}_w16"), matvec::<f32, f16>(silu));

@@ -520,6 +520,7 @@ impl GpuModel {
         )?);
 
         // The model.
+        let fixed = |ops: Vec<Op>| ops.into_iter().map(Dispatch::Fixed);
         let sfx = self.sfx;
         let patch = PatchParams {
             channels: c.channels as u32,
@@ -533,17 +534,13 @@ impl GpuModel {
             &[&x, &patches, &pp],
             lin(patch.total),
         )?));
-        forward.extend(
-            linear(
-                "_addrows",
-                sfx,
-                [&patches, &self.patch_embed, &h, &self.pos],
-                (rows, d, pd),
-                n,
-            )?
-            .into_iter()
-            .map(Dispatch::Fixed),
-        );
+        forward.extend(fixed(linear(
+            "_addrows",
+            sfx,
+            [&patches, &self.patch_embed, &h, &self.pos],
+            (rows, d, pd),
+            n,
+        )?));
         // AdaLN `k` of timestep slot `slot` reads that slot's rows of the modulations
         // (`[slot, batch, mw]`), so no step copies them anywhere.
         let adaln = named(&format!("adaln{sfx}"));
@@ -614,65 +611,45 @@ impl GpuModel {
         };
         for (i, b) in self.blocks.iter().enumerate() {
             forward.push(Dispatch::Norm(2 * i));
-            forward.extend(
-                linear(
-                    "",
-                    sfx,
-                    [&y, &b.qkv, &qkv, &self.dummy],
-                    (rows, 3 * inner, d),
-                    1,
-                )?
-                .into_iter()
-                .map(Dispatch::Fixed),
-            );
-            forward.extend(attention(&qkv, &attn)?.into_iter().map(Dispatch::Fixed));
-            forward.extend(
-                linear(
-                    "_acc",
-                    sfx,
-                    [&attn, &b.out, &h, &self.dummy],
-                    (rows, d, inner),
-                    1,
-                )?
-                .into_iter()
-                .map(Dispatch::Fixed),
-            );
-            forward.push(Dispatch::Norm(2 * i + 1));
-            forward.extend(
-                linear(
-                    "_silu",
-                    sfx,
-                    [&y, &b.ff0, &ff, &self.dummy],
-                    (rows, hid, d),
-                    1,
-                )?
-                .into_iter()
-                .map(Dispatch::Fixed),
-            );
-            forward.extend(
-                linear(
-                    "_acc",
-                    sfx,
-                    [&ff, &b.ff2, &h, &self.dummy],
-                    (rows, d, hid),
-                    1,
-                )?
-                .into_iter()
-                .map(Dispatch::Fixed),
-            );
-        }
-        forward.push(Dispatch::Norm(2 * c.depth));
-        forward.extend(
-            linear(
+            forward.extend(fixed(linear(
                 "",
                 sfx,
-                [&y, &self.to_pixels, &pix, &self.dummy],
-                (rows, pd, d),
+                [&y, &b.qkv, &qkv, &self.dummy],
+                (rows, 3 * inner, d),
                 1,
-            )?
-            .into_iter()
-            .map(Dispatch::Fixed),
-        );
+            )?));
+            forward.extend(fixed(attention(&qkv, &attn)?));
+            forward.extend(fixed(linear(
+                "_acc",
+                sfx,
+                [&attn, &b.out, &h, &self.dummy],
+                (rows, d, inner),
+                1,
+            )?));
+            forward.push(Dispatch::Norm(2 * i + 1));
+            forward.extend(fixed(linear(
+                "_silu",
+                sfx,
+                [&y, &b.ff0, &ff, &self.dummy],
+                (rows, hid, d),
+                1,
+            )?));
+            forward.extend(fixed(linear(
+                "_acc",
+                sfx,
+                [&ff, &b.ff2, &h, &self.dummy],
+                (rows, d, hid),
+                1,
+            )?));
+        }
+        forward.push(Dispatch::Norm(2 * c.depth));
+        forward.extend(fixed(linear(
+            "",
+            sfx,
+            [&y, &self.to_pixels, &pix, &self.dummy],
+            (rows, pd, d),
+            1,
+        )?));
         let unpatchify = named(&format!("unpatchify{sfx}"));
         forward.push(Dispatch::Fixed(op(
             unpatchify,
@@ -680,17 +657,13 @@ impl GpuModel {
             lin(patch.total),
         )?));
         if heads == Heads::Both {
-            forward.extend(
-                linear(
-                    "_bias",
-                    sfx,
-                    [&y, &self.proj_fin, &pix, &self.proj_bias],
-                    (rows, pd, d),
-                    1,
-                )?
-                .into_iter()
-                .map(Dispatch::Fixed),
-            );
+            forward.extend(fixed(linear(
+                "_bias",
+                sfx,
+                [&y, &self.proj_fin, &pix, &self.proj_bias],
+                (rows, pd, d),
+                1,
+            )?));
             forward.push(Dispatch::Fixed(op(
                 unpatchify,
                 &[&pix, &x0_img, &pp],
@@ -833,10 +806,11 @@ impl Generator<'_> {
         per_submit: usize,
     ) -> Result<Vec<f32>, RuntimeError> {
         self.set_seed(gpu, seed);
+        let per_submit = per_submit.max(1);
         // A plan of no steps still draws the initial noise.
-        for start in (0..self.len().max(1)).step_by(per_submit.max(1)) {
+        for start in (0..self.len().max(1)).step_by(per_submit) {
             let mut enc = gpu.device.create_command_encoder(&Default::default());
-            self.encode(&mut enc, start..(start + per_submit.max(1)).min(self.len()));
+            self.encode(&mut enc, start..(start + per_submit).min(self.len()));
             gpu.queue.submit([enc.finish()]);
         }
         Ok(bytemuck::pod_collect_to_vec(&gpu.read(&self.x).await?))

@@ -63,19 +63,11 @@ impl MatmulPlan {
 }
 
 /// Variant name prefixes of the tiers, largest tiles first.
-pub const TIERS: [&str; 4] = ["matmul", "matmul_mid", "matmul_small", "matmul_scalar"];
+pub use webdit_kernels::MATMUL_TIERS as TIERS;
 
-/// The tiers, largest tiles first: variant prefix, tiles, the most slices of K, and what
-/// K must be a multiple of (the wide kernels read `vec4`s along K; the scalar tier takes
-/// any K).
-fn tiers(tiles: &Tiles) -> [(&'static str, MatmulTiles, u32, usize); 4] {
-    [
-        (TIERS[0], tiles.matmul, 1, 4),
-        (TIERS[1], tiles.mid, 8, 4),
-        (TIERS[2], tiles.small, MAX_SPLITS, 4),
-        (TIERS[3], tiles.scalar, MAX_SPLITS, 1),
-    ]
-}
+/// Per tier (in [`TIERS`] order): the most slices of K, and what K must be a multiple of
+/// (the wide kernels read `vec4`s along K; the scalar tier takes any K).
+const SPLITS_AND_QUANTUM: [(u32, usize); 4] = [(1, 4), (8, 4), (MAX_SPLITS, 4), (MAX_SPLITS, 1)];
 
 /// Tier `tier` (an index into [`TIERS`]) with `splits` slices of K, if the
 /// shape allows it: K a multiple of the tier's quantum per slice, slices at least
@@ -87,7 +79,8 @@ pub fn plan_tier(
     (m, n, k): (usize, usize, usize),
     scratch: usize,
 ) -> Option<MatmulPlan> {
-    let (name, t, max_splits, quantum) = tiers(tiles)[tier];
+    let (name, (t, _)) = (TIERS[tier], tiles.tiers()[tier]);
+    let (max_splits, quantum) = SPLITS_AND_QUANTUM[tier];
     let s = splits as usize;
     let fits = splits == 1 || (k / s >= MIN_SLICE && m * n * s <= scratch);
     (splits <= max_splits && k.is_multiple_of(s * quantum) && fits).then(|| MatmulPlan {
