@@ -51,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (tile_name, tiles) = tiles();
     let mut consts = String::new();
     let mut all = vec![];
+    let mut hash = xxhash_rust::xxh3::Xxh3::new();
     for v in registry(&tiles) {
         let compiled = match webdit_codegen::compile(&v.kernel) {
             Ok(c) => c,
@@ -59,6 +60,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 std::process::exit(1);
             }
         };
+        hash.update(v.name.as_bytes());
+        hash.update(compiled.wgsl.as_bytes());
         std::fs::write(out.join(format!("{}.wgsl", v.name)), compiled.wgsl)?;
         let id = v.name.to_uppercase();
         let src = source(&v.name, &v.kernel);
@@ -73,6 +76,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         consts,
         "/// Every registered variant.\npub const ALL: &[&KernelSource] = &[{}];",
         all.join(", ")
+    )?;
+    writeln!(
+        consts,
+        "/// Hash of every variant's name and WGSL (keys the pipeline cache).\npub const SOURCE_HASH: u64 = {:#x};",
+        hash.digest()
     )?;
     writeln!(consts, "/// The tile configuration chosen by Cargo features.\npub const TILES: &str = {tile_name:?};")?;
     std::fs::write(out.join("kernels.rs"), consts)?;

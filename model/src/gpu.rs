@@ -3,6 +3,7 @@
 //! callback through a channel; natively `poll` drives it).
 
 use crate::kernels::{Binding, KernelSource};
+use std::sync::OnceLock;
 use wgpu::util::DeviceExt;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +37,30 @@ pub struct Gpu {
     pub f16: bool,
     /// Timestamp queries are available (and enabled).
     pub timestamps: bool,
+    /// The driver's pipeline cache, where the adapter has one and the caller asked for it
+    /// ([`Gpu::with_cache`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    cache: Option<crate::pipeline_cache::Cache>,
 }
 
 impl Gpu {
     /// Opens the highest-performance adapter with `shader-f16` and timestamp queries enabled
-    /// where the adapter has them.
+    /// where the adapter has them. Compiled pipelines are not kept between runs.
     pub async fn new() -> Result<Gpu, GpuError> {
+        Self::open(false).await
+    }
+
+    /// [`Gpu::new`], with the driver's compiled pipelines kept in a file under the user's
+    /// cache directory (see [`crate::pipeline_cache`]) where the adapter supports it, so a
+    /// second run skips shader compilation. A bad cache file is reported on stderr, ignored
+    /// and rewritten.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn with_cache() -> Result<Gpu, GpuError> {
+        Self::open(true).await
+    }
+
+    #[cfg_attr(target_arch = "wasm32", allow(unused_variables))]
+    async fn open(cached: bool) -> Result<Gpu, GpuError> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
@@ -51,7 +70,10 @@ impl Gpu {
             })
             .await
             .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
-        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY;
+        let mut wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY;
+        if cached {
+            wanted |= wgpu::Features::PIPELINE_CACHE;
+        }
         let features = adapter.features() & wanted;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -64,12 +86,20 @@ impl Gpu {
             })
             .await
             .map_err(|e| GpuError::Device(e.to_string()))?;
+        let info = adapter.get_info();
+        #[cfg(not(target_arch = "wasm32"))]
+        let cache = features
+            .contains(wgpu::Features::PIPELINE_CACHE)
+            .then(|| crate::pipeline_cache::Cache::open(&device, &info))
+            .flatten();
         Ok(Gpu {
             device,
             queue,
-            adapter: adapter.get_info(),
+            adapter: info,
             f16: features.contains(wgpu::Features::SHADER_F16),
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            #[cfg(not(target_arch = "wasm32"))]
+            cache,
         })
     }
 
@@ -77,6 +107,21 @@ impl Gpu {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn new_blocking() -> Result<Gpu, GpuError> {
         pollster::block_on(Gpu::new())
+    }
+
+    /// Where compiled pipelines are kept between runs, if they are.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn cache_file(&self) -> Option<&std::path::Path> {
+        self.cache.as_ref().map(|c| c.path())
+    }
+
+    /// Writes the pipeline cache back if pipelines were compiled since it was loaded. A
+    /// failure to write is a warning: the next run compiles again.
+    pub fn save_cache(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(c) = &self.cache {
+            c.save();
+        }
     }
 
     /// A one-line description of the adapter.
@@ -93,6 +138,14 @@ impl Gpu {
 
     /// Creates the pipeline of a build-time-compiled kernel.
     pub fn kernel(&self, src: &'static KernelSource) -> Result<Kernel, GpuError> {
+        let k = self.layout(src)?;
+        self.compile(&[&k]);
+        Ok(k)
+    }
+
+    /// A kernel's bind-group layout, enough to bind buffers to it; its pipeline is created
+    /// by [`Gpu::compile`] before the first dispatch.
+    pub fn layout(&self, src: &'static KernelSource) -> Result<Kernel, GpuError> {
         if src.f16 && !self.f16 {
             return Err(GpuError::MissingFeature {
                 kernel: src.name,
@@ -100,21 +153,6 @@ impl Gpu {
                 adapter: self.adapter.name.clone(),
             });
         }
-        let desc = wgpu::ShaderModuleDescriptor {
-            label: Some(src.name),
-            source: wgpu::ShaderSource::Wgsl(src.wgsl.into()),
-        };
-        // Natively, wgpu would add a bounds check to every storage access (an order of
-        // magnitude on matmuls). Every kernel's indexing is tested against CPU references
-        // with guard regions around outputs, so natively the kernels run unchecked.
-        // Browsers always keep their own checks.
-        #[cfg(not(target_arch = "wasm32"))]
-        let module = unsafe {
-            self.device
-                .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
-        };
-        #[cfg(target_arch = "wasm32")]
-        let module = self.device.create_shader_module(desc);
         let entries: Vec<wgpu::BindGroupLayoutEntry> = src
             .bindings
             .iter()
@@ -142,28 +180,84 @@ impl Gpu {
                 label: Some(src.name),
                 entries: &entries,
             });
+        Ok(Kernel {
+            src,
+            layout,
+            pipeline: OnceLock::new(),
+        })
+    }
+
+    /// Creates the pipelines of `kernels` that do not have one yet (natively on all cores:
+    /// translation to the driver's language and the driver's compiler run per pipeline),
+    /// and returns how many it created.
+    pub fn compile(&self, kernels: &[&Kernel]) -> usize {
+        let todo: Vec<&Kernel> = kernels
+            .iter()
+            .copied()
+            .filter(|k| k.pipeline.get().is_none())
+            .collect();
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let threads = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(todo.len());
+            if threads > 1 {
+                let next = std::sync::atomic::AtomicUsize::new(0);
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        s.spawn(|| loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(k) = todo.get(i) else { break };
+                            k.pipeline.get_or_init(|| self.pipeline(k));
+                        });
+                    }
+                });
+                return todo.len();
+            }
+        }
+        for k in &todo {
+            k.pipeline.get_or_init(|| self.pipeline(k));
+        }
+        todo.len()
+    }
+
+    fn pipeline(&self, k: &Kernel) -> wgpu::ComputePipeline {
+        let src = k.src;
+        let desc = wgpu::ShaderModuleDescriptor {
+            label: Some(src.name),
+            source: wgpu::ShaderSource::Wgsl(src.wgsl.into()),
+        };
+        // Natively, wgpu would add a bounds check to every storage access (an order of
+        // magnitude on matmuls). Every kernel's indexing is tested against CPU references
+        // with guard regions around outputs, so natively the kernels run unchecked.
+        // Browsers always keep their own checks.
+        #[cfg(not(target_arch = "wasm32"))]
+        let module = unsafe {
+            self.device
+                .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+        };
+        #[cfg(target_arch = "wasm32")]
+        let module = self.device.create_shader_module(desc);
         let pipeline_layout = self
             .device
             .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some(src.name),
-                bind_group_layouts: &[Some(&layout)],
+                bind_group_layouts: &[Some(&k.layout)],
                 immediate_size: 0,
             });
-        let pipeline = self
-            .device
+        #[cfg(not(target_arch = "wasm32"))]
+        let cache = self.cache.as_ref().map(|c| c.compiled());
+        #[cfg(target_arch = "wasm32")]
+        let cache = None;
+        self.device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(src.name),
                 layout: Some(&pipeline_layout),
                 module: &module,
                 entry_point: Some(src.entry),
                 compilation_options: Default::default(),
-                cache: None,
-            });
-        Ok(Kernel {
-            src,
-            layout,
-            pipeline,
-        })
+                cache,
+            })
     }
 
     /// A storage buffer initialized with `data` (also usable as a copy source and target).
@@ -228,14 +322,19 @@ impl Gpu {
     }
 }
 
-/// A compute pipeline with its bind-group layout.
+/// A kernel's bind-group layout and, once [`Gpu::compile`] made it, its compute pipeline.
 pub struct Kernel {
     pub src: &'static KernelSource,
     layout: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
+    pipeline: OnceLock<wgpu::ComputePipeline>,
 }
 
 impl Kernel {
+    /// Whether the pipeline exists.
+    pub fn is_compiled(&self) -> bool {
+        self.pipeline.get().is_some()
+    }
+
     /// Binds `buffers` to the kernel's parameters, in order.
     pub fn bind(&self, gpu: &Gpu, buffers: &[&wgpu::Buffer]) -> Result<wgpu::BindGroup, GpuError> {
         if buffers.len() != self.src.bindings.len() {
@@ -261,13 +360,20 @@ impl Kernel {
     }
 
     /// Records a dispatch of `groups` workgroups into a compute pass.
+    ///
+    /// # Panics
+    /// If the pipeline was not compiled ([`Gpu::compile`]).
     pub fn dispatch(
         &self,
         pass: &mut wgpu::ComputePass<'_>,
         bind: &wgpu::BindGroup,
         groups: [u32; 3],
     ) {
-        pass.set_pipeline(&self.pipeline);
+        let pipeline = self
+            .pipeline
+            .get()
+            .unwrap_or_else(|| panic!("kernel `{}` dispatched before Gpu::compile", self.src.name));
+        pass.set_pipeline(pipeline);
         pass.set_bind_group(0, bind, &[]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
     }

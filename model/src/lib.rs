@@ -7,6 +7,8 @@ pub mod cpu;
 pub mod gpu;
 pub mod kernels;
 pub mod noise;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod pipeline_cache;
 pub mod pixels;
 pub mod runtime;
 pub mod sampler;

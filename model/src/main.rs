@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use web_time::Instant;
 use webdit_model::cpu::CpuModel;
 use webdit_model::pixels::to_rgba8;
+use webdit_model::runtime::SUBMIT_STEPS;
 use webdit_model::{checkpoint, plan, Checkpoint, Config, Gpu, GpuModel, Precision, Sampler};
 
 #[derive(Parser)]
@@ -43,8 +44,16 @@ enum Command {
         /// Output PNG; with several images and no --grid, `NAME-<i>.png`.
         #[arg(long, default_value = "icon.png")]
         out: PathBuf,
+        /// The first seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Icons to generate from one start-up, seeds `seed`, `seed+1`, ...; with several,
+        /// the files are `NAME-<seed>.png`.
+        #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
+        count: usize,
+        /// Seeds to generate from one start-up (e.g. `1,2,3`), instead of --seed/--count.
+        #[arg(long, value_delimiter = ',', conflicts_with = "seed")]
+        seeds: Vec<u64>,
         /// Denoising steps (default: the model's T; DDIM may use fewer).
         #[arg(long)]
         steps: Option<usize>,
@@ -69,6 +78,14 @@ enum Command {
         /// Storage precision on the GPU (default: f16 where the adapter has shader-f16).
         #[arg(long, value_enum)]
         precision: Option<PrecisionArg>,
+        /// Print where the time went: process start, adapter, weights, pipelines,
+        /// recording, steps, readback, PNG.
+        #[arg(long)]
+        timings: bool,
+        /// Neither read nor write the compiled-pipeline cache (kept under
+        /// `$WEBDIT_CACHE_DIR`, else the user's cache directory, e.g. `~/.cache/webdit`).
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Print a checkpoint's configuration and tensors.
     Info { file: PathBuf },
@@ -155,23 +172,215 @@ fn progress(len: usize) -> ProgressBar {
     bar
 }
 
+/// Seconds since the process was started by the OS (Linux: from `/proc`), so start-up
+/// timings include loading the binary.
+fn process_age() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces); `starttime` is field 22.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let ticks: f64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    // Linux reports `starttime` in USER_HZ, 100 on every mainstream configuration.
+    Some((uptime - ticks / 100.0).max(0.0))
+}
+
+/// Named phases of a run, printed as a table by `--timings`.
+struct Phases {
+    start: Instant,
+    /// Seconds between the process's start and `start`.
+    before: f64,
+    last: f64,
+    rows: Vec<(String, f64)>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        let start = Instant::now();
+        let before = process_age().unwrap_or(0.0);
+        Phases {
+            start,
+            before,
+            last: 0.0,
+            rows: vec![("process start to main".into(), before)],
+        }
+    }
+
+    /// Records `s` seconds of the current phase as phase `name`.
+    fn part(&mut self, name: impl Into<String>, s: f64) {
+        self.rows.push((name.into(), s));
+        self.last += s;
+    }
+
+    /// Ends phase `name` now.
+    fn done(&mut self, name: impl Into<String>) {
+        let now = self.start.elapsed().as_secs_f64();
+        self.rows.push((name.into(), now - self.last));
+        self.last = now;
+    }
+
+    fn total(&self) -> f64 {
+        self.before + self.start.elapsed().as_secs_f64()
+    }
+
+    fn print(&self) {
+        println!("{:<60} {:>10}", "phase", "ms");
+        for (name, s) in &self.rows {
+            println!("{name:<60} {:>10.1}", s * 1e3);
+        }
+        println!(
+            "{:<60} {:>10.1}",
+            "total (process start to last PNG)",
+            self.total() * 1e3
+        );
+    }
+}
+
+/// The output file for `seed` when several seeds are generated.
+fn seed_path(out: &Path, seed: u64, several: bool) -> PathBuf {
+    if !several {
+        return out.to_path_buf();
+    }
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "icon".into());
+    out.with_file_name(format!("{stem}-{seed}.png"))
+}
+
+/// What `generate` was asked for.
+struct Job {
+    out: PathBuf,
+    seeds: Vec<u64>,
+    batch: usize,
+    grid: bool,
+    timings: bool,
+}
+
+/// Runs `job` on the GPU: one model and one generator for every seed, each generation
+/// submitted in chunks of steps with progress from their completion, never a sync per step.
+fn generate_gpu(
+    gpu: &Gpu,
+    ckpt: &Checkpoint,
+    precision: Option<Precision>,
+    steps: &[webdit_model::Step],
+    job: &Job,
+    phases: &mut Phases,
+) -> Result<()> {
+    let c = &ckpt.config;
+    let model = GpuModel::new(gpu, ckpt, precision)?;
+    phases.done("weights to the GPU");
+    println!(
+        "adapter: {} — {:?} kernels, tiles {}",
+        gpu.describe(),
+        model.precision,
+        webdit_model::kernels::TILES
+    );
+    let g = model.generator(gpu, job.batch, steps)?;
+    let (compiled, compile_s) = g.compiled;
+    let cache = match gpu.cache_file() {
+        Some(p) => format!("cache {}", p.display()),
+        None => "no pipeline cache".into(),
+    };
+    phases.part(
+        format!("pipelines ({compiled} compiled, {cache})"),
+        compile_s,
+    );
+    phases.done("buffers and bind groups");
+    let several = job.seeds.len() > 1;
+    for &seed in &job.seeds {
+        let bar = progress(g.len());
+        let begin = Instant::now();
+        let mut chunks = vec![];
+        g.submit(gpu, seed, SUBMIT_STEPS, |done, index| {
+            chunks.push((done, index))
+        });
+        phases.done(format!("seed {seed}: record and submit"));
+        for (done, index) in chunks {
+            gpu.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(index),
+                    timeout: None,
+                })
+                .context("waiting for the GPU")?;
+            bar.set_position(done as u64);
+        }
+        let t = begin.elapsed().as_secs_f64();
+        phases.done(format!("seed {seed}: the steps on the GPU"));
+        let x = pollster::block_on(g.read_image(gpu))?;
+        bar.finish_and_clear();
+        phases.done(format!("seed {seed}: readback"));
+        println!(
+            "seed {seed}: {} steps × batch {}: {:.2} ms/step, {:.1} ms on the GPU",
+            g.len(),
+            job.batch,
+            t * 1e3 / g.len().max(1) as f64,
+            t * 1e3
+        );
+        for p in write_pngs(c, &x, &seed_path(&job.out, seed, several), job.grid)? {
+            println!("wrote {}", p.display());
+        }
+        phases.done(format!("seed {seed}: PNG"));
+    }
+    Ok(())
+}
+
+/// Runs `job` on the CPU reference implementation.
+fn generate_cpu(
+    ckpt: Checkpoint,
+    steps: &[webdit_model::Step],
+    job: &Job,
+    phases: &mut Phases,
+) -> Result<()> {
+    println!("device: CPU reference implementation");
+    let c = ckpt.config.clone();
+    let model = CpuModel::new(ckpt);
+    let several = job.seeds.len() > 1;
+    for &seed in &job.seeds {
+        let bar = progress(steps.len());
+        let begin = Instant::now();
+        let x = model.generate(job.batch, seed, steps, |k| bar.set_position(k as u64));
+        bar.finish_and_clear();
+        let t = begin.elapsed().as_secs_f64();
+        phases.done(format!("seed {seed}: the steps on the CPU"));
+        println!(
+            "seed {seed}: {} steps × batch {}: {:.1} ms/step on the CPU",
+            steps.len(),
+            job.batch,
+            t * 1e3 / steps.len().max(1) as f64
+        );
+        for p in write_pngs(&c, &x, &seed_path(&job.out, seed, several), job.grid)? {
+            println!("wrote {}", p.display());
+        }
+        phases.done(format!("seed {seed}: PNG"));
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn generate(
-    out: PathBuf,
-    seed: u64,
+    job: Job,
     steps: Option<usize>,
     sampler: SamplerArg,
-    batch: usize,
     weights: Option<PathBuf>,
     preset_name: Option<String>,
-    grid: bool,
     device: DeviceArg,
     precision: Option<PrecisionArg>,
+    no_cache: bool,
 ) -> Result<()> {
-    if batch == 0 {
+    let mut phases = Phases::new();
+    if job.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    if out
+    if job.seeds.is_empty() {
+        bail!("--count must be at least 1");
+    }
+    if job
+        .out
         .extension()
         .and_then(|e| e.to_str())
         .map(|e| e.to_ascii_lowercase())
@@ -180,84 +389,59 @@ fn generate(
         bail!("--out must name a .png file");
     }
     let ckpt = load(&weights, &preset_name)?;
+    phases.done("weights (read and check)");
     let c = ckpt.config.clone();
     let sampler = match sampler {
         SamplerArg::Ddpm => Sampler::Ddpm,
         SamplerArg::Ddim => Sampler::Ddim,
     };
     let steps = plan(&c, sampler, steps.unwrap_or(c.steps))?;
-    let gpu = match (device, Gpu::new_blocking()) {
-        (DeviceArg::Cpu, _) => None,
-        (DeviceArg::Gpu, g) => Some(g?),
-        (DeviceArg::Auto, Ok(g)) if g.adapter.device_type == wgpu::DeviceType::Cpu => {
-            println!("{} is a software adapter; the CPU reference implementation is faster here (--device gpu to use it)", g.adapter.name);
-            None
-        }
-        (DeviceArg::Auto, Ok(g)) => Some(g),
-        (DeviceArg::Auto, Err(e)) => {
-            eprintln!("{e}\nfalling back to the CPU reference implementation");
-            None
+    let open = || {
+        if no_cache {
+            pollster::block_on(Gpu::new())
+        } else {
+            pollster::block_on(Gpu::with_cache())
         }
     };
-    if gpu.is_none() && batch > 1024 {
-        bail!("--batch {batch} is too large for the CPU path (at most 1024)");
+    let gpu = match device {
+        DeviceArg::Cpu => None,
+        DeviceArg::Gpu => Some(open()?),
+        DeviceArg::Auto => match open() {
+            Ok(g) if g.adapter.device_type == wgpu::DeviceType::Cpu => {
+                println!("{} is a software adapter; the CPU reference implementation is faster here (--device gpu to use it)", g.adapter.name);
+                None
+            }
+            Ok(g) => Some(g),
+            Err(e) => {
+                eprintln!("{e}\nfalling back to the CPU reference implementation");
+                None
+            }
+        },
+    };
+    if device != DeviceArg::Cpu {
+        phases.done("adapter and device");
     }
-    let start = Instant::now();
-    let bar = progress(steps.len());
-    let x = match &gpu {
+    if gpu.is_none() && job.batch > 1024 {
+        bail!(
+            "--batch {} is too large for the CPU path (at most 1024)",
+            job.batch
+        );
+    }
+    match &gpu {
         Some(gpu) => {
             let precision = precision.map(|p| match p {
                 PrecisionArg::F32 => Precision::F32,
                 PrecisionArg::F16 => Precision::F16,
             });
-            let model = GpuModel::new(gpu, &ckpt, precision)?;
-            println!(
-                "adapter: {} — {:?} kernels, tiles {}",
-                gpu.describe(),
-                model.precision,
-                webdit_model::kernels::TILES
-            );
-            let g = model.generator(gpu, batch, &steps)?;
-            g.set_seed(gpu, seed);
-            let begin = Instant::now();
-            for k in 0..g.len() {
-                let mut enc = gpu.device.create_command_encoder(&Default::default());
-                g.encode(&mut enc, k..k + 1);
-                gpu.queue.submit([enc.finish()]);
-                gpu.device
-                    .poll(wgpu::PollType::wait_indefinitely())
-                    .context("waiting for the GPU")?;
-                bar.inc(1);
-            }
-            let x = pollster::block_on(g.read_image(gpu))?;
-            bar.finish_and_clear();
-            let t = begin.elapsed().as_secs_f64();
-            println!(
-                "{} steps × batch {batch}: {:.1} ms/step, {:.3} s on the GPU",
-                g.len(),
-                t * 1e3 / g.len() as f64,
-                t
-            );
-            x
+            generate_gpu(gpu, &ckpt, precision, &steps, &job, &mut phases)?;
         }
-        None => {
-            println!("device: CPU reference implementation");
-            let model = CpuModel::new(ckpt);
-            let x = model.generate(batch, seed, &steps, |k| bar.set_position(k as u64));
-            bar.finish_and_clear();
-            let t = start.elapsed().as_secs_f64();
-            println!(
-                "{} steps × batch {batch}: {:.1} ms/step on the CPU",
-                steps.len(),
-                t * 1e3 / steps.len() as f64
-            );
-            x
-        }
-    };
-    for p in write_pngs(&c, &x, &out, grid)? {
-        println!("wrote {}", p.display());
+        None => generate_cpu(ckpt, &steps, &job, &mut phases)?,
     }
-    println!("total {:.3} s", start.elapsed().as_secs_f64());
+    if job.timings {
+        phases.print();
+    } else {
+        println!("total {:.3} s", phases.total());
+    }
     Ok(())
 }
 
@@ -303,6 +487,8 @@ fn main() {
         Command::Generate {
             out,
             seed,
+            count,
+            seeds,
             steps,
             sampler,
             batch,
@@ -311,9 +497,25 @@ fn main() {
             grid,
             device,
             precision,
-        } => generate(
-            out, seed, steps, sampler, batch, weights, preset, grid, device, precision,
-        ),
+            timings,
+            no_cache,
+        } => {
+            let seeds = if seeds.is_empty() {
+                (0..count as u64).map(|i| seed.wrapping_add(i)).collect()
+            } else {
+                seeds
+            };
+            let job = Job {
+                out,
+                seeds,
+                batch,
+                grid,
+                timings,
+            };
+            generate(
+                job, steps, sampler, weights, preset, device, precision, no_cache,
+            )
+        }
         Command::Info { file } => info(&file),
         Command::Convert { from, to, preset } => convert(&from, &to, &preset),
     };

@@ -1,7 +1,8 @@
-//! The DiT on the GPU. [`GpuModel`] holds the weights and pipelines (created once per model);
-//! [`Generator`] holds the buffers, bind groups and recorded dispatch list for one batch size
-//! and one step plan (created once, reused for every image). A whole generation is recorded
-//! with no readback until the final image.
+//! The DiT on the GPU. [`GpuModel`] holds the weights and the kernels it has needed so far
+//! (a pipeline is compiled the first time a generator uses it, all of a generator's at once
+//! and in parallel natively); [`Generator`] holds the buffers, bind groups and recorded
+//! dispatch list for one batch size and one step plan (created once, reused for every
+//! image). A whole generation is recorded with no readback until the final image.
 //!
 //! Everything that depends only on the timestep (time MLP, all AdaLN modulations) is
 //! computed for every step of the plan in one batch when the generator is created; each step
@@ -12,8 +13,10 @@ use crate::config::Config;
 use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernels::{by_name, KernelSource, TILES};
 use crate::sampler::Step;
-use crate::tiers::{attention_chunks, plan_matmul, MAX_SPLITS, SCRATCH_FLOATS, TIERS};
+use crate::tiers::{attention_chunks, plan_matmul, MAX_SPLITS, SCRATCH_FLOATS};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use web_time::Instant;
 use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
 use webdit_kernels::layout::{PatchParams, SinusParams};
@@ -61,35 +64,34 @@ struct Block {
     ff2: wgpu::Buffer,
 }
 
-/// Every pipeline the model uses, by variant name.
+/// The kernels a model has used so far, by variant name; each is compiled once, when the
+/// first generator that needs it is built.
+#[derive(Default)]
 struct Pipelines {
-    kernels: Vec<Kernel>,
-    index: HashMap<&'static str, usize>,
+    kernels: Mutex<HashMap<&'static str, Arc<Kernel>>>,
 }
 
 impl Pipelines {
-    fn load(gpu: &Gpu, names: &[String]) -> Result<Pipelines, RuntimeError> {
-        let mut p = Pipelines {
-            kernels: vec![],
-            index: HashMap::new(),
-        };
-        for n in names {
-            let src = variant(n)?;
-            p.index.insert(src.name, p.kernels.len());
-            p.kernels.push(gpu.kernel(src)?);
+    /// The kernel `name` (its layout; the pipeline is compiled by [`Gpu::compile`]).
+    fn get(&self, gpu: &Gpu, name: &str) -> Result<Arc<Kernel>, RuntimeError> {
+        let src = variant(name)?;
+        let mut map = self.kernels.lock().expect("no panics while held");
+        if let Some(k) = map.get(src.name) {
+            return Ok(k.clone());
         }
-        Ok(p)
+        let k = Arc::new(gpu.layout(src)?);
+        map.insert(src.name, k.clone());
+        Ok(k)
     }
 
-    fn id(&self, name: &str) -> usize {
-        *self
-            .index
-            .get(name)
-            .unwrap_or_else(|| panic!("pipeline {name} was not loaded"))
+    /// How many pipelines exist.
+    fn compiled(&self) -> usize {
+        let map = self.kernels.lock().expect("no panics while held");
+        map.values().filter(|k| k.is_compiled()).count()
     }
 }
 
-/// A model on the GPU: weights and pipelines.
+/// A model on the GPU: weights, and the pipelines generators have needed so far.
 pub struct GpuModel {
     pub config: Config,
     pub precision: Precision,
@@ -141,46 +143,6 @@ impl GpuModel {
             .find(|w| **w as usize >= c.dim_head)
             .expect("config validated");
 
-        let mut names: Vec<String> = TIERS
-            .iter()
-            .flat_map(|m| {
-                webdit_kernels::EPILOGUES
-                    .iter()
-                    .map(move |(_, e)| format!("{m}{e}{sfx}"))
-            })
-            .collect();
-        for (_, e) in webdit_kernels::EPILOGUES.iter() {
-            names.push(format!("splitk_reduce{e}{sfx}"));
-            names.push(format!("splitk_reduce{e}"));
-        }
-        for n in ["adaln", "patchify", "unpatchify"] {
-            names.push(format!("{n}{sfx}"));
-        }
-        // Split-K partial products (f32 ones for the f32 time path), and the f32 products
-        // of the time path.
-        for tier in TIERS {
-            if tier != TIERS[0] {
-                names.push(format!("{tier}_partial{sfx}"));
-                names.push(format!("{tier}_partial"));
-            }
-            names.push(tier.to_string());
-            names.push(format!("{tier}_silu"));
-        }
-        for n in ["attention_d", "attention_split_d"] {
-            names.push(format!("{n}{width}{sfx}"));
-        }
-        names.push(format!("attention_combine{sfx}"));
-        for n in [
-            "timestep_embedding",
-            "matvec",
-            "matvec_silu",
-            "sampler_step",
-        ] {
-            names.push(n.to_string());
-        }
-        names.sort();
-        names.dedup();
-        let k = Pipelines::load(gpu, &names)?;
         let main = |data: &[f32]| -> Vec<u8> {
             match precision {
                 Precision::F32 => bytemuck::cast_slice(data).to_vec(),
@@ -221,7 +183,7 @@ impl GpuModel {
             tiles: Tiles::named(TILES).expect("the build's tiles are registered"),
             sfx,
             attention_width: *width,
-            k,
+            k: Pipelines::default(),
             patch_embed: up("patch_embed", &w("patch_embed.weight")),
             pos: up("pos", &main(&c.pos_embedding())),
             blocks,
@@ -235,6 +197,11 @@ impl GpuModel {
             config: c,
             precision,
         })
+    }
+
+    /// Pipelines compiled so far.
+    pub fn pipelines(&self) -> usize {
+        self.k.compiled()
     }
 
     /// Width of one row of the stacked modulations.
@@ -254,7 +221,7 @@ fn norm_names(c: &Config) -> Vec<String> {
 
 /// One recorded dispatch.
 struct Op {
-    kernel: usize,
+    kernel: Arc<Kernel>,
     bind: wgpu::BindGroup,
     groups: [u32; 3],
 }
@@ -276,8 +243,9 @@ enum Heads {
 }
 
 /// Buffers, bind groups and the dispatch list for one batch size and one list of timesteps.
-pub struct Generator<'m> {
-    model: &'m GpuModel,
+/// Reusable: every [`Generator::generate`] starts from its seed, so the same seed gives the
+/// same bits however often a generator has run.
+pub struct Generator {
     pub batch: usize,
     steps: Vec<Step>,
     /// The image being denoised, `[batch, c, s, s]` f32.
@@ -291,6 +259,9 @@ pub struct Generator<'m> {
     updates: Vec<Op>,
     step_params: Vec<(wgpu::Buffer, StepParams)>,
     init_params: (wgpu::Buffer, StepParams),
+    /// Pipelines this generator compiled (the rest were the model's already), and the
+    /// seconds that took.
+    pub compiled: (usize, f64),
 }
 
 impl GpuModel {
@@ -300,7 +271,7 @@ impl GpuModel {
         gpu: &Gpu,
         batch: usize,
         plan: &[Step],
-    ) -> Result<Generator<'_>, RuntimeError> {
+    ) -> Result<Generator, RuntimeError> {
         let ts: Vec<f32> = plan
             .iter()
             .flat_map(|s| std::iter::repeat_n(s.t as f32, batch))
@@ -333,7 +304,7 @@ impl GpuModel {
         steps: Vec<Step>,
         ts: &[f32],
         heads: Heads,
-    ) -> Result<Generator<'_>, RuntimeError> {
+    ) -> Result<Generator, RuntimeError> {
         if batch == 0 {
             return Err(RuntimeError::NoBatch);
         }
@@ -384,16 +355,18 @@ impl GpuModel {
         let mods_all = buf("modulations", (tr * mw) as u64 * 4)?;
 
         let uni = |p: &dyn Fn() -> Vec<u8>| gpu.uniform("params", &p());
-        let op =
-            |kernel: usize, bufs: &[&wgpu::Buffer], groups: [u32; 3]| -> Result<Op, RuntimeError> {
-                let bind = self.k.kernels[kernel].bind(gpu, bufs)?;
-                Ok(Op {
-                    kernel,
-                    bind,
-                    groups,
-                })
-            };
-        let named = |name: &str| self.k.id(name);
+        let op = |kernel: Arc<Kernel>,
+                  bufs: &[&wgpu::Buffer],
+                  groups: [u32; 3]|
+         -> Result<Op, RuntimeError> {
+            let bind = kernel.bind(gpu, bufs)?;
+            Ok(Op {
+                kernel,
+                bind,
+                groups,
+            })
+        };
+        let named = |name: &str| self.k.get(gpu, name);
         let lin = |nn: u32| [nn.div_ceil(256), 1, 1];
         // `out = x · wᵀ` through `epilogue` (a variant suffix), small or wide tiles by shape.
         // Partial products of split-K matmuls (reused by each in turn).
@@ -413,7 +386,7 @@ impl GpuModel {
          -> Result<Vec<Op>, RuntimeError> {
             let plan = plan_matmul(&self.tiles, (m, nn, k), scratch_len);
             let (groups, splits) = (plan.groups, plan.splits);
-            let kernel = self.k.id(&format!("{}{epilogue}{sfx}", plan.tier));
+            let kernel = named(&format!("{}{epilogue}{sfx}", plan.tier))?;
             if splits == 1 {
                 let p = uni(&|| {
                     MatmulParams {
@@ -429,14 +402,14 @@ impl GpuModel {
                 )?]);
             }
             let p = uni(&|| plan.partial_params().to_bytes());
-            let partial = self.k.id(&format!("{}_partial{sfx}", plan.tier));
+            let partial = named(&format!("{}_partial{sfx}", plan.tier))?;
             let partial = op(
                 partial,
                 &[bufs[0], bufs[1], &scratch, &self.dummy, &p],
                 [groups[0], groups[1], splits],
             )?;
             let sp = uni(&|| plan.reduce_params(period as u32).to_bytes());
-            let reduce = self.k.id(&format!("splitk_reduce{epilogue}{sfx}"));
+            let reduce = named(&format!("splitk_reduce{epilogue}{sfx}"))?;
             Ok(vec![
                 partial,
                 op(
@@ -465,7 +438,7 @@ impl GpuModel {
             .to_bytes()
         });
         precompute.push(op(
-            named("timestep_embedding"),
+            named("timestep_embedding")?,
             &[&t_buf, &temb, &pb],
             lin(total),
         )?);
@@ -486,7 +459,7 @@ impl GpuModel {
                     .to_bytes()
                 });
                 Ok(vec![op(
-                    named(&format!("matvec{epilogue}")),
+                    named(&format!("matvec{epilogue}"))?,
                     &[x, w, out, &p],
                     [(nn as u32).div_ceil(OUTPUTS), tr as u32, 1],
                 )?])
@@ -530,7 +503,7 @@ impl GpuModel {
         };
         let pp = uni(&|| patch.to_bytes());
         forward.push(Dispatch::Fixed(op(
-            named(&format!("patchify{sfx}")),
+            named(&format!("patchify{sfx}"))?,
             &[&x, &patches, &pp],
             lin(patch.total),
         )?));
@@ -543,7 +516,7 @@ impl GpuModel {
         )?));
         // AdaLN `k` of timestep slot `slot` reads that slot's rows of the modulations
         // (`[slot, batch, mw]`), so no step copies them anywhere.
-        let adaln = named(&format!("adaln{sfx}"));
+        let adaln = named(&format!("adaln{sfx}"))?;
         let row_groups = [rows as u32, 1, 1];
         let norms = (0..tr / batch)
             .map(|slot| {
@@ -560,7 +533,7 @@ impl GpuModel {
                             }
                             .to_bytes()
                         });
-                        op(adaln, &[&h, &mods_all, &y, &p], row_groups)
+                        op(adaln.clone(), &[&h, &mods_all, &y, &p], row_groups)
                     })
                     .collect::<Result<Vec<_>, _>>()
             })
@@ -581,29 +554,32 @@ impl GpuModel {
             None
         };
         let w = self.attention_width;
-        let (plain, split, combine) = (
-            named(&format!("attention_d{w}{sfx}")),
-            named(&format!("attention_split_d{w}{sfx}")),
-            named(&format!("attention_combine{sfx}")),
-        );
+        let (plain, split, combine) = if chunks > 1 {
+            let split = named(&format!("attention_split_d{w}{sfx}"))?;
+            let combine = named(&format!("attention_combine{sfx}"))?;
+            (None, Some(split), Some(combine))
+        } else {
+            (Some(named(&format!("attention_d{w}{sfx}"))?), None, None)
+        };
         let (n_heads, nb) = (c.heads as u32, batch as u32);
         let quads = (n * c.heads * c.dim_head / 4) as u32;
         let attention = |qkv: &wgpu::Buffer, out: &wgpu::Buffer| -> Result<Vec<Op>, RuntimeError> {
-            let Some((parts, stats)) = &slices else {
+            let (Some((parts, stats)), Some(split), Some(combine)) = (&slices, &split, &combine)
+            else {
                 return Ok(vec![op(
-                    plain,
+                    plain.clone().expect("unsplit attention"),
                     &[qkv, out, &p_att],
                     [q_blocks, n_heads, nb],
                 )?]);
             };
             Ok(vec![
                 op(
-                    split,
+                    split.clone(),
                     &[qkv, parts, stats, &p_att],
                     [q_blocks * att.chunks, n_heads, nb],
                 )?,
                 op(
-                    combine,
+                    combine.clone(),
                     &[parts, stats, out, &p_att],
                     [quads.div_ceil(256), nb, 1],
                 )?,
@@ -650,9 +626,9 @@ impl GpuModel {
             (rows, pd, d),
             1,
         )?));
-        let unpatchify = named(&format!("unpatchify{sfx}"));
+        let unpatchify = named(&format!("unpatchify{sfx}"))?;
         forward.push(Dispatch::Fixed(op(
-            unpatchify,
+            unpatchify.clone(),
             &[&pix, &eps_img, &pp],
             lin(patch.total),
         )?));
@@ -697,28 +673,48 @@ impl GpuModel {
             x0: None,
         });
         let init_buf = uni(&|| init_p.to_bytes());
-        let sampler = named("sampler_step");
-        let init = op(sampler, &[&x, &eps_img, &init_buf], lin(len))?;
+        let sampler = named("sampler_step")?;
+        let init = op(sampler.clone(), &[&x, &eps_img, &init_buf], lin(len))?;
         let mut updates = vec![];
         let mut step_params = vec![];
         for s in &steps {
             let p = sp(s);
             let b = uni(&|| p.to_bytes());
-            updates.push(op(sampler, &[&x, &eps_img, &b], lin(len))?);
+            updates.push(op(sampler.clone(), &[&x, &eps_img, &b], lin(len))?);
             step_params.push((b, p));
         }
+
+        // Every pipeline this generator uses that the model does not have yet, at once.
+        let start = Instant::now();
+        let mut used: Vec<&Kernel> = precompute
+            .iter()
+            .chain(norms.iter().flatten())
+            .chain(forward.iter().filter_map(|d| match d {
+                Dispatch::Fixed(o) => Some(o),
+                Dispatch::Norm(_) => None,
+            }))
+            .chain(std::iter::once(&init))
+            .map(|o| &*o.kernel)
+            .collect();
+        used.sort_by_key(|k| k.src.name);
+        used.dedup_by_key(|k| k.src.name);
+        let compiled = gpu.compile(&used);
+        if compiled > 0 {
+            gpu.save_cache();
+        }
+        let compiled = (compiled, start.elapsed().as_secs_f64());
 
         // Modulations for every step, once.
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for o in &precompute {
-                self.k.kernels[o.kernel].dispatch(&mut pass, &o.bind, o.groups);
+                o.kernel.dispatch(&mut pass, &o.bind, o.groups);
             }
         }
         gpu.queue.submit([enc.finish()]);
         Ok(Generator {
-            model: self,
+            compiled,
             batch,
             steps,
             x,
@@ -738,9 +734,9 @@ impl GpuModel {
 /// 14.0 ms at 1 step per submit, 13.5 at 2, 13.2 at 4 and 17.0 in one command buffer.
 pub const SUBMIT_STEPS: usize = 4;
 
-impl Generator<'_> {
+impl Generator {
     fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, o: &Op) {
-        self.model.k.kernels[o.kernel].dispatch(pass, &o.bind, o.groups);
+        o.kernel.dispatch(pass, &o.bind, o.groups);
     }
 
     /// Records one model evaluation at timestep slot `slot`.
@@ -805,15 +801,30 @@ impl Generator<'_> {
         seed: u64,
         per_submit: usize,
     ) -> Result<Vec<f32>, RuntimeError> {
+        self.submit(gpu, seed, per_submit, |_, _| {});
+        self.read_image(gpu).await
+    }
+
+    /// Records and submits a whole generation from `seed`, `per_submit` steps per command
+    /// buffer, each submitted as soon as it is recorded; calls `submitted(steps, index)`
+    /// after each submission with the steps submitted so far. Waits for nothing: wait on the
+    /// indices (natively, `device.poll`) to follow progress without stalling the GPU.
+    pub fn submit(
+        &self,
+        gpu: &Gpu,
+        seed: u64,
+        per_submit: usize,
+        mut submitted: impl FnMut(usize, wgpu::SubmissionIndex),
+    ) {
         self.set_seed(gpu, seed);
         let per_submit = per_submit.max(1);
         // A plan of no steps still draws the initial noise.
         for start in (0..self.len().max(1)).step_by(per_submit) {
+            let end = (start + per_submit).min(self.len());
             let mut enc = gpu.device.create_command_encoder(&Default::default());
-            self.encode(&mut enc, start..(start + per_submit).min(self.len()));
-            gpu.queue.submit([enc.finish()]);
+            self.encode(&mut enc, start..end);
+            submitted(end, gpu.queue.submit([enc.finish()]));
         }
-        Ok(bytemuck::pod_collect_to_vec(&gpu.read(&self.x).await?))
     }
 
     /// The current image (after whatever was submitted).

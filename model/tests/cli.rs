@@ -5,9 +5,15 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn webdit(args: &[&str]) -> (bool, String, String) {
+    webdit_cached(args, &tmp("cache"))
+}
+
+/// `webdit args` keeping compiled pipelines in `cache`.
+fn webdit_cached(args: &[&str], cache: &std::path::Path) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_webdit"))
         .args(args)
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env(webdit_model::pipeline_cache::DIR_VAR, cache)
         .output()
         .expect("webdit runs");
     let text = |b: Vec<u8>| String::from_utf8_lossy(&b).to_string();
@@ -78,6 +84,141 @@ fn generate_with_shipped_weights_on_the_cpu() {
     assert!(stdout.contains("CPU reference"), "{stdout}");
     assert_eq!(png_size(&out.with_file_name("icon-0.png")), (64, 64));
     assert_eq!(png_size(&out.with_file_name("icon-1.png")), (64, 64));
+}
+
+/// Several seeds from one start-up: one file per seed, each the same bits as a run of that
+/// seed alone; `--timings` names the phases.
+#[test]
+fn several_seeds_from_one_start_match_single_runs() {
+    let out = tmp("seeds.png");
+    let base = ["generate", "--device", "gpu", "--weights"];
+    let fixture = fixture();
+    let (ok, stdout, stderr) = webdit(
+        &[
+            &base[..],
+            &[&fixture, "--seeds", "7,8", "--timings", "--out"],
+            &[out.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{stderr}");
+    for phase in [
+        "process start",
+        "adapter",
+        "weights",
+        "pipelines",
+        "record and submit",
+        "steps on the GPU",
+        "readback",
+        "PNG",
+        "total",
+    ] {
+        assert!(stdout.contains(phase), "no {phase:?} in {stdout}");
+    }
+    let single = tmp("single.png");
+    let (ok, _, stderr) = webdit(
+        &[
+            &base[..],
+            &[&fixture, "--seed", "8", "--out"],
+            &[single.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{stderr}");
+    let pixels = |p: &PathBuf| image::open(p).unwrap().to_rgb8().into_raw();
+    assert_eq!(pixels(&out.with_file_name("seeds-8.png")), pixels(&single));
+    assert_ne!(
+        pixels(&out.with_file_name("seeds-7.png")),
+        pixels(&single),
+        "seed 7 differs from 8"
+    );
+    // --count N is seeds seed..seed+N.
+    let count = tmp("count.png");
+    let (ok, _, stderr) = webdit(
+        &[
+            &base[..],
+            &[&fixture, "--seed", "7", "--count", "2", "--out"],
+            &[count.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        pixels(&count.with_file_name("count-8.png")),
+        pixels(&single)
+    );
+}
+
+/// The compiled-pipeline cache: written on the first run; a corrupt, truncated or foreign
+/// file is one line of warning, ignored and rewritten; `--no-cache` touches nothing.
+#[test]
+fn pipeline_cache_survives_bad_files() {
+    use webdit_model::pipeline_cache::{decode, encode};
+    let dir = tmp("pipeline-cache");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = tmp("cached.png");
+    let fixture = fixture();
+    let args = [
+        "generate",
+        "--device",
+        "gpu",
+        "--weights",
+        &fixture,
+        "--sampler",
+        "ddim",
+        "--steps",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let run = |extra: &[&str]| -> String {
+        let (ok, _, stderr) = webdit_cached(&[&args[..], extra].concat(), &dir);
+        assert!(ok, "{stderr}");
+        stderr
+    };
+    let stderr = run(&[]);
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    let Some(file) = files.first().cloned() else {
+        // Only adapters with a pipeline cache (Vulkan) write one.
+        eprintln!("no pipeline cache written (adapter without one): {stderr}");
+        return;
+    };
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let good = std::fs::read(&file).unwrap();
+    // The file's own key is the part between the header and the data.
+    let key_len = u32::from_le_bytes(good[12..16].try_into().unwrap()) as usize;
+    let key = std::str::from_utf8(&good[16..16 + key_len])
+        .unwrap()
+        .to_string();
+    let data = decode(&key, &good).expect("valid").to_vec();
+    let bad: [(&str, Vec<u8>); 4] = [
+        ("not a Web DiT pipeline cache", b"\x00garbage".to_vec()),
+        ("truncated", good[..good.len() - 1].to_vec()),
+        ("another adapter", encode("some other GPU", &data)),
+        ("checksum", {
+            let mut v = good.clone();
+            *v.last_mut().unwrap() ^= 0xff;
+            v
+        }),
+    ];
+    for (why, bytes) in bad {
+        std::fs::write(&file, &bytes).unwrap();
+        let stderr = run(&[]);
+        let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+        assert_eq!(warnings.len(), 1, "{stderr}");
+        assert!(
+            warnings[0].contains(why) && warnings[0].contains("rewritten"),
+            "{why}: {stderr}"
+        );
+        let now = std::fs::read(&file).unwrap();
+        assert!(decode(&key, &now).is_ok(), "{why}: not rewritten");
+    }
+    std::fs::remove_file(&file).unwrap();
+    run(&["--no-cache"]);
+    assert!(!file.exists(), "--no-cache wrote {}", file.display());
 }
 
 fn fails_with(args: &[&str], needle: &str) {

@@ -156,6 +156,35 @@ fn same_seed_same_bits() {
             "{per_submit} steps per submit"
         );
     }
+    // A generator reused after other seeds, and a fresh one, give the same bits too.
+    let again = pollster::block_on(g.generate(gpu(), 42)).unwrap();
+    let fresh = m.generator(gpu(), 3, &steps).unwrap();
+    let new = pollster::block_on(fresh.generate(gpu(), 42)).unwrap();
+    for (what, x) in [("reused", &again), ("fresh", &new)] {
+        assert_eq!(
+            bytemuck::cast_slice::<f32, u32>(&a),
+            bytemuck::cast_slice::<f32, u32>(x),
+            "{what}"
+        );
+    }
+}
+
+/// A model compiles only the kernels its generators use, each once.
+#[test]
+fn pipelines_are_compiled_once_and_only_when_used() {
+    let ckpt = fixture_model();
+    let m = GpuModel::new(gpu(), &ckpt, Some(Precision::F32)).unwrap();
+    assert_eq!(m.pipelines(), 0, "nothing before a generator needs it");
+    let steps = plan(&ckpt.config, Sampler::Ddpm, 4).unwrap();
+    let g = m.generator(gpu(), 1, &steps).unwrap();
+    let used = m.pipelines();
+    assert_eq!(g.compiled.0, used);
+    // patchify, the products, AdaLN, attention, unpatchify, the sampler and the time path:
+    // well under the registry's variants of one precision.
+    assert!((6..=20).contains(&used), "{used} pipelines");
+    let again = m.generator(gpu(), 1, &steps).unwrap();
+    assert_eq!(again.compiled.0, 0, "a second generator compiles nothing");
+    assert_eq!(m.pipelines(), used);
 }
 
 #[test]
