@@ -1,12 +1,32 @@
 #!/usr/bin/env bash
-# Builds the deployable static bundle into web/dist/: the wasm module with its wasm-bindgen
-# glue (pkg/) and the page. Needs `rustup target add wasm32-unknown-unknown` and the
-# wasm-bindgen CLI of the same version as the crate (see README "Deploying").
+# Builds the deployable static bundle into web/dist/: the wasm module (code only) with its
+# wasm-bindgen glue and TypeScript declarations (pkg/), the page, and the shipped weights as
+# their f16 safetensors shards with a manifest of sizes and SHA-256s (weights/<model>/) that
+# the page checks what it downloads against. Needs `rustup target add
+# wasm32-unknown-unknown` and the wasm-bindgen CLI of the same version as the crate (see
+# README "Deploying").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --target wasm32-unknown-unknown -p webdit-web
 rm -rf web/dist
-wasm-bindgen --target web --no-typescript --out-dir web/dist/pkg \
+wasm-bindgen --target web --out-dir web/dist/pkg \
   "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/webdit_web.wasm"
 cp web/static/* web/dist/
-echo "web/dist: $(du -sh web/dist | cut -f1); serve it with any static file server"
+model=favicon-s-emoji
+mkdir -p "web/dist/weights/$model"
+cp model/weights/$model/*.safetensors model/weights/$model/*.json model/weights/$model/ATTRIBUTION.md \
+  "web/dist/weights/$model/"
+(
+  cd "web/dist/weights/$model"
+  first=1
+  echo "{"
+  for f in *.safetensors model.safetensors.index.json; do
+    [ $first = 1 ] || echo ","
+    first=0
+    printf '  "%s": {"size": %d, "sha256": "%s"}' "$f" "$(stat -c %s "$f")" "$(sha256sum "$f" | cut -d' ' -f1)"
+  done
+  echo
+  echo "}"
+) > "web/dist/weights/$model/manifest.json.tmp"
+mv "web/dist/weights/$model/manifest.json.tmp" "web/dist/weights/$model/manifest.json"
+echo "web/dist: $(du -sh web/dist | cut -f1) ($(du -sh web/dist/pkg/*.wasm | cut -f1) of wasm); serve it with any static file server"

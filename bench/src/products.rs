@@ -165,7 +165,7 @@ pub fn time_plan(b: &Bench, f16: bool, plan: &MatmulPlan) -> (f64, String) {
     // Split-K: partial products over K slices, then the reduction (as in the runtime).
     let splits = plan.splits;
     let partial = gpu
-        .kernel(source(&format!("{}_partial{sfx}", plan.tier)))
+        .kernel(source(&webdit_kernels::partial_variant(plan.tier, sfx)))
         .expect("pipeline");
     let reduce = gpu
         .kernel(source(&format!("splitk_reduce{sfx}")))

@@ -152,7 +152,8 @@ fn attend<E: ScalarTy, const DH: u32>(
         let mut s01 = vec4(0.0, 0.0, 0.0, 0.0);
         let mut s10 = vec4(0.0, 0.0, 0.0, 0.0);
         let mut s11 = vec4(0.0, 0.0, 0.0, 0.0);
-        #[unroll]
+        // GPU loops where the body indexes no registers (the driver unrolls what pays); the
+        // loops over this invocation's output quads stay unrolled so `o` stays in registers.
         for dc in 0..quads / DC {
             // Everyone is done with the previous contents of `buf` (and of `probs`).
             workgroup_barrier();
@@ -187,12 +188,10 @@ fn attend<E: ScalarTy, const DH: u32>(
         if t < BQ {
             let old = row_max[t];
             let mut m = old;
-            #[unroll]
             for j in 0..BKV {
                 m = max(m, probs[t * (BKV + 1) + j]);
             }
             let mut sum = 0.0;
-            #[unroll]
             for j in 0..BKV {
                 let e = select(j < valid, exp(probs[t * (BKV + 1) + j] - m), 0.0);
                 probs[t * (BKV + 1) + j] = e;
@@ -211,7 +210,6 @@ fn attend<E: ScalarTy, const DH: u32>(
             o[i] = o[i] * a0;
             o[oq + i] = o[oq + i] * a1;
         }
-        #[unroll]
         for vc in 0..BKV / VC {
             if vc > 0 {
                 workgroup_barrier();
@@ -234,7 +232,6 @@ fn attend<E: ScalarTy, const DH: u32>(
                 }
             }
             workgroup_barrier();
-            #[unroll]
             for j in 0..VC {
                 let p0 = splat(probs[ty * (BKV + 1) + vc * VC + j]);
                 let p1 = splat(probs[(ty + 16) * (BKV + 1) + vc * VC + j]);

@@ -10,4 +10,6 @@ pub mod norm;
 mod registry;
 pub mod sampler;
 
-pub use registry::{registry, Tiles, Variant, ATTENTION_WIDTHS, EPILOGUES, MATMUL_TIERS};
+pub use registry::{
+    partial_variant, registry, Tiles, Variant, ATTENTION_WIDTHS, EPILOGUES, MATMUL_TIERS,
+};

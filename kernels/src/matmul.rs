@@ -197,7 +197,6 @@ pub fn matmul<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
             &w, &w_tile, t.bn, t.bk, threads, tid, w_base, col0, p.n, k0, p.k, p.k_stride,
         );
         workgroup_barrier();
-        #[unroll]
         for kk in 0..t.bk {
             #[unroll]
             for i in 0..t.tm {
@@ -220,21 +219,24 @@ pub fn matmul<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     #[unroll]
     for i in 0..t.tm {
         let r = row0 + ty + i * rows;
-        #[unroll]
-        for j in 0..t.tn {
-            let col = col0 + tx + j * cols;
-            if r < p.m && col < p.n {
-                store(
-                    &c,
-                    &extra,
-                    epilogue,
-                    c_base + r * p.n + col,
-                    r,
-                    col,
-                    p.rows_period,
-                    p.n,
-                    acc[i * t.tn + j],
-                );
+        if r < p.m {
+            let at = c_base + r * p.n;
+            #[unroll]
+            for j in 0..t.tn {
+                let col = col0 + tx + j * cols;
+                if col < p.n {
+                    store(
+                        &c,
+                        &extra,
+                        epilogue,
+                        at + col,
+                        r,
+                        col,
+                        p.rows_period,
+                        p.n,
+                        acc[i * t.tn + j],
+                    );
+                }
             }
         }
     }
@@ -361,8 +363,7 @@ fn store_blocks(
 /// scalar kernel) without bank conflicts. Global memory is read as `vec4`s too (so K,
 /// `k_stride` and the batch strides must be multiples of 4), into registers one K-step
 /// ahead of the math. With `t.stages == 2` the tiles are double-buffered, leaving one
-/// barrier per K-step; the K loop is then unrolled twice so that every workgroup-memory
-/// offset is a constant. Types and split-K partial products as in [`matmul`].
+/// barrier per K-step. Types and split-K partial products as in [`matmul`].
 #[kernel(workgroup_size = [t.bn / t.tn, t.bm / t.tm, 1])]
 pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     #[comptime] t: MatmulTiles,
@@ -397,94 +398,99 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     let w_at = batch * p.w_batch_stride / 4;
     let c_base = batch * p.c_batch_stride;
     let ks = p.k_stride / 4;
-    let mut acc = [0.0; t.tm * t.tn];
+    // Outputs `(i, 4h..4h+4)` of this invocation in `acc[i·TN/4 + h]`.
+    let mut acc = [vec4(0.0, 0.0, 0.0, 0.0); t.tm * t.tn / 4];
     let mut regs = [0.0; 16 * blocks.div_ceil(threads)];
-    fetch_blocks(
-        &a, &w, &regs, t, threads, tid, a_at, w_at, row0, col0, p.m, p.n, p.k, 0u32, ks,
-    );
-    store_blocks(&regs, &a_tile, &w_tile, t, threads, tid, 0u32, 0u32);
-    workgroup_barrier();
-    for k0 in (0..p.k).step_by(t.stages * t.bk) {
-        // K-step `s` of this iteration computes from stage `s` and fills the next one.
-        #[unroll]
-        for s in 0..t.stages {
-            let kc = k0 + s * t.bk;
-            if s == 0 || kc < p.k {
-                let more = kc + t.bk < p.k;
-                if more {
-                    fetch_blocks(
-                        &a,
-                        &w,
-                        &regs,
-                        t,
-                        threads,
-                        tid,
-                        a_at,
-                        w_at,
-                        row0,
-                        col0,
-                        p.m,
-                        p.n,
-                        p.k,
-                        kc + t.bk,
-                        ks,
-                    );
-                }
-                multiply_tiles(&a_tile, &w_tile, &acc, t, s * a_size, s * w_size, tx, ty);
-                if t.stages == 1 {
-                    // Everyone has read the tiles before they are overwritten.
-                    workgroup_barrier();
-                }
-                if more {
-                    let next = (s + 1) % t.stages;
-                    store_blocks(
-                        &regs,
-                        &a_tile,
-                        &w_tile,
-                        t,
-                        threads,
-                        tid,
-                        next * a_size,
-                        next * w_size,
-                    );
-                }
+    // Iteration `i` loads K-step `i` into registers, multiplies K-step `i - 1` (staged by the
+    // previous iteration) while those loads are in flight, then stages K-step `i`: one copy
+    // of each piece of code, the first and last iterations doing only their half.
+    let k_steps = (p.k + t.bk - 1) / t.bk;
+    for i in 0..k_steps + 1 {
+        let fill = i < k_steps;
+        if fill {
+            fetch_blocks(
+                &a,
+                &w,
+                &regs,
+                t,
+                threads,
+                tid,
+                a_at,
+                w_at,
+                row0,
+                col0,
+                p.m,
+                p.n,
+                p.k,
+                i * t.bk,
+                ks,
+            );
+        }
+        if i > 0 {
+            let s = (i - 1) % t.stages;
+            multiply_tiles(&a_tile, &w_tile, &acc, t, s * a_size, s * w_size, tx, ty);
+            if t.stages == 1 {
+                // Everyone has read the tiles before they are overwritten.
                 workgroup_barrier();
             }
+        }
+        if fill {
+            let s = i % t.stages;
+            store_blocks(
+                &regs,
+                &a_tile,
+                &w_tile,
+                t,
+                threads,
+                tid,
+                s * a_size,
+                s * w_size,
+            );
+            workgroup_barrier();
         }
     }
     #[unroll]
     for i in 0..t.tm {
         let r = row0 + (i / 4) * (4 * rows) + ty * 4 + i % 4;
-        #[unroll]
-        for j in 0..t.tn {
-            let col = col0 + (j / 4) * (4 * cols) + tx * 4 + j % 4;
-            if r < p.m && col < p.n {
-                store(
-                    &c,
-                    &extra,
-                    epilogue,
-                    c_base + r * p.n + col,
-                    r,
-                    col,
-                    p.rows_period,
-                    p.n,
-                    acc[i * t.tn + j],
-                );
+        if r < p.m {
+            let at = c_base + r * p.n;
+            #[unroll]
+            for h in 0..t.tn / 4 {
+                let q = acc[i * (t.tn / 4) + h];
+                let lanes = [q.x, q.y, q.z, q.w];
+                #[unroll]
+                for e in 0..4u32 {
+                    let col = col0 + h * (4 * cols) + tx * 4 + e;
+                    if col < p.n {
+                        store(
+                            &c,
+                            &extra,
+                            epilogue,
+                            at + col,
+                            r,
+                            col,
+                            p.rows_period,
+                            p.n,
+                            lanes[e],
+                        );
+                    }
+                }
             }
         }
     }
 }
 
 /// One K-step of [`matmul_wide`]: `acc += A tile · W tileᵀ` for this invocation's outputs,
-/// from the tiles at quad offsets `a_off`, `w_off`.
+/// from the tiles at quad offsets `a_off`, `w_off`. W is read and accumulated as `vec4`s
+/// (four output columns per `fma`).
 #[kernel_fn]
 fn multiply_tiles(
     a_tile: &Shared<Vec4<f32>>,
     w_tile: &Shared<Vec4<f32>>,
-    acc: &mut LocalArray<f32>,
+    acc: &mut LocalArray<Vec4<f32>>,
     #[comptime] t: MatmulTiles,
-    #[comptime] a_off: u32,
-    #[comptime] w_off: u32,
+    a_off: u32,
+    w_off: u32,
     tx: u32,
     ty: u32,
 ) {
@@ -493,16 +499,21 @@ fn multiply_tiles(
     #[comptime]
     let rows = t.bm / t.tm;
     let mut av = [0.0; t.tm];
-    let mut wv = [0.0; t.tn];
-    #[unroll]
+    let mut wv = [vec4(0.0, 0.0, 0.0, 0.0); t.tn / 4];
+    // A loop on the GPU: unrolling it here multiplied the kernel's WGSL by BK (2,048 `fma`s
+    // at 8×16 per invocation and K-step 16) for no measured gain; drivers unroll it anyway.
     for kk in 0..t.bk {
         read_quads(&a_tile, &av, t.tm / 4, rows, a_off + kk * (t.bm / 4) + ty);
-        read_quads(&w_tile, &wv, t.tn / 4, cols, w_off + kk * (t.bn / 4) + tx);
+        #[unroll]
+        for h in 0..t.tn / 4 {
+            wv[h] = w_tile[w_off + kk * (t.bn / 4) + tx + h * cols];
+        }
         #[unroll]
         for i in 0..t.tm {
+            let a = splat(av[i]);
             #[unroll]
-            for j in 0..t.tn {
-                acc[i * t.tn + j] = fma(av[i], wv[j], acc[i * t.tn + j]);
+            for h in 0..t.tn / 4 {
+                acc[i * (t.tn / 4) + h] = fma(a, wv[h], acc[i * (t.tn / 4) + h]);
             }
         }
     }

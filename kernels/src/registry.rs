@@ -113,6 +113,17 @@ fn tier_kernel<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     }
 }
 
+/// The variant computing the f32 partial products of a split-K at tier `tier` (a
+/// [`MATMUL_TIERS`] name) for data with variant suffix `sfx` (`""` or `"_f16"`): for f32
+/// data that is the tier's plain product.
+pub fn partial_variant(tier: &str, sfx: &str) -> String {
+    if sfx.is_empty() {
+        tier.to_string()
+    } else {
+        format!("{tier}_partial{sfx}")
+    }
+}
+
 /// The head widths attention variants are built for; a model uses the smallest that fits.
 pub const ATTENTION_WIDTHS: [u32; 3] = [64, 128, 192];
 
@@ -150,16 +161,12 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
             splitk_reduce::<f16>(e),
         );
     }
-    // Partial products of a split-K (every tier but the largest), always in f32.
+    // Partial products of a split-K of f16 data (every tier but the largest) write f32;
+    // those of f32 data are the tier's plain variant (see [`partial_variant`]).
     for (i, (name, (t, _))) in tiers.skip(1) {
-        let e = Epilogue::None;
-        add(
-            format!("{name}_partial"),
-            tier_kernel::<f32, f32, f32>(i, t, e),
-        );
         add(
             format!("{name}_partial_f16"),
-            tier_kernel::<f16, f16, f32>(i, t, e),
+            tier_kernel::<f16, f16, f32>(i, t, Epilogue::None),
         );
     }
     for (silu, suffix) in [(false, ""), (true, "_silu")] {

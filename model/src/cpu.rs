@@ -237,22 +237,33 @@ impl CpuModel {
         plan: &[Step],
         mut progress: impl FnMut(usize),
     ) -> Vec<f32> {
-        let len = batch * self.config.image_len();
-        let mut x: Vec<f32> = (0..len as u32)
-            .map(|i| noise::gaussian(seed, self.config.steps as u32, i))
-            .collect();
+        let mut x = self.initial_noise(batch, seed);
         for (k, s) in plan.iter().enumerate() {
-            let (eps, _) = self.forward(&x, &vec![s.t as f32; batch]);
-            for (i, (xv, e)) in x.iter_mut().zip(&eps).enumerate() {
-                let z = if s.c != 0.0 {
-                    noise::gaussian(seed, s.t as u32, i as u32)
-                } else {
-                    0.0
-                };
-                *xv = s.apply(*xv, *e, z);
-            }
+            self.step(&mut x, seed, s);
             progress(k + 1);
         }
         x
+    }
+
+    /// The starting point of a generation from `seed`: noise stream T.
+    pub fn initial_noise(&self, batch: usize, seed: u64) -> Vec<f32> {
+        let len = batch * self.config.image_len();
+        (0..len as u32)
+            .map(|i| noise::gaussian(seed, self.config.steps as u32, i))
+            .collect()
+    }
+
+    /// One denoising step `s` of the images `x` (a batch) in place, with `seed`'s noise.
+    pub fn step(&self, x: &mut [f32], seed: u64, s: &Step) {
+        let batch = x.len() / self.config.image_len();
+        let (eps, _) = self.forward(x, &vec![s.t as f32; batch]);
+        for (i, (xv, e)) in x.iter_mut().zip(&eps).enumerate() {
+            let z = if s.c != 0.0 {
+                noise::gaussian(seed, s.t as u32, i as u32)
+            } else {
+                0.0
+            };
+            *xv = s.apply(*xv, *e, z);
+        }
     }
 }

@@ -21,6 +21,7 @@ pub use gpu::{Gpu, GpuError, Kernel};
 pub use runtime::{Generator, GpuModel, Precision, RuntimeError};
 pub use sampler::{plan, Sampler, Step};
 
+#[cfg(feature = "embedded-weights")]
 /// The shipped default model (`favicon-s` trained on emoji; see
 /// `model/weights/favicon-s-emoji/ATTRIBUTION.md`), embedded in the binary.
 pub fn default_checkpoint() -> Result<Checkpoint, CheckpointError> {

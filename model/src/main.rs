@@ -291,6 +291,16 @@ fn generate_gpu(
         compile_s,
     );
     phases.done("buffers and bind groups");
+    if job.timings {
+        let used = model.variants();
+        let bytes: usize = used.iter().map(|k| k.wgsl.len()).sum();
+        println!(
+            "{} kernel variants, {:.0} KB of WGSL: {}",
+            used.len(),
+            bytes as f64 / 1e3,
+            used.iter().map(|k| k.name).collect::<Vec<_>>().join(" ")
+        );
+    }
     let several = job.seeds.len() > 1;
     for &seed in &job.seeds {
         let bar = progress(g.len());

@@ -84,6 +84,14 @@ impl Pipelines {
         Ok(k)
     }
 
+    /// The variants used so far, by name.
+    fn used(&self) -> Vec<&'static KernelSource> {
+        let map = self.kernels.lock().expect("no panics while held");
+        let mut v: Vec<_> = map.values().map(|k| k.src).collect();
+        v.sort_by_key(|k| k.name);
+        v
+    }
+
     /// How many pipelines exist.
     fn compiled(&self) -> usize {
         let map = self.kernels.lock().expect("no panics while held");
@@ -202,6 +210,11 @@ impl GpuModel {
     /// Pipelines compiled so far.
     pub fn pipelines(&self) -> usize {
         self.k.compiled()
+    }
+
+    /// The kernel variants the generators built so far use, by name.
+    pub fn variants(&self) -> Vec<&'static KernelSource> {
+        self.k.used()
     }
 
     /// Width of one row of the stacked modulations.
@@ -402,7 +415,7 @@ impl GpuModel {
                 )?]);
             }
             let p = uni(&|| plan.partial_params().to_bytes());
-            let partial = named(&format!("{}_partial{sfx}", plan.tier))?;
+            let partial = named(&webdit_kernels::partial_variant(plan.tier, sfx))?;
             let partial = op(
                 partial,
                 &[bufs[0], bufs[1], &scratch, &self.dummy, &p],

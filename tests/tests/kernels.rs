@@ -716,7 +716,7 @@ fn split_k_matches_reference() {
             let leak = |v: Vec<f32>| -> &'static [f32] { Box::leak(v.into_boxed_slice()) };
             let (a, w, prior) = (leak(a), leak(w), leak(prior));
             let parts = run(
-                variant(&format!("{tier}_partial{sfx}")),
+                variant(&webdit_kernels::partial_variant(tier, sfx)),
                 &[
                     input(a),
                     input(w),

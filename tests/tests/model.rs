@@ -187,6 +187,29 @@ fn pipelines_are_compiled_once_and_only_when_used() {
     assert_eq!(m.pipelines(), used);
 }
 
+/// The variants one favicon-s generation compiles are at most 250 KB of WGSL, in either
+/// precision (the start-up budget: what a page or a fresh process must compile).
+#[test]
+fn a_favicon_s_generation_compiles_little() {
+    let config = Config::favicon_s();
+    let ckpt = random_checkpoint(config.clone(), &mut rng("budget"));
+    let steps = plan(&config, Sampler::Ddpm, config.steps).unwrap();
+    for precision in [Precision::F32, Precision::F16] {
+        if precision == Precision::F16 && !gpu().f16 {
+            continue;
+        }
+        let m = GpuModel::new(gpu(), &ckpt, Some(precision)).unwrap();
+        m.generator(gpu(), 1, &steps).unwrap();
+        let used = m.variants();
+        let bytes: usize = used.iter().map(|k| k.wgsl.len()).sum();
+        let names: Vec<&str> = used.iter().map(|k| k.name).collect();
+        assert!(
+            bytes <= 250_000,
+            "{precision:?}: {bytes} bytes in {names:?}"
+        );
+    }
+}
+
 #[test]
 fn shipped_weights_load() {
     let ckpt = webdit_model::default_checkpoint().expect("shipped weights load");

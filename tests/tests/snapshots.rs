@@ -51,3 +51,12 @@ fn build_embeds_the_registry() {
         assert_eq!(embedded.workgroup_size, v.kernel.workgroup_size);
     }
 }
+
+/// The start-up budget (README "Tuning"): every variant of the default build together is at
+/// most 1.5 MB of WGSL, so shipping and parsing them stays cheap; loops stay loops unless
+/// `#[unroll]`ed where it pays.
+#[test]
+fn wgsl_fits_the_size_budget() {
+    let total: usize = kernels::ALL.iter().map(|k| k.wgsl.len()).sum();
+    assert!(total <= 1_500_000, "{total} bytes of WGSL in the build");
+}

@@ -6,6 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use webdit_model::cpu::CpuModel;
+use webdit_model::pixels::to_rgba8;
+use webdit_model::{plan, Sampler};
 
 const TARGET: &str = "wasm32-unknown-unknown";
 
@@ -103,9 +106,19 @@ fn bundle_runs_in_chromium() {
         return;
     }
     run("web/build.sh", command("bash").arg("web/build.sh"));
+    // What the native CPU path draws for the page's test settings (seed 7, 4 DDIM steps).
+    let ckpt = webdit_model::default_checkpoint().expect("shipped weights");
+    let steps = plan(&ckpt.config, Sampler::Ddim, 4).expect("plan");
+    let x = CpuModel::new(ckpt.clone()).generate(1, 7, &steps, |_| {});
+    let expected = root().join("target/wasm-check/expected-seed7-ddim4.rgba");
+    std::fs::write(&expected, to_rgba8(&ckpt.config, &x, 0)).expect("write expected image");
     let report = run(
         "the browser test",
-        command("node").args(["web/tests/browser.mjs", "web/dist"]),
+        command("node").args([
+            "web/tests/browser.mjs".as_ref(),
+            "web/dist".as_ref(),
+            expected.as_os_str(),
+        ]),
     );
     eprintln!("{report}");
 }

@@ -1,19 +1,51 @@
-//! The browser bundle's Rust side (compiled to wasm, glued by wasm-bindgen): the shipped
-//! `favicon-s` DiT on the page's WebGPU device. The page (`web/static/`) draws each step's
-//! image as it denoises; `web/build.sh` writes the deployable bundle to `web/dist/`.
+//! The browser bundle's Rust side (compiled to wasm, glued by wasm-bindgen): a DiT checkpoint
+//! that the page fetched (or the user dropped), run on the page's WebGPU device or, where
+//! there is no usable GPU, on the CPU reference path compiled to wasm (SIMD128). The page
+//! (`web/static/`) draws each step as it denoises; `web/build.sh` writes the deployable
+//! bundle to `web/dist/`. The wasm holds code only: the weights are separate files.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+use web_time::Instant;
+use webdit_model::checkpoint::Files;
+use webdit_model::cpu::CpuModel;
 use webdit_model::pixels::to_rgba8;
-use webdit_model::{default_checkpoint, plan, Config, Gpu, GpuModel, Precision, Sampler};
+use webdit_model::{plan, Checkpoint, Config, Generator, Gpu, GpuModel, Precision, Sampler, Step};
 
-struct Inner {
-    gpu: Gpu,
-    model: GpuModel,
-    config: Config,
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(f: &js_sys::Function, ms: i32);
 }
 
-/// The model on a WebGPU device, ready to generate.
+/// Lets the browser run its event loop (draw, handle input) before going on.
+async fn yield_to_browser() {
+    let p = js_sys::Promise::new(&mut |resolve, _| set_timeout(&resolve, 0));
+    let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+}
+
+/// Where the model runs.
+enum Engine {
+    Gpu {
+        gpu: Gpu,
+        model: GpuModel,
+        /// One generator per (steps, sampler), reused by every later generation.
+        generators: RefCell<HashMap<(u32, String), Rc<Generator>>>,
+    },
+    Cpu(CpuModel),
+}
+
+struct Inner {
+    engine: Engine,
+    config: Config,
+    /// Milliseconds the last generation spent building its generator (pipelines, buffers,
+    /// bind groups); 0 when it reused one.
+    setup_ms: RefCell<f64>,
+}
+
+/// A model ready to generate, on WebGPU or on the CPU.
 #[wasm_bindgen]
 pub struct WebDit {
     inner: Rc<Inner>,
@@ -23,35 +55,95 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// Reads `[[name, Uint8Array], ...]`.
+fn read_files(files: &js_sys::Array) -> Result<Vec<(String, Vec<u8>)>, JsError> {
+    files
+        .iter()
+        .map(|pair| {
+            let pair: js_sys::Array = pair
+                .dyn_into()
+                .map_err(|_| js_error("each file must be a [name, bytes] pair"))?;
+            let name = pair
+                .get(0)
+                .as_string()
+                .ok_or_else(|| js_error("a file's name must be a string"))?;
+            let bytes: js_sys::Uint8Array = pair
+                .get(1)
+                .dyn_into()
+                .map_err(|_| js_error(format!("`{name}`: the contents must be a Uint8Array")))?;
+            Ok((name, bytes.to_vec()))
+        })
+        .collect()
+}
+
 #[wasm_bindgen]
 impl WebDit {
-    /// Opens the browser's WebGPU adapter and uploads the shipped weights (f16 where the
-    /// adapter has `shader-f16`). Rejects with a readable reason when there is no adapter.
-    pub async fn create() -> Result<WebDit, JsError> {
-        let gpu = Gpu::new().await.map_err(js_error)?;
-        let ckpt = default_checkpoint().map_err(js_error)?;
-        let model = GpuModel::new(&gpu, &ckpt, None).map_err(js_error)?;
+    /// Loads a checkpoint from its files (`[[name, Uint8Array], ...]`: one `.safetensors`,
+    /// or the shards that `index`, a `model.safetensors.index.json`, names) and readies it
+    /// on `device`: `"webgpu"` (f16 kernels where the adapter has `shader-f16`) or `"cpu"`.
+    /// Rejects with a readable reason for a bad checkpoint or a missing adapter.
+    pub async fn load(
+        files: js_sys::Array,
+        index: Option<String>,
+        device: String,
+    ) -> Result<WebDit, JsError> {
+        let files = read_files(&files)?;
+        let ckpt = Checkpoint::from_files(
+            Files {
+                files: files.iter().map(|(n, b)| (n.clone(), &b[..])).collect(),
+                index: index.as_deref(),
+            },
+            None,
+        )
+        .map_err(js_error)?;
+        drop(files);
+        let config = ckpt.config.clone();
+        let engine = match device.as_str() {
+            "webgpu" => {
+                let gpu = Gpu::new().await.map_err(js_error)?;
+                let model = GpuModel::new(&gpu, &ckpt, None).map_err(js_error)?;
+                Engine::Gpu {
+                    gpu,
+                    model,
+                    generators: RefCell::new(HashMap::new()),
+                }
+            }
+            "cpu" => Engine::Cpu(CpuModel::new(ckpt)),
+            other => return Err(js_error(format!("unknown device `{other}` (webgpu, cpu)"))),
+        };
         Ok(WebDit {
             inner: Rc::new(Inner {
-                gpu,
-                model,
-                config: ckpt.config,
+                engine,
+                config,
+                setup_ms: RefCell::new(0.0),
             }),
         })
     }
 
-    /// The adapter, as wgpu describes it.
+    /// `"webgpu"` or `"cpu"`.
+    #[wasm_bindgen(getter)]
+    pub fn device(&self) -> String {
+        match &self.inner.engine {
+            Engine::Gpu { .. } => "webgpu".into(),
+            Engine::Cpu(_) => "cpu".into(),
+        }
+    }
+
+    /// What runs the model, in words.
     #[wasm_bindgen(getter)]
     pub fn adapter(&self) -> String {
-        self.inner.gpu.describe()
+        match &self.inner.engine {
+            Engine::Gpu { gpu, .. } => gpu.describe(),
+            Engine::Cpu(_) => "CPU reference path (wasm32, SIMD128, 1 thread)".into(),
+        }
     }
 
     /// `"f16"` or `"f32"`: the storage precision of the kernels in use.
     #[wasm_bindgen(getter)]
     pub fn precision(&self) -> String {
-        match self.inner.model.precision {
-            Precision::F16 => "f16".into(),
-            Precision::F32 => "f32".into(),
+        match &self.inner.engine {
+            Engine::Gpu { model, .. } if model.precision == Precision::F16 => "f16".into(),
+            _ => "f32".into(),
         }
     }
 
@@ -67,11 +159,18 @@ impl WebDit {
         self.inner.config.steps as u32
     }
 
+    /// Milliseconds the last generation spent before its first step (building a generator:
+    /// pipelines, buffers, bind groups); 0 when it reused the previous one's.
+    #[wasm_bindgen(getter, js_name = setupMs)]
+    pub fn setup_ms(&self) -> f64 {
+        *self.inner.setup_ms.borrow()
+    }
+
     /// Generates one icon with `steps` steps of `sampler` (`"ddpm"` or `"ddim"`) from `seed`.
-    /// With `on_step`, each step is submitted on its own and `on_step(step, steps, rgba)`
-    /// receives the image so far (`size·size·4` bytes); without it, the whole loop runs on
-    /// the GPU with no readback (`Generator::generate`). Resolves to the final image's RGBA
-    /// bytes.
+    /// With `on_step`, `on_step(step, steps, rgba)` receives the image after each step
+    /// (`size·size·4` bytes); on the GPU that reads each step back, without it the whole
+    /// loop runs with no readback. Resolves to the final image's RGBA bytes. The same seed
+    /// gives the same image, however often the model has generated.
     pub fn generate(
         &self,
         seed: f64,
@@ -81,38 +180,77 @@ impl WebDit {
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let sampler = match sampler.as_str() {
+            let kind = match sampler.as_str() {
                 "ddpm" => Sampler::Ddpm,
                 "ddim" => Sampler::Ddim,
                 other => return Err(js_error(format!("unknown sampler `{other}`")).into()),
             };
-            let plan = plan(&inner.config, sampler, steps as usize).map_err(js_error)?;
-            let g = inner
-                .model
-                .generator(&inner.gpu, 1, &plan)
-                .map_err(js_error)?;
+            let plan = plan(&inner.config, kind, steps as usize).map_err(js_error)?;
+            let seed = seed as u64;
             let image =
                 |x: &[f32]| js_sys::Uint8ClampedArray::from(&to_rgba8(&inner.config, x, 0)[..]);
-            let x = match on_step {
-                None => g
-                    .generate(&inner.gpu, seed as u64)
-                    .await
-                    .map_err(js_error)?,
-                Some(f) => {
-                    g.set_seed(&inner.gpu, seed as u64);
-                    let mut x = vec![];
-                    for k in 0..g.len() {
-                        let mut enc = inner.gpu.device.create_command_encoder(&Default::default());
-                        g.encode(&mut enc, k..k + 1);
-                        inner.gpu.queue.submit([enc.finish()]);
-                        x = g.read_image(&inner.gpu).await.map_err(js_error)?;
-                        let (step, total) = (JsValue::from(k + 1), JsValue::from(g.len()));
-                        f.call3(&JsValue::NULL, &step, &total, &image(&x))?;
+            let report = |k: usize, x: &[f32]| -> Result<(), JsValue> {
+                if let Some(f) = &on_step {
+                    let (step, total) = (JsValue::from(k), JsValue::from(plan.len()));
+                    f.call3(&JsValue::NULL, &step, &total, &image(x))?;
+                }
+                Ok(())
+            };
+            let x = match &inner.engine {
+                Engine::Gpu {
+                    gpu,
+                    model,
+                    generators,
+                } => {
+                    let start = Instant::now();
+                    let key = (steps, sampler.clone());
+                    let cached = generators.borrow().get(&key).cloned();
+                    let g = match cached {
+                        Some(g) => g,
+                        None => {
+                            let g = Rc::new(model.generator(gpu, 1, &plan).map_err(js_error)?);
+                            generators.borrow_mut().insert(key, g.clone());
+                            g
+                        }
+                    };
+                    *inner.setup_ms.borrow_mut() = start.elapsed().as_secs_f64() * 1e3;
+                    if on_step.is_none() {
+                        g.generate(gpu, seed).await.map_err(js_error)?
+                    } else {
+                        g.set_seed(gpu, seed);
+                        let mut x = vec![];
+                        for k in 0..g.len() {
+                            let mut enc = gpu.device.create_command_encoder(&Default::default());
+                            g.encode(&mut enc, k..k + 1);
+                            gpu.queue.submit([enc.finish()]);
+                            x = g.read_image(gpu).await.map_err(js_error)?;
+                            report(k + 1, &x)?;
+                        }
+                        x
                     }
-                    x
+                }
+                Engine::Cpu(model) => {
+                    *inner.setup_ms.borrow_mut() = 0.0;
+                    cpu_generate(model, seed, &plan, &report).await?
                 }
             };
             Ok(image(&x).into())
         })
     }
+}
+
+/// The CPU path, one step at a time, letting the page draw between steps.
+async fn cpu_generate(
+    model: &CpuModel,
+    seed: u64,
+    plan: &[Step],
+    report: &dyn Fn(usize, &[f32]) -> Result<(), JsValue>,
+) -> Result<Vec<f32>, JsValue> {
+    let mut x = model.initial_noise(1, seed);
+    for (k, s) in plan.iter().enumerate() {
+        model.step(&mut x, seed, s);
+        report(k + 1, &x)?;
+        yield_to_browser().await;
+    }
+    Ok(x)
 }

@@ -1,18 +1,28 @@
-// Web DiT's page: loads the wasm module, generates icons on WebGPU, draws every denoising
-// step, mirrors the image into the favicon and reports timing. Query parameters: seed,
-// steps, sampler (ddpm|ddim), live (0|1), auto (generate on load), embed (image only; also
-// generates on load and posts the result to the parent frame).
+// Web DiT's page: streams the wasm module, fetches the checkpoint's files (with a progress
+// bar, verified against the bundle's manifest, kept in the Cache API so a second visit
+// downloads nothing), picks WebGPU or the CPU path, generates icons, draws every denoising
+// step, mirrors the image into the favicon and reports where the time went.
+//
+// Query parameters: seed, steps, sampler (ddpm|ddim), live (0|1), auto (generate on load),
+// embed (image only; generates on load and posts the result to the parent frame),
+// device (auto|webgpu|cpu), weights (URL of a .safetensors file or of a
+// model.safetensors.index.json). A dropped (or chosen) checkpoint replaces the model.
 import init, { WebDit } from "./pkg/webdit_web.js";
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 const embed = params.has("embed");
 if (embed) document.body.classList.add("embed");
+const DEFAULT_WEIGHTS = "weights/favicon-s-emoji/model.safetensors.index.json";
+const CACHE = "webdit-weights-v1";
+const pageStart = performance.now();
+const phases = {}; // milliseconds, in the order they happen
+let dit;
 
 function fail(message) {
   $("status").textContent = message;
   document.body.dataset.state = "error";
-  window.webdit = { error: message };
+  window.webdit = { error: message, phases };
   if (embed) window.parent.postMessage({ type: "webdit-error", message }, "*");
 }
 
@@ -23,7 +33,144 @@ function draw(rgba, size) {
   $("favicon").href = canvas.toDataURL("image/png");
 }
 
-async function generate(dit) {
+function progress(done, total, what) {
+  $("progress").hidden = false;
+  $("progress").max = total || 1;
+  $("progress").value = done;
+  const mb = (b) => (b / 1e6).toFixed(1);
+  $("status").textContent = `${what}: ${mb(done)} of ${mb(total)} MB`;
+}
+
+async function sha256(bytes) {
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// The body of `response`, reporting bytes as they arrive.
+async function readAll(response, onBytes) {
+  if (!response.body) return new Uint8Array(await response.arrayBuffer());
+  const reader = response.body.getReader();
+  const chunks = [];
+  let got = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    got += value.length;
+    onBytes(value.length);
+  }
+  const out = new Uint8Array(got);
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.length; }
+  return out;
+}
+
+// The files of the checkpoint at `url` (a .safetensors, or an index naming shards beside it):
+// from the Cache API where they are kept, else downloaded with progress and, where the
+// bundle's manifest lists them, checked against their SHA-256 before they are kept.
+async function fetchCheckpoint(url) {
+  const cache = "caches" in self ? await caches.open(CACHE) : null;
+  const abs = (u) => new URL(u, location.href).href;
+  const get = async (u) => {
+    const hit = cache && (await cache.match(abs(u)));
+    if (hit) return { bytes: new Uint8Array(await hit.arrayBuffer()), cached: true };
+    const r = await fetch(u);
+    if (!r.ok) throw new Error(`${u}: HTTP ${r.status}`);
+    return { response: r, cached: false };
+  };
+  const keep = async (u, bytes) => {
+    if (cache) await cache.put(abs(u), new Response(bytes));
+  };
+  const text = async (u) => {
+    const f = await get(u);
+    const bytes = f.cached ? f.bytes : await readAll(f.response, () => {});
+    return { bytes, text: new TextDecoder().decode(bytes), cached: f.cached };
+  };
+  let names, index = null, manifest = {}, base = url;
+  if (url.endsWith(".json")) {
+    const idx = await text(url);
+    let map;
+    try {
+      map = JSON.parse(idx.text).weight_map;
+    } catch (e) {
+      throw new Error(`${url} is not a shard index (${e.message})`);
+    }
+    if (!map) throw new Error(`${url} has no weight_map: not a model.safetensors.index.json`);
+    index = idx.text;
+    names = [...new Set(Object.values(map))];
+    // The bundle lists its own files' sizes and hashes beside the index.
+    try {
+      const m = await text(new URL("manifest.json", abs(url)).href);
+      manifest = JSON.parse(m.text);
+      if (!m.cached) await keep(new URL("manifest.json", abs(url)).href, m.bytes);
+    } catch { manifest = {}; }
+    if (!idx.cached) await keep(url, idx.bytes);
+  } else {
+    names = [url.split("/").pop()];
+    base = url;
+  }
+  const urls = names.map((n) => (index ? new URL(n, abs(url)).href : abs(base)));
+  const pending = await Promise.all(urls.map(get));
+  const total = names.reduce((s, n, i) =>
+    s + (pending[i].cached ? 0 : Number(pending[i].response.headers.get("content-length")) || manifest[n]?.size || 0), 0);
+  let done = 0;
+  const files = [];
+  let downloaded = 0;
+  for (let i = 0; i < names.length; i++) {
+    const p = pending[i];
+    let bytes = p.bytes;
+    if (!p.cached) {
+      bytes = await readAll(p.response, (n) => { done += n; progress(done, total, "Downloading the weights"); });
+      downloaded += bytes.length;
+      const want = manifest[names[i]];
+      if (want && (bytes.length !== want.size || (await sha256(bytes)) !== want.sha256)) {
+        throw new Error(`${names[i]} is corrupt (size or SHA-256 differs from the manifest); reload to fetch it again`);
+      }
+      await keep(urls[i], bytes);
+    }
+    files.push([names[i], bytes]);
+  }
+  $("progress").hidden = true;
+  return { files, index, downloaded };
+}
+
+// Which device to run on: WebGPU unless there is none, or only a software adapter
+// (SwiftShader), where the CPU path compiled to wasm is faster; `device=` overrides.
+async function pickDevice() {
+  const asked = params.get("device") ?? "auto";
+  if (!["auto", "webgpu", "cpu"].includes(asked)) throw new Error(`unknown device "${asked}": use auto, webgpu or cpu`);
+  if (asked === "cpu") return { device: "cpu", why: "device=cpu" };
+  if (!navigator.gpu) {
+    if (asked === "webgpu") throw new Error("This browser has no WebGPU (navigator.gpu is missing).");
+    return { device: "cpu", why: "this browser has no WebGPU" };
+  }
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) {
+    if (asked === "webgpu") throw new Error("WebGPU found no adapter.");
+    return { device: "cpu", why: "WebGPU found no adapter" };
+  }
+  const info = adapter.info ?? {};
+  const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unnamed adapter";
+  const software = info.isFallbackAdapter || adapter.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(name);
+  if (software && asked !== "webgpu") {
+    return { device: "cpu", why: `the only WebGPU adapter is a software one (${name}); the CPU path is faster (device=webgpu forces it)` };
+  }
+  return { device: "webgpu", why: `WebGPU: ${name}${software ? " (software)" : ""}` };
+}
+
+async function loadModel(source, device) {
+  const t0 = performance.now();
+  const { files, index, downloaded } = await source();
+  phases.weightsMs = performance.now() - t0;
+  phases.downloadedBytes = downloaded;
+  $("status").textContent = "Preparing the model…";
+  const t1 = performance.now();
+  const model = await WebDit.load(files, index, device.device);
+  phases.modelMs = performance.now() - t1;
+  return model;
+}
+
+async function generate() {
   const seed = Number($("seed").value);
   const steps = Number($("steps").value);
   const sampler = $("sampler").value;
@@ -32,28 +179,36 @@ async function generate(dit) {
   $("generate").disabled = true;
   document.body.dataset.state = "running";
   const start = performance.now();
-  const onStep = live
-    ? (step, total, rgba) => {
-        draw(rgba, size);
-        $("status").textContent = `step ${step} of ${total}`;
-      }
-    : undefined;
+  let firstStep;
+  const onStep = (step, total, rgba) => {
+    firstStep ??= performance.now();
+    if (live) draw(rgba, size);
+    $("status").textContent = `step ${step} of ${total}`;
+  };
   try {
-    const rgba = await dit.generate(seed, steps, sampler, onStep);
+    // Without `live` the GPU runs all steps without readback (no per-step callback).
+    const rgba = await dit.generate(seed, steps, sampler, live || dit.device === "cpu" ? onStep : undefined);
     const ms = performance.now() - start;
     draw(rgba, size);
+    const sinceLoad = performance.now() - pageStart;
     const result = {
       seed, steps, sampler, live, size,
-      totalMs: ms, perStepMs: ms / steps,
-      adapter: dit.adapter, precision: dit.precision,
+      totalMs: ms, perStepMs: ms / steps, setupMs: dit.setupMs, sinceLoadMs: sinceLoad,
+      device: dit.device, adapter: dit.adapter, precision: dit.precision, why: window.webditDevice?.why,
+      phases: { ...phases },
       // A cheap fingerprint of the image, so tests can compare runs.
       checksum: rgba.reduce((a, v, i) => (a + v * (i % 251 + 1)) % 1000000007, 0),
     };
+    phases.firstIconMs ??= sinceLoad;
     $("status").textContent = `Done: seed ${seed}, ${steps} ${sampler} steps.`;
     $("timing").textContent =
-      `${ms.toFixed(1)} ms in total, ${(ms / steps).toFixed(2)} ms per step` +
-      `${live ? " (each step read back to draw it)" : " (no readback between steps)"}\n` +
-      `${dit.adapter}, ${dit.precision} kernels`;
+      `${ms.toFixed(1)} ms for this icon, ${(ms / steps).toFixed(2)} ms per step` +
+      `${dit.device === "webgpu" ? (live ? " (each step read back to draw it)" : " (no readback between steps)") : ""}` +
+      (dit.setupMs > 0 ? `, of which ${dit.setupMs.toFixed(0)} ms building pipelines and buffers` : "") +
+      `\nPage load to this icon: ${sinceLoad.toFixed(0)} ms (wasm ${phases.wasmMs.toFixed(0)} ms, ` +
+      `weights ${phases.weightsMs.toFixed(0)} ms${phases.downloadedBytes ? "" : " from the cache"}, ` +
+      `model ${phases.modelMs.toFixed(0)} ms)` +
+      `\nRunning on ${dit.adapter}, ${dit.precision}: ${window.webditDevice?.why ?? "a dropped checkpoint"}`;
     window.webdit = result;
     document.body.dataset.state = "done";
     if (embed) window.parent.postMessage({ type: "webdit", ...result }, "*");
@@ -64,21 +219,38 @@ async function generate(dit) {
   }
 }
 
-async function main() {
-  if (!navigator.gpu) {
-    fail("This browser has no WebGPU (navigator.gpu is missing): Web DiT needs it.");
-    return;
-  }
-  await init();
-  let dit;
-  try {
-    dit = await WebDit.create();
-  } catch (e) {
-    fail(`Could not start the model: ${e.message ?? e}`);
-    return;
-  }
-  $("seed").value = params.get("seed") ?? Math.floor(Math.random() * 1e9);
+function ready(origin) {
   $("steps").value = params.get("steps") ?? dit.trainedSteps;
+  $("status").textContent = `Ready: ${origin}, on ${dit.adapter} (${dit.precision}).`;
+  document.body.dataset.state = "ready";
+  $("generate").disabled = false;
+}
+
+// A checkpoint the user dropped or chose: one .safetensors, or shards with their index.
+async function loadDropped(fileList) {
+  const list = [...fileList];
+  if (!list.length) return;
+  $("generate").disabled = true;
+  document.body.dataset.state = "loading";
+  try {
+    const idx = list.find((f) => f.name.endsWith(".json"));
+    const source = async () => ({
+      files: await Promise.all(list.filter((f) => f !== idx).map(async (f) => [f.name, new Uint8Array(await f.arrayBuffer())])),
+      index: idx ? await idx.text() : null,
+      downloaded: 0,
+    });
+    const device = window.webditDevice ?? (await pickDevice());
+    const model = await loadModel(source, device);
+    dit?.free();
+    dit = model;
+    ready(list.map((f) => f.name).join(", "));
+  } catch (e) {
+    fail(`Could not load ${list.map((f) => f.name).join(", ")}: ${e.message ?? e}`);
+  }
+}
+
+async function main() {
+  $("seed").value = params.get("seed") ?? Math.floor(Math.random() * 1e9);
   const sampler = params.get("sampler") ?? "ddpm";
   if (![...$("sampler").options].some((o) => o.value === sampler)) {
     fail(`Unknown sampler "${sampler}": use ddpm or ddim.`);
@@ -86,11 +258,31 @@ async function main() {
   }
   $("sampler").value = sampler;
   $("live").checked = params.get("live") !== "0";
-  $("status").textContent = `Ready on ${dit.adapter} (${dit.precision} kernels).`;
-  document.body.dataset.state = "ready";
-  $("generate").disabled = false;
-  $("generate").onclick = () => generate(dit);
-  if (embed || params.has("auto")) await generate(dit);
+  $("generate").onclick = () => generate();
+  $("file").onchange = (e) => loadDropped(e.target.files);
+  addEventListener("dragover", (e) => e.preventDefault());
+  addEventListener("drop", (e) => { e.preventDefault(); loadDropped(e.dataTransfer.files); });
+
+  const t0 = performance.now();
+  await init(); // instantiateStreaming of pkg/webdit_web_bg.wasm
+  phases.wasmMs = performance.now() - t0;
+  let device;
+  try {
+    device = await pickDevice();
+  } catch (e) {
+    fail(e.message ?? String(e));
+    return;
+  }
+  window.webditDevice = device;
+  const url = params.get("weights") ?? DEFAULT_WEIGHTS;
+  try {
+    dit = await loadModel(() => fetchCheckpoint(url), device);
+  } catch (e) {
+    fail(`Could not load the model from ${url}: ${e.message ?? e}`);
+    return;
+  }
+  ready(url === DEFAULT_WEIGHTS ? "favicon-s (emoji)" : url);
+  if (embed || params.has("auto")) await generate();
 }
 
 main().catch((e) => fail(`Web DiT failed: ${e.message ?? e}`));
