@@ -25,6 +25,10 @@ pub struct Args {
     /// Also sweep matmul tile configurations.
     #[arg(long)]
     sweep: bool,
+    /// Also time each matmul tier's K-step at every unrolling (WGSL size, pipeline creation
+    /// and kernel time).
+    #[arg(long)]
+    sweep_unroll: bool,
     /// Also time every plan (tier, slices of K) of the model's products.
     #[arg(long)]
     plans: bool,
@@ -62,6 +66,9 @@ fn main() {
     products::table(&b, &models, big);
     if args.sweep {
         sweep::sweep(&b, big);
+    }
+    if args.sweep_unroll {
+        sweep::sweep_unroll(&b, big);
     }
     if args.plans {
         plans::plans(&b, &models);

@@ -7,6 +7,120 @@ use webdit_kernels::Tiles;
 use webdit_model::kernels::KernelSource;
 use webdit_model::tiers::MatmulPlan;
 
+/// One matmul kernel on one shape (elements of `e` bytes): "time, TFLOP/s", and the seconds
+/// its pipeline took to create. `splits` > 1: the partial products of a split-K over that
+/// many slices of K.
+fn time_kernel(
+    b: &Bench,
+    k: &webdit_dsl::ir::Kernel,
+    name: &str,
+    t: MatmulTiles,
+    e: usize,
+    (m, n, kk): (usize, usize, usize),
+    splits: usize,
+) -> (String, f64) {
+    let gpu = b.gpu;
+    let wgsl = webdit_codegen::compile(k)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .wgsl;
+    let start = std::time::Instant::now();
+    let kernel = gpu.kernel(KernelSource::leak(name, k, wgsl)).unwrap();
+    let created = start.elapsed().as_secs_f64();
+    let (a, w, c) = (
+        buffer(gpu, m * kk * e),
+        buffer(gpu, n * kk * e),
+        buffer(gpu, m * n * e * splits),
+    );
+    let plan = MatmulPlan {
+        tier: "sweep",
+        tiles: t,
+        groups: [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1],
+        splits: splits as u32,
+        shape: (m, n, kk),
+    };
+    let p = gpu.uniform("p", &plan.partial_params().to_bytes());
+    let extra = buffer(gpu, n * e);
+    let bind = kernel.bind(gpu, &[&a, &w, &c, &extra, &p]).unwrap();
+    let [gx, gy, _] = plan.groups;
+    let secs = b.time(&kernel, &bind, [gx, gy, plan.splits]);
+    let rate = 2.0 * (m * n * kk) as f64 / secs / 1e12;
+    let cell = if secs < 1e-4 {
+        format!("{:.1} µs, {rate:.1} TFLOP/s", secs * 1e6)
+    } else {
+        format!("{:.2} ms, {rate:.1} TFLOP/s", secs * 1e3)
+    };
+    (cell, created)
+}
+
+/// How far to unroll the K-step's inner loop, per tier: WGSL size, pipeline creation time
+/// and kernel time at shapes the tier runs in the model, for every divisor of BK.
+pub fn sweep_unroll(b: &Bench, big: (usize, usize, usize)) {
+    use webdit_dsl::f16;
+    println!("\n## K-step unrolling per tier\n\n| tier | tiles | unroll | WGSL | pipeline creation | shape | time |\n|---|---|---|---|---|---|---|");
+    let t = Tiles::default();
+    let tiers: [(&str, MatmulTiles, bool, Vec<((usize, usize, usize), usize)>); 4] = [
+        (
+            "matmul",
+            t.matmul,
+            false,
+            vec![(big, 1), ((4096, 3072, 768), 1)],
+        ),
+        (
+            "matmul_f16",
+            t.matmul_f16,
+            true,
+            vec![(big, 1), ((4096, 3072, 768), 1)],
+        ),
+        (
+            "matmul_mid",
+            t.mid,
+            false,
+            vec![
+                ((1024, 2048, 512), 1),
+                ((4096, 768, 3072), 1),
+                ((256, 3072, 768), 2),
+            ],
+        ),
+        (
+            "matmul_small",
+            t.small,
+            false,
+            vec![
+                ((64, 384, 512), 8),
+                ((64, 512, 2048), 16),
+                ((1024, 512, 192), 1),
+            ],
+        ),
+    ];
+    for (name, tiles, half, shapes) in tiers {
+        for u in [1, 2, 4, 8, 16].into_iter().filter(|u| tiles.bk % u == 0) {
+            let tu = tiles.unrolled(u);
+            let k = if half {
+                matmul_wide::<f16, f16, f16>(tu, Epilogue::None)
+            } else {
+                matmul_wide::<f32, f32, f32>(tu, Epilogue::None)
+            };
+            let bytes = webdit_codegen::compile(&k)
+                .map(|c| c.wgsl.len())
+                .unwrap_or(0);
+            for (shape, splits) in &shapes {
+                let e = if half { 2 } else { 4 };
+                let (cell, created) =
+                    time_kernel(b, &k, &format!("{name}_u{u}"), tu, e, *shape, *splits);
+                let split = if *splits > 1 {
+                    format!(", K/{splits} partials")
+                } else {
+                    String::new()
+                };
+                println!(
+                    "| {name} | {}×{}×{} {}×{} | {u} | {:.0} KB | {:.0} ms | {}×{}×{}{split} | {cell} |",
+                    tu.bm, tu.bn, tu.bk, tu.tm, tu.tn, bytes as f64 / 1e3, created * 1e3, shape.0, shape.1, shape.2
+                );
+            }
+        }
+    }
+}
+
 /// Times every candidate tiling on `big` and the model's telling shapes.
 pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
     let gpu = b.gpu;
@@ -37,42 +151,6 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
         MatmulTiles::scalar(32, 32, 16, 2, 2),
         false,
     ));
-    // One matmul kernel on one shape (elements of `e` bytes): "time, TFLOP/s".
-    // `splits` > 1: the partial products of a split-K over that many slices of K.
-    let time_kernel = |k: &webdit_dsl::ir::Kernel,
-                       name: &str,
-                       t: MatmulTiles,
-                       e: usize,
-                       (m, n, kk): (usize, usize, usize),
-                       splits: usize| {
-        let wgsl = webdit_codegen::compile(k)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .wgsl;
-        let kernel = gpu.kernel(KernelSource::leak(name, k, wgsl)).unwrap();
-        let (a, w, c) = (
-            buffer(gpu, m * kk * e),
-            buffer(gpu, n * kk * e),
-            buffer(gpu, m * n * e * splits),
-        );
-        let plan = MatmulPlan {
-            tier: "sweep",
-            tiles: t,
-            groups: [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1],
-            splits: splits as u32,
-            shape: (m, n, kk),
-        };
-        let p = gpu.uniform("p", &plan.partial_params().to_bytes());
-        let extra = buffer(gpu, n * e);
-        let bind = kernel.bind(gpu, &[&a, &w, &c, &extra, &p]).unwrap();
-        let [gx, gy, _] = plan.groups;
-        let secs = b.time(&kernel, &bind, [gx, gy, plan.splits]);
-        let rate = 2.0 * (m * n * kk) as f64 / secs / 1e12;
-        if secs < 1e-4 {
-            format!("{:.1} µs, {rate:.1} TFLOP/s", secs * 1e6)
-        } else {
-            format!("{:.2} ms, {rate:.1} TFLOP/s", secs * 1e3)
-        }
-    };
     for (name, t, wide) in cands {
         let k = if wide {
             matmul_wide::<f32, f32, f32>(t, Epilogue::None)
@@ -89,19 +167,12 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
             ((64, 512, 2048), 8),
         ]
         .into_iter()
-        .map(|(shape, s)| time_kernel(&k, &format!("matmul_{name}"), t, 4, shape, s))
+        .map(|(shape, s)| time_kernel(b, &k, &format!("matmul_{name}"), t, 4, shape, s).0)
         .collect();
         if wide && gpu.f16 {
             let k16 =
                 matmul_wide::<webdit_dsl::f16, webdit_dsl::f16, webdit_dsl::f16>(t, Epilogue::None);
-            cells.push(time_kernel(
-                &k16,
-                &format!("matmul_{name}_f16"),
-                t,
-                2,
-                big,
-                1,
-            ));
+            cells.push(time_kernel(b, &k16, &format!("matmul_{name}_f16"), t, 2, big, 1).0);
         } else {
             cells.push(String::new());
         }

@@ -71,6 +71,10 @@ pub struct MatmulTiles {
     /// Copies of the workgroup-memory tiles (wide kernel): 2 double-buffers them, so a
     /// K-step needs one barrier instead of two, at twice the workgroup memory.
     pub stages: u32,
+    /// Iterations of the loop over a K-step's `bk` values unrolled in the WGSL (a divisor
+    /// of `bk`; `bk` unrolls it fully). More unrolling is more WGSL and pipeline-creation
+    /// time; what pays is measured per tile with `bench --sweep-unroll`.
+    pub k_unroll: u32,
 }
 
 impl MatmulTiles {
@@ -83,6 +87,7 @@ impl MatmulTiles {
             tm: 8,
             tn: 8,
             stages,
+            k_unroll: 1,
         }
     }
 
@@ -90,6 +95,14 @@ impl MatmulTiles {
     /// of 4).
     pub const fn per_thread(self, tm: u32, tn: u32) -> Self {
         MatmulTiles { tm, tn, ..self }
+    }
+
+    /// These tiles with `k` iterations of the K-step's inner loop unrolled.
+    pub const fn unrolled(self, k: u32) -> Self {
+        MatmulTiles {
+            k_unroll: k,
+            ..self
+        }
     }
 
     /// Tiles of the scalar kernel (single-buffered).
@@ -101,6 +114,7 @@ impl MatmulTiles {
             tm,
             tn,
             stages: 1,
+            k_unroll: 1,
         }
     }
 
@@ -500,20 +514,23 @@ fn multiply_tiles(
     let rows = t.bm / t.tm;
     let mut av = [0.0; t.tm];
     let mut wv = [vec4(0.0, 0.0, 0.0, 0.0); t.tn / 4];
-    // A loop on the GPU: unrolling it here multiplied the kernel's WGSL by BK (2,048 `fma`s
-    // at 8×16 per invocation and K-step 16) for no measured gain; drivers unroll it anyway.
-    for kk in 0..t.bk {
-        read_quads(&a_tile, &av, t.tm / 4, rows, a_off + kk * (t.bm / 4) + ty);
+    // A GPU loop over the K-step, `k_unroll` values per iteration.
+    for k0 in (0..t.bk).step_by(t.k_unroll) {
         #[unroll]
-        for h in 0..t.tn / 4 {
-            wv[h] = w_tile[w_off + kk * (t.bn / 4) + tx + h * cols];
-        }
-        #[unroll]
-        for i in 0..t.tm {
-            let a = splat(av[i]);
+        for u in 0..t.k_unroll {
+            let kk = k0 + u;
+            read_quads(&a_tile, &av, t.tm / 4, rows, a_off + kk * (t.bm / 4) + ty);
             #[unroll]
             for h in 0..t.tn / 4 {
-                acc[i * (t.tn / 4) + h] = fma(a, wv[h], acc[i * (t.tn / 4) + h]);
+                wv[h] = w_tile[w_off + kk * (t.bn / 4) + tx + h * cols];
+            }
+            #[unroll]
+            for i in 0..t.tm {
+                let a = splat(av[i]);
+                #[unroll]
+                for h in 0..t.tn / 4 {
+                    acc[i * (t.tn / 4) + h] = fma(a, wv[h], acc[i * (t.tn / 4) + h]);
+                }
             }
         }
     }

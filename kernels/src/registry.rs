@@ -30,12 +30,16 @@ impl Tiles {
     /// The named tile configurations; the first is the default (the best of the sweep in
     /// BENCHMARKS.md).
     pub const CHOICES: &'static [(&'static str, Tiles)] = &[
-        // f16 storage is fastest at 8×8 outputs and K-step 8 (BENCHMARKS.md).
+        // f16 storage is fastest at 8×8 outputs and K-step 8 (BENCHMARKS.md). The K-step
+        // loop unrolls 4 values per iteration at 8×16 (`bench --sweep-unroll` on an H200:
+        // as fast as 8 at 4096³ and 4% slower at 4096×3072×768 for 28% less WGSL; full
+        // unrolling slower still; none 14% slower) and fully at f16's K-step of 8.
         (
             "128x128k16-8x16",
             Tiles::wide(128, 128, 16, 1)
                 .per_thread(8, 16)
-                .f16(MatmulTiles::wide(128, 128, 8, 1)),
+                .unrolled(4)
+                .f16(MatmulTiles::wide(128, 128, 8, 1).unrolled(8)),
         ),
         ("128x128k8", Tiles::wide(128, 128, 8, 1)),
         ("128x128", Tiles::wide(128, 128, 16, 1)),
@@ -62,6 +66,14 @@ impl Tiles {
         }
     }
 
+    /// These tiles with `k` values of the K-step unrolled for large products.
+    const fn unrolled(self, k: u32) -> Tiles {
+        Tiles {
+            matmul: self.matmul.unrolled(k),
+            ..self
+        }
+    }
+
     /// These tiles with `t` for large products in f16 storage (`t` must cover the same
     /// BM×BN as the f32 tile).
     const fn f16(self, t: MatmulTiles) -> Tiles {
@@ -72,10 +84,14 @@ impl Tiles {
     }
 
     const fn wide(bm: u32, bn: u32, bk: u32, stages: u32) -> Tiles {
+        let large = MatmulTiles::wide(bm, bn, bk, stages).unrolled(8);
         Tiles {
-            matmul: MatmulTiles::wide(bm, bn, bk, stages),
-            matmul_f16: MatmulTiles::wide(bm, bn, bk, stages),
-            mid: MatmulTiles::wide(64, 64, 16, 1),
+            matmul: large,
+            matmul_f16: large,
+            // Unrolling pays on the mid tile (4: 6% faster than none, 8 another 2% for 35%
+            // more WGSL) but not on the small one, whose products are dispatch-bound
+            // (`bench --sweep-unroll`).
+            mid: MatmulTiles::wide(64, 64, 16, 1).unrolled(4),
             small: MatmulTiles::wide(32, 32, 16, 1).per_thread(4, 4),
             scalar: MatmulTiles::scalar(32, 32, 16, 2, 2),
         }

@@ -14,32 +14,83 @@ pub struct CpuModel {
     pos: Vec<f32>,
 }
 
-/// `y[rows, out] = x[rows, in] · w[out, in]ᵀ`
+/// `y[rows, out] = x[rows, in] · w[out, in]ᵀ`. Natively, large products are cut into
+/// blocks of output columns computed on all cores (each block is an independent product, so
+/// the result does not depend on the number of threads).
 pub fn linear(x: &[f32], w: &[f32], rows: usize, inp: usize, out: usize) -> Vec<f32> {
     assert_eq!(x.len(), rows * inp);
     assert_eq!(w.len(), out * inp);
     let mut y = vec![0.0f32; rows * out];
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        /// The output, shared by tasks that write disjoint columns of it.
+        #[derive(Clone, Copy)]
+        struct Out(*mut f32);
+        // SAFETY: every task writes only its own columns `c0..c1` of `y`.
+        unsafe impl Send for Out {}
+        unsafe impl Sync for Out {}
+        let threads = rayon::current_num_threads();
+        if threads > 1 && rows * inp * out >= 1 << 21 {
+            let chunk = out.div_ceil(threads).next_multiple_of(16);
+            let y_ptr = Out(y.as_mut_ptr());
+            (0..out.div_ceil(chunk)).into_par_iter().for_each(|i| {
+                let (c0, c1) = (i * chunk, ((i + 1) * chunk).min(out));
+                let y_ptr = y_ptr;
+                // SAFETY: rows `c0..c1` of `w` and columns `c0..c1` of `y` are in bounds
+                // (c1 ≤ out); tasks' column ranges are disjoint.
+                unsafe {
+                    sgemm(
+                        rows,
+                        inp,
+                        c1 - c0,
+                        x.as_ptr(),
+                        w.as_ptr().add(c0 * inp),
+                        y_ptr.0.add(c0),
+                        out,
+                    )
+                };
+            });
+            return y;
+        }
+    }
     // SAFETY: the slices hold exactly rows×inp, out×inp and rows×out elements (checked
     // above), matching the dimensions and strides passed.
+    unsafe { sgemm(rows, inp, out, x.as_ptr(), w.as_ptr(), y.as_mut_ptr(), out) };
+    y
+}
+
+/// `y[rows, n] = x[rows, k] · w[n, k]ᵀ` with `y`'s rows `y_stride` apart.
+///
+/// # Safety
+/// `x` must point to `rows × k` values, `w` to `n × k`, `y` to `rows` rows of `y_stride ≥ n`.
+unsafe fn sgemm(
+    rows: usize,
+    k: usize,
+    n: usize,
+    x: *const f32,
+    w: *const f32,
+    y: *mut f32,
+    y_stride: usize,
+) {
     unsafe {
         matrixmultiply::sgemm(
             rows,
-            inp,
-            out,
+            k,
+            n,
             1.0,
-            x.as_ptr(),
-            inp as isize,
+            x,
+            k as isize,
             1,
-            w.as_ptr(),
+            w,
             1,
-            inp as isize,
+            k as isize,
             0.0,
-            y.as_mut_ptr(),
-            out as isize,
+            y,
+            y_stride as isize,
             1,
         );
     }
-    y
 }
 
 fn silu(v: f32) -> f32 {

@@ -398,14 +398,7 @@ fn generate(
     {
         bail!("--out must name a .png file");
     }
-    let ckpt = load(&weights, &preset_name)?;
-    phases.done("weights (read and check)");
-    let c = ckpt.config.clone();
-    let sampler = match sampler {
-        SamplerArg::Ddpm => Sampler::Ddpm,
-        SamplerArg::Ddim => Sampler::Ddim,
-    };
-    let steps = plan(&c, sampler, steps.unwrap_or(c.steps))?;
+    // The adapter opens (driver start-up) while the weights are read and checked.
     let open = || {
         if no_cache {
             pollster::block_on(Gpu::new())
@@ -413,24 +406,48 @@ fn generate(
             pollster::block_on(Gpu::with_cache())
         }
     };
-    let gpu = match device {
-        DeviceArg::Cpu => None,
-        DeviceArg::Gpu => Some(open()?),
-        DeviceArg::Auto => match open() {
-            Ok(g) if g.adapter.device_type == wgpu::DeviceType::Cpu => {
-                println!("{} is a software adapter; the CPU reference implementation is faster here (--device gpu to use it)", g.adapter.name);
-                None
-            }
-            Ok(g) => Some(g),
-            Err(e) => {
-                eprintln!("{e}\nfalling back to the CPU reference implementation");
-                None
-            }
-        },
+    let (ckpt, opened) = std::thread::scope(|s| {
+        let gpu = (device != DeviceArg::Cpu).then(|| {
+            s.spawn(|| {
+                let start = Instant::now();
+                (open(), start.elapsed().as_secs_f64())
+            })
+        });
+        let start = Instant::now();
+        let ckpt = load(&weights, &preset_name);
+        let read = start.elapsed().as_secs_f64();
+        let gpu = gpu.map(|h| h.join().expect("the adapter thread does not panic"));
+        (ckpt.map(|c| (c, read)), gpu)
+    });
+    let (ckpt, read) = ckpt?;
+    let row = match &opened {
+        Some((_, adapter)) => format!(
+            "weights ({:.0} ms) and adapter ({:.0} ms), in parallel",
+            read * 1e3,
+            adapter * 1e3
+        ),
+        None => "weights (read and check)".into(),
     };
-    if device != DeviceArg::Cpu {
-        phases.done("adapter and device");
-    }
+    phases.done(row);
+    let c = ckpt.config.clone();
+    let sampler = match sampler {
+        SamplerArg::Ddpm => Sampler::Ddpm,
+        SamplerArg::Ddim => Sampler::Ddim,
+    };
+    let steps = plan(&c, sampler, steps.unwrap_or(c.steps))?;
+    let gpu = match (device, opened.map(|(g, _)| g)) {
+        (DeviceArg::Cpu, _) | (_, None) => None,
+        (DeviceArg::Gpu, Some(g)) => Some(g?),
+        (DeviceArg::Auto, Some(Ok(g))) if g.adapter.device_type == wgpu::DeviceType::Cpu => {
+            println!("{} is a software adapter; the CPU reference implementation is faster here (--device gpu to use it)", g.adapter.name);
+            None
+        }
+        (DeviceArg::Auto, Some(Ok(g))) => Some(g),
+        (DeviceArg::Auto, Some(Err(e))) => {
+            eprintln!("{e}\nfalling back to the CPU reference implementation");
+            None
+        }
+    };
     if gpu.is_none() && job.batch > 1024 {
         bail!(
             "--batch {} is too large for the CPU path (at most 1024)",
@@ -533,4 +550,9 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+    // Everything is written; leave without tearing the GPU device down piece by piece
+    // (tens of milliseconds the user would wait for nothing).
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    std::process::exit(0);
 }
