@@ -127,9 +127,15 @@ impl Gpu {
     /// A one-line description of the adapter.
     pub fn describe(&self) -> String {
         let a = &self.adapter;
+        // Browsers may hide the name (SwiftShader gives none).
+        let name = if a.name.is_empty() {
+            "unnamed adapter"
+        } else {
+            &a.name
+        };
         format!(
             "{} ({:?}, {:?}{})",
-            a.name,
+            name,
             a.backend,
             a.device_type,
             if self.f16 { ", shader-f16" } else { "" }

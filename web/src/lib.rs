@@ -205,15 +205,15 @@ impl WebDit {
                     let start = Instant::now();
                     let key = (steps, sampler.clone());
                     let cached = generators.borrow().get(&key).cloned();
-                    let g = match cached {
-                        Some(g) => g,
+                    let (g, setup) = match cached {
+                        Some(g) => (g, 0.0),
                         None => {
                             let g = Rc::new(model.generator(gpu, 1, &plan).map_err(js_error)?);
                             generators.borrow_mut().insert(key, g.clone());
-                            g
+                            (g, start.elapsed().as_secs_f64() * 1e3)
                         }
                     };
-                    *inner.setup_ms.borrow_mut() = start.elapsed().as_secs_f64() * 1e3;
+                    *inner.setup_ms.borrow_mut() = setup;
                     if on_step.is_none() {
                         g.generate(gpu, seed).await.map_err(js_error)?
                     } else {

@@ -208,7 +208,7 @@ async function generate() {
       `\nPage load to this icon: ${sinceLoad.toFixed(0)} ms (wasm ${phases.wasmMs.toFixed(0)} ms, ` +
       `weights ${phases.weightsMs.toFixed(0)} ms${phases.downloadedBytes ? "" : " from the cache"}, ` +
       `model ${phases.modelMs.toFixed(0)} ms)` +
-      `\nRunning on ${dit.adapter}, ${dit.precision}: ${window.webditDevice?.why ?? "a dropped checkpoint"}`;
+      `\nRunning on ${dit.device === "cpu" ? `the ${dit.adapter}: ${window.webditDevice?.why}` : `${window.webditDevice?.why}, ${dit.precision} kernels`}`;
     window.webdit = result;
     document.body.dataset.state = "done";
     if (embed) window.parent.postMessage({ type: "webdit", ...result }, "*");

@@ -163,6 +163,25 @@ try {
   const f = await result();
   check(/dropped\.safetensors/.test(f.status) && /not a valid safetensors file/.test(f.status),
     `a bad dropped file: ${f.status}`);
+
+  // 6. What a visitor waits for: a fresh profile, the default 32-step DDPM icon drawn live,
+  // then a second click (reported, not asserted: speed is for benchmarks).
+  const fresh = await browser.newContext();
+  const visitor = await fresh.newPage();
+  const start = Date.now();
+  await visitor.goto(base + "?auto&seed=2026");
+  await visitor.waitForFunction(settled, null, { timeout: 300_000 });
+  const first = await visitor.evaluate(() => window.webdit);
+  const navToIcon = Date.now() - start;
+  await visitor.evaluate(() => { document.body.dataset.state = "clicked"; document.getElementById("generate").click(); });
+  await visitor.waitForFunction(settled, null, { timeout: 300_000 });
+  const second = await visitor.evaluate(() => window.webdit);
+  check(!first.error && first.steps === 32 && second.checksum === first.checksum, `the default 32-step icon (${first.error ?? first.device})`);
+  console.log(`first icon: ${navToIcon} ms from navigation (page load to icon ${first.sinceLoadMs?.toFixed(0)} ms: ` +
+    `wasm ${first.phases?.wasmMs?.toFixed(0)}, weights ${first.phases?.weightsMs?.toFixed(0)}, ` +
+    `model ${first.phases?.modelMs?.toFixed(0)}, 32 steps ${first.totalMs?.toFixed(0)} ms); ` +
+    `second click ${second.totalMs?.toFixed(0)} ms; on ${first.adapter}`);
+  await fresh.close();
   if (failed) console.log(logs.join("\n"));
 } finally {
   await browser.close();
