@@ -58,7 +58,9 @@ pub fn sweep_unroll(b: &Bench, big: (usize, usize, usize)) {
     use webdit_dsl::f16;
     println!("\n## K-step unrolling per tier\n\n| tier | tiles | unroll | WGSL | pipeline creation | shape | time |\n|---|---|---|---|---|---|---|");
     let t = Tiles::default();
-    let tiers: [(&str, MatmulTiles, bool, Vec<((usize, usize, usize), usize)>); 4] = [
+    // (tier, tiles, f16 storage, shapes with their slices of K)
+    type Shapes = Vec<((usize, usize, usize), usize)>;
+    let tiers: [(&str, MatmulTiles, bool, Shapes); 4] = [
         (
             "matmul",
             t.matmul,

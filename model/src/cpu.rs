@@ -30,13 +30,18 @@ pub fn linear(x: &[f32], w: &[f32], rows: usize, inp: usize, out: usize) -> Vec<
         // SAFETY: every task writes only its own columns `c0..c1` of `y`.
         unsafe impl Send for Out {}
         unsafe impl Sync for Out {}
+        impl Out {
+            /// Column `c` of row 0 (a method, so closures capture the `Send` wrapper).
+            fn at(self, c: usize) -> *mut f32 {
+                self.0.wrapping_add(c)
+            }
+        }
         let threads = rayon::current_num_threads();
         if threads > 1 && rows * inp * out >= 1 << 21 {
             let chunk = out.div_ceil(threads).next_multiple_of(16);
             let y_ptr = Out(y.as_mut_ptr());
             (0..out.div_ceil(chunk)).into_par_iter().for_each(|i| {
                 let (c0, c1) = (i * chunk, ((i + 1) * chunk).min(out));
-                let y_ptr = y_ptr;
                 // SAFETY: rows `c0..c1` of `w` and columns `c0..c1` of `y` are in bounds
                 // (c1 ≤ out); tasks' column ranges are disjoint.
                 unsafe {
@@ -46,7 +51,7 @@ pub fn linear(x: &[f32], w: &[f32], rows: usize, inp: usize, out: usize) -> Vec<
                         c1 - c0,
                         x.as_ptr(),
                         w.as_ptr().add(c0 * inp),
-                        y_ptr.0.add(c0),
+                        y_ptr.at(c0),
                         out,
                     )
                 };
@@ -116,17 +121,17 @@ mod simd128 {
                             [at(w, o0), at(w, o0 + 1), at(w, o0 + 2), at(w, o0 + 3)],
                         )
                     };
-                    for i in 0..4 {
-                        for j in 0..4 {
-                            acc[i][j] = f32x4_add(acc[i][j], f32x4_mul(xv[i], wv[j]));
+                    for (row, xv) in acc.iter_mut().zip(xv) {
+                        for (a, wv) in row.iter_mut().zip(wv) {
+                            *a = f32x4_add(*a, f32x4_mul(xv, wv));
                         }
                     }
                 }
-                for i in 0..4 {
-                    for j in 0..4 {
+                for (i, row) in acc.iter().enumerate() {
+                    for (j, a) in row.iter().enumerate() {
                         let (r, o) = (r0 + i, o0 + j);
                         let tail = dot(&x[r * k + k4..(r + 1) * k], &w[o * k + k4..(o + 1) * k]);
-                        y[r * n + o] = hsum(acc[i][j]) + tail;
+                        y[r * n + o] = hsum(*a) + tail;
                     }
                 }
             }

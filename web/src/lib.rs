@@ -29,8 +29,8 @@ async fn yield_to_browser() {
 /// Where the model runs.
 enum Engine {
     Gpu {
-        gpu: Gpu,
-        model: GpuModel,
+        gpu: Box<Gpu>,
+        model: Box<GpuModel>,
         /// One generator per (steps, sampler), reused by every later generation.
         generators: RefCell<HashMap<(u32, String), Rc<Generator>>>,
     },
@@ -103,8 +103,8 @@ impl WebDit {
                 let gpu = Gpu::new().await.map_err(js_error)?;
                 let model = GpuModel::new(&gpu, &ckpt, None).map_err(js_error)?;
                 Engine::Gpu {
-                    gpu,
-                    model,
+                    gpu: Box::new(gpu),
+                    model: Box::new(model),
                     generators: RefCell::new(HashMap::new()),
                 }
             }
@@ -239,12 +239,15 @@ impl WebDit {
     }
 }
 
+/// Hands the image after step `k` to the page.
+type Report<'a> = &'a dyn Fn(usize, &[f32]) -> Result<(), JsValue>;
+
 /// The CPU path, one step at a time, letting the page draw between steps.
 async fn cpu_generate(
     model: &CpuModel,
     seed: u64,
     plan: &[Step],
-    report: &dyn Fn(usize, &[f32]) -> Result<(), JsValue>,
+    report: Report<'_>,
 ) -> Result<Vec<f32>, JsValue> {
     let mut x = model.initial_noise(1, seed);
     for (k, s) in plan.iter().enumerate() {
