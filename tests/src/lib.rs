@@ -19,7 +19,7 @@ pub const GUARD: usize = 64;
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
     GPU.get_or_init(|| {
-        let gpu = Gpu::new_blocking().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+        let gpu = Gpu::new_blocking().unwrap_or_else(|e| panic!("GPU tests need an adapter ({e}); `bash scripts/test` installs a software one (mesa-vulkan-drivers)"));
         eprintln!("adapter: {}", gpu.describe());
         gpu
     })

@@ -182,6 +182,27 @@ try {
     `model ${first.phases?.modelMs?.toFixed(0)}, 32 steps ${first.totalMs?.toFixed(0)} ms); ` +
     `second click ${second.totalMs?.toFixed(0)} ms; on ${first.adapter}`);
   await fresh.close();
+
+  // 7. With WEBDIT_MEASURE set: the default icon on WebGPU (SwiftShader here) from a fresh
+  // profile, drawing every step and not, for BENCHMARKS.md (minutes; not part of the test).
+  if (process.env.WEBDIT_MEASURE) {
+    for (const live of [1, 0]) {
+      const ctx = await browser.newContext();
+      const p = await ctx.newPage();
+      const t0 = Date.now();
+      await p.goto(base + `?auto&device=webgpu&seed=2026&live=${live}`);
+      await p.waitForFunction(settled, null, { timeout: 900_000 });
+      const r1 = await p.evaluate(() => window.webdit);
+      const nav = Date.now() - t0;
+      await p.evaluate(() => { document.body.dataset.state = "clicked"; document.getElementById("generate").click(); });
+      await p.waitForFunction(settled, null, { timeout: 900_000 });
+      const r2 = await p.evaluate(() => window.webdit);
+      console.log(`webgpu live=${live}: first icon ${nav} ms from navigation (wasm ${r1.phases?.wasmMs?.toFixed(0)}, ` +
+        `weights ${r1.phases?.weightsMs?.toFixed(0)}, model ${r1.phases?.modelMs?.toFixed(0)}, setup ${r1.setupMs?.toFixed(0)}, ` +
+        `32 steps ${r1.totalMs?.toFixed(0)} ms); second click ${r2.totalMs?.toFixed(0)} ms; checksum ${r1.checksum} ${r2.checksum}`);
+      await ctx.close();
+    }
+  }
   if (failed) console.log(logs.join("\n"));
 } finally {
   await browser.close();
