@@ -81,7 +81,10 @@ impl Gpu {
                 required_features: features,
                 required_limits: adapter.limits(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
-                memory_hints: wgpu::MemoryHints::Performance,
+                // Smaller memory blocks: with `Performance`, the first readback of a process
+                // allocated a large mapped block (15–17 ms on an H200, 1.2 ms now); kernel
+                // times are the same (BENCHMARKS.md).
+                memory_hints: wgpu::MemoryHints::MemoryUsage,
                 trace: wgpu::Trace::Off,
             })
             .await
