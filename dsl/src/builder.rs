@@ -184,7 +184,10 @@ pub trait Named: Sized {
 impl<T> Named for Expr<T> {
     fn named(self, name: &str) -> Self {
         with(|r| {
-            if r.kernel.exprs[self.id.0 as usize].0.needs_eval() {
+            // A value keeps its first name (`let b = a;`, or a `let` of a folded `a + 0`).
+            if r.kernel.exprs[self.id.0 as usize].0.needs_eval()
+                && !r.kernel.names.iter().any(|(id, _)| *id == self.id)
+            {
                 r.kernel.names.push((self.id, name.to_string()));
             }
         });

@@ -2,15 +2,55 @@
 //! an `Expr<f32>` and `WG / 2` stays a compile-time `u32`. Comparisons and `&&`/`||` cannot
 //! be overloaded in Rust, so `#[kernel]` rewrites them into calls of [`lt`], [`and`], ....
 
-use crate::builder::{Expr, IntoExpr};
-use crate::ir::{BinOp, Expr as IrExpr, UnOp};
+use crate::builder::{literal_of, Expr, IntoExpr};
+use crate::ir::{BinOp, Expr as IrExpr, Literal, UnOp};
 use crate::types::{f16, Arith, Integer, ScalarTy, Signed, Ty, VecTy};
 use std::ops;
 
 fn binary<T: Ty, A, B>(op: BinOp, a: impl IntoExpr<A>, b: impl IntoExpr<B>) -> Expr<T> {
     let a = a.into_expr().id;
     let b = b.into_expr().id;
-    Expr::new(IrExpr::Binary(op, a, b))
+    match fold(op, literal_of(a), literal_of(b)) {
+        Some(Folded::Left) => Expr::from_id(a),
+        Some(Folded::Right) => Expr::from_id(b),
+        Some(Folded::Value(l)) => Expr::new(IrExpr::Literal(l)),
+        None => Expr::new(IrExpr::Binary(op, a, b)),
+    }
+}
+
+/// What integer arithmetic on compile-time values comes to.
+#[derive(Debug, PartialEq)]
+enum Folded {
+    /// The left operand (`a + 0`, `a - 0`, `a * 1`, `a / 1`).
+    Left,
+    /// The right operand (`0 + b`, `1 * b`).
+    Right,
+    /// A constant (`2u * 3u`), computed as WGSL does (wrapping).
+    Value(Literal),
+}
+
+/// Folds `+ - * / %` on `u32`/`i32` literals and their identities, so that kernel code such
+/// as `tid + l * threads` with `l = 0` emits `tid`. Nothing else is folded (floats keep their
+/// exact WGSL evaluation; division by zero is left to the validator).
+fn fold(op: BinOp, a: Option<Literal>, b: Option<Literal>) -> Option<Folded> {
+    use Literal::{I32, U32};
+    let one = |l: Option<Literal>| matches!(l, Some(U32(1)) | Some(I32(1)));
+    let zero = |l: Option<Literal>| matches!(l, Some(U32(0)) | Some(I32(0)));
+    match (op, a, b) {
+        (BinOp::Add, Some(U32(x)), Some(U32(y))) => Some(Folded::Value(U32(x.wrapping_add(y)))),
+        (BinOp::Sub, Some(U32(x)), Some(U32(y))) => Some(Folded::Value(U32(x.wrapping_sub(y)))),
+        (BinOp::Mul, Some(U32(x)), Some(U32(y))) => Some(Folded::Value(U32(x.wrapping_mul(y)))),
+        (BinOp::Div, Some(U32(x)), Some(U32(y))) if y != 0 => Some(Folded::Value(U32(x / y))),
+        (BinOp::Rem, Some(U32(x)), Some(U32(y))) if y != 0 => Some(Folded::Value(U32(x % y))),
+        (BinOp::Add, Some(I32(x)), Some(I32(y))) => Some(Folded::Value(I32(x.wrapping_add(y)))),
+        (BinOp::Sub, Some(I32(x)), Some(I32(y))) => Some(Folded::Value(I32(x.wrapping_sub(y)))),
+        (BinOp::Mul, Some(I32(x)), Some(I32(y))) => Some(Folded::Value(I32(x.wrapping_mul(y)))),
+        (BinOp::Add | BinOp::Sub, _, b) if zero(b) => Some(Folded::Left),
+        (BinOp::Add, a, _) if zero(a) => Some(Folded::Right),
+        (BinOp::Mul | BinOp::Div, _, b) if one(b) => Some(Folded::Left),
+        (BinOp::Mul, a, _) if one(a) => Some(Folded::Right),
+        _ => None,
+    }
 }
 
 macro_rules! arith {
@@ -296,4 +336,35 @@ cast_consts!(f32, u32, i32, usize);
 /// What `#[kernel]` turns `v as T` into.
 pub fn cast<T, S: Cast<T>>(v: S) -> S::Output {
     v.cast()
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::*;
+    use Literal::{F32, I32, U32};
+
+    #[test]
+    fn integer_constants_and_identities_fold() {
+        let v = |l| Some(Folded::Value(l));
+        assert_eq!(fold(BinOp::Add, Some(U32(2)), Some(U32(3))), v(U32(5)));
+        assert_eq!(
+            fold(BinOp::Sub, Some(U32(0)), Some(U32(1))),
+            v(U32(u32::MAX))
+        );
+        assert_eq!(fold(BinOp::Mul, Some(I32(-4)), Some(I32(3))), v(I32(-12)));
+        assert_eq!(fold(BinOp::Div, Some(U32(7)), Some(U32(2))), v(U32(3)));
+        assert_eq!(fold(BinOp::Rem, Some(U32(7)), Some(U32(4))), v(U32(3)));
+        assert_eq!(fold(BinOp::Add, None, Some(U32(0))), Some(Folded::Left));
+        assert_eq!(fold(BinOp::Add, Some(I32(0)), None), Some(Folded::Right));
+        assert_eq!(fold(BinOp::Sub, None, Some(U32(0))), Some(Folded::Left));
+        assert_eq!(fold(BinOp::Mul, None, Some(U32(1))), Some(Folded::Left));
+        assert_eq!(fold(BinOp::Mul, Some(U32(1)), None), Some(Folded::Right));
+        assert_eq!(fold(BinOp::Div, None, Some(U32(1))), Some(Folded::Left));
+        // Left alone: 0 - b, b / 0, floats, comparisons.
+        assert_eq!(fold(BinOp::Sub, Some(U32(0)), None), None);
+        assert_eq!(fold(BinOp::Div, Some(U32(1)), Some(U32(0))), None);
+        assert_eq!(fold(BinOp::Add, Some(F32(1.0)), Some(F32(2.0))), None);
+        assert_eq!(fold(BinOp::Add, None, Some(F32(0.0))), None);
+        assert_eq!(fold(BinOp::Lt, Some(U32(1)), Some(U32(2))), None);
+    }
 }
