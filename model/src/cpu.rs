@@ -60,13 +60,10 @@ pub fn linear(x: &[f32], w: &[f32], rows: usize, inp: usize, out: usize) -> Vec<
         }
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    {
-        simd128::linear(x, w, rows, inp, out, &mut y);
-        return y;
-    }
+    simd128::linear(x, w, rows, inp, out, &mut y);
     // SAFETY: the slices hold exactly rows×inp, out×inp and rows×out elements (checked
     // above), matching the dimensions and strides passed.
-    #[allow(unreachable_code)]
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     unsafe {
         sgemm(rows, inp, out, x.as_ptr(), w.as_ptr(), y.as_mut_ptr(), out)
     };
@@ -143,6 +140,7 @@ mod simd128 {
 ///
 /// # Safety
 /// `x` must point to `rows × k` values, `w` to `n × k`, `y` to `rows` rows of `y_stride ≥ n`.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 unsafe fn sgemm(
     rows: usize,
     k: usize,

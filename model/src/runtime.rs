@@ -707,6 +707,7 @@ impl GpuModel {
                 Dispatch::Norm(_) => None,
             }))
             .chain(std::iter::once(&init))
+            .chain(&updates)
             .map(|o| &*o.kernel)
             .collect();
         used.sort_by_key(|k| k.src.name);

@@ -61,6 +61,11 @@ const check = (ok, what) => {
   failed ||= !ok;
 };
 const settled = () => ["done", "error"].includes(document.body.dataset.state);
+// Clicks Generate on `p` and waits for that generation (not the previous one) to settle.
+const clickAgain = async (p, timeout = 300_000) => {
+  await p.evaluate(() => { document.body.dataset.state = "clicked"; document.getElementById("generate").click(); });
+  await p.waitForFunction(settled, null, { timeout });
+};
 try {
   const page = await browser.newPage();
   const logs = [];
@@ -83,8 +88,7 @@ try {
   };
   // A second generation on the same page: click and wait.
   const again = async () => {
-    await page.evaluate(() => { document.body.dataset.state = "clicked"; document.getElementById("generate").click(); });
-    await page.waitForFunction(settled, null, { timeout: 300_000 });
+    await clickAgain(page);
     return result();
   };
   const std = (rgba) => {
@@ -173,8 +177,7 @@ try {
   await visitor.waitForFunction(settled, null, { timeout: 300_000 });
   const first = await visitor.evaluate(() => window.webdit);
   const navToIcon = Date.now() - start;
-  await visitor.evaluate(() => { document.body.dataset.state = "clicked"; document.getElementById("generate").click(); });
-  await visitor.waitForFunction(settled, null, { timeout: 300_000 });
+  await clickAgain(visitor);
   const second = await visitor.evaluate(() => window.webdit);
   check(!first.error && first.steps === 32 && second.checksum === first.checksum, `the default 32-step icon (${first.error ?? first.device})`);
   console.log(`first icon: ${navToIcon} ms from navigation (page load to icon ${first.sinceLoadMs?.toFixed(0)} ms: ` +
@@ -194,8 +197,7 @@ try {
       await p.waitForFunction(settled, null, { timeout: 900_000 });
       const r1 = await p.evaluate(() => window.webdit);
       const nav = Date.now() - t0;
-      await p.evaluate(() => { document.body.dataset.state = "clicked"; document.getElementById("generate").click(); });
-      await p.waitForFunction(settled, null, { timeout: 900_000 });
+      await clickAgain(p, 900_000);
       const r2 = await p.evaluate(() => window.webdit);
       console.log(`webgpu live=${live}: first icon ${nav} ms from navigation (wasm ${r1.phases?.wasmMs?.toFixed(0)}, ` +
         `weights ${r1.phases?.weightsMs?.toFixed(0)}, model ${r1.phases?.modelMs?.toFixed(0)}, setup ${r1.setupMs?.toFixed(0)}, ` +
