@@ -76,10 +76,16 @@ pub fn linear(x: &[f32], w: &[f32], rows: usize, inp: usize, out: usize) -> Vec<
 /// `f32x4` accumulators cover directly.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
+    use super::dot;
     use core::arch::wasm32::*;
 
-    fn dot(a: &[f32], b: &[f32]) -> f32 {
-        a.iter().zip(b).map(|(a, b)| a * b).sum()
+    /// `a·b + c`, fused where the bundle's relaxed-SIMD build runs (browsers that have it).
+    #[inline(always)]
+    fn madd(a: v128, b: v128, c: v128) -> v128 {
+        #[cfg(target_feature = "relaxed-simd")]
+        return f32x4_relaxed_madd(a, b, c);
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        return f32x4_add(f32x4_mul(a, b), c);
     }
 
     fn hsum(v: v128) -> f32 {
@@ -120,7 +126,7 @@ mod simd128 {
                     };
                     for (row, xv) in acc.iter_mut().zip(xv) {
                         for (a, wv) in row.iter_mut().zip(wv) {
-                            *a = f32x4_add(*a, f32x4_mul(xv, wv));
+                            *a = madd(xv, wv, *a);
                         }
                     }
                 }
@@ -168,6 +174,20 @@ unsafe fn sgemm(
             1,
         );
     }
+}
+
+/// `a · b` with four independent partial sums, which compilers turn into SIMD (a single
+/// running sum is a chain of dependent additions that cannot be vectorized).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let mut acc = [0.0f32; 4];
+    for (x, y) in ca.zip(cb) {
+        for l in 0..4 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 fn silu(v: f32) -> f32 {
@@ -253,7 +273,7 @@ impl CpuModel {
                     let qi = &q[at(i)..at(i) + dh];
                     for (j, sj) in s.iter_mut().enumerate() {
                         let kj = &k[at(j)..at(j) + dh];
-                        *sj = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
+                        *sj = dot(qi, kj) * scale;
                     }
                     let mx = s.iter().cloned().fold(f32::MIN, f32::max);
                     let mut z = 0.0f64;

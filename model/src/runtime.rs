@@ -92,6 +92,12 @@ impl Pipelines {
         v
     }
 
+    /// The kernels whose pipelines are still to be created.
+    fn uncompiled(&self) -> Vec<Arc<Kernel>> {
+        let map = self.kernels.lock().expect("no panics while held");
+        map.values().filter(|k| !k.is_compiled()).cloned().collect()
+    }
+
     /// How many pipelines exist.
     fn compiled(&self) -> usize {
         let map = self.kernels.lock().expect("no panics while held");
@@ -697,22 +703,10 @@ impl GpuModel {
             step_params.push((b, p));
         }
 
-        // Every pipeline this generator uses that the model does not have yet, at once.
+        // The pipelines of the kernels this generator brought into the model, at once.
         let start = Instant::now();
-        let mut used: Vec<&Kernel> = precompute
-            .iter()
-            .chain(norms.iter().flatten())
-            .chain(forward.iter().filter_map(|d| match d {
-                Dispatch::Fixed(o) => Some(o),
-                Dispatch::Norm(_) => None,
-            }))
-            .chain(std::iter::once(&init))
-            .chain(&updates)
-            .map(|o| &*o.kernel)
-            .collect();
-        used.sort_by_key(|k| k.src.name);
-        used.dedup_by_key(|k| k.src.name);
-        let compiled = gpu.compile(&used);
+        let pending = self.k.uncompiled();
+        let compiled = gpu.compile(&pending.iter().map(|k| &**k).collect::<Vec<_>>());
         if compiled > 0 {
             gpu.save_cache();
         }

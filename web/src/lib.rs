@@ -134,6 +134,9 @@ impl WebDit {
     pub fn adapter(&self) -> String {
         match &self.inner.engine {
             Engine::Gpu { gpu, .. } => gpu.describe(),
+            Engine::Cpu(_) if cfg!(target_feature = "relaxed-simd") => {
+                "CPU reference path (wasm32, SIMD128 with relaxed FMA, 1 thread)".into()
+            }
             Engine::Cpu(_) => "CPU reference path (wasm32, SIMD128, 1 thread)".into(),
         }
     }

@@ -7,7 +7,12 @@
 // embed (image only; generates on load and posts the result to the parent frame),
 // device (auto|webgpu|cpu), weights (URL of a .safetensors file or of a
 // model.safetensors.index.json). A dropped (or chosen) checkpoint replaces the model.
-import init, { WebDit } from "./pkg/webdit_web.js";
+// The wasm build with relaxed SIMD (fused multiply-add) where the browser validates a
+// relaxed-SIMD instruction (i8x16.relaxed_swizzle), else the plain SIMD128 build.
+const RELAXED_SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3,
+  2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15, 253, 128, 2, 11]);
+const pkg = WebAssembly.validate(RELAXED_SIMD_PROBE) ? "./pkg-relaxed/webdit_web.js" : "./pkg/webdit_web.js";
+let WebDit;
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -264,7 +269,9 @@ async function main() {
   addEventListener("drop", (e) => { e.preventDefault(); loadDropped(e.dataTransfer.files); });
 
   const t0 = performance.now();
-  await init(); // instantiateStreaming of pkg/webdit_web_bg.wasm
+  const wasm = await import(pkg);
+  await wasm.default(); // instantiateStreaming of webdit_web_bg.wasm
+  WebDit = wasm.WebDit;
   phases.wasmMs = performance.now() - t0;
   let device;
   try {
