@@ -34,12 +34,13 @@ fn source(variant: &str, k: &Kernel) -> String {
     format!(
         "KernelSource {{ name: {variant:?}, entry: {:?}, params: {:?}, \
          wgsl: include_str!(concat!(env!(\"OUT_DIR\"), \"/{variant}.wgsl\")), \
-         workgroup_size: {:?}, bindings: &[{}], f16: {} }}",
+         workgroup_size: {:?}, bindings: &[{}], f16: {}, workgroup_storage: {} }}",
         k.name,
         k.params,
         k.workgroup_size,
         bindings.join(", "),
-        k.uses_f16()
+        k.uses_f16(),
+        k.workgroup_storage_bytes()
     )
 }
 
@@ -52,12 +53,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut consts = String::new();
     let mut all = vec![];
     let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    let mut failed = 0;
     for v in registry(&tiles) {
         let compiled = match webdit_codegen::compile(&v.kernel) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("error: {e}");
-                std::process::exit(1);
+                // Every kernel's errors, like rustc's, at the kernel's lines; then fail.
+                eprint!("{e}");
+                failed += 1;
+                continue;
             }
         };
         hash.update(v.name.as_bytes());
@@ -71,6 +75,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             v.name
         )?;
         all.push(format!("&{id}"));
+    }
+    if failed > 0 {
+        eprintln!("error: {failed} kernel variant(s) could not be compiled to WGSL (see above)");
+        std::process::exit(1);
     }
     writeln!(
         consts,

@@ -12,15 +12,45 @@ use naga::{
 };
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use webdit_dsl::ir::{self, BinOp, BindingKind, Builtin, ExprId, Kernel, MathFn, Place, UnOp};
+use webdit_dsl::ir::{
+    self, BinOp, BindingKind, Builtin, Diagnostic, ExprId, Kernel, Loc, MathFn, Place, UnOp,
+};
 
 /// Why a kernel could not be lowered (a kernel the DSL accepted but naga cannot express).
-#[derive(Debug)]
-pub struct LowerError(pub String);
+pub(crate) type LowerError = Diagnostic;
 
-pub(crate) fn lower(k: &Kernel) -> Result<Module, LowerError> {
+/// The kernel locations that naga spans stand for: span `i+1..i+2` is `locs[i]`, so naga's
+/// validation errors can be reported at the kernel's lines.
+#[derive(Default)]
+pub(crate) struct Spans {
+    pub locs: Vec<Loc>,
+    index: HashMap<Loc, u32>,
+}
+
+impl Spans {
+    fn span(&mut self, loc: Loc) -> Span {
+        let i = *self.index.entry(loc).or_insert_with(|| {
+            self.locs.push(loc);
+            self.locs.len() as u32 - 1
+        });
+        Span::new(i + 1, i + 2)
+    }
+
+    /// The kernel location of a span that [`Spans::span`] made.
+    pub fn loc(&self, span: Span) -> Option<Loc> {
+        let r = span.to_range()?;
+        self.locs.get(r.start.checked_sub(1)?).copied()
+    }
+}
+
+pub(crate) fn lower(k: &Kernel) -> Result<(Module, Spans), LowerError> {
+    let mut spans = Spans::default();
+    let here = spans.span(k.loc);
     let mut l = Lowerer {
         k,
+        spans,
+        here,
+        loc: k.loc,
         module: Module::default(),
         exprs: Arena::new(),
         lowered: vec![None; k.exprs.len()],
@@ -62,11 +92,15 @@ pub(crate) fn lower(k: &Kernel) -> Result<Module, LowerError> {
         task_payload: None,
         incoming_ray_payload: None,
     });
-    Ok(l.module)
+    Ok((l.module, l.spans))
 }
 
 struct Lowerer<'k> {
     k: &'k Kernel,
+    spans: Spans,
+    /// The span and location of the statement being lowered.
+    here: Span,
+    loc: Loc,
     module: Module,
     exprs: Arena<Expression>,
     /// The naga expression holding each DSL expression's value, once lowered.
@@ -125,7 +159,7 @@ impl Lowerer<'_> {
         let size = match len {
             None => naga::ArraySize::Dynamic,
             Some(n) => naga::ArraySize::Constant(
-                NonZeroU32::new(n).ok_or_else(|| LowerError("array of length 0".into()))?,
+                NonZeroU32::new(n).ok_or_else(|| self.error("array of length 0".into()))?,
             ),
         };
         Ok(self.ty_inner(TypeInner::Array {
@@ -191,6 +225,7 @@ impl Lowerer<'_> {
         }
         for s in &k.shared {
             let ty = self.array_ty(s.elem, Some(s.len))?;
+            let span = self.spans.span(s.loc);
             let g = self.module.global_variables.append(
                 GlobalVariable {
                     name: Some(s.name.clone()),
@@ -200,7 +235,7 @@ impl Lowerer<'_> {
                     init: None,
                     memory_decorations: Default::default(),
                 },
-                Span::UNDEFINED,
+                span,
             );
             self.shared.push(g);
         }
@@ -243,7 +278,11 @@ impl Lowerer<'_> {
     }
 
     fn append(&mut self, e: Expression) -> Handle<Expression> {
-        self.exprs.append(e, Span::UNDEFINED)
+        self.exprs.append(e, self.here)
+    }
+
+    fn error(&self, message: String) -> LowerError {
+        Diagnostic::new(self.loc, message)
     }
 
     /// The pointer expression of a place (pre-emitted, so usable anywhere).
@@ -281,7 +320,7 @@ impl Lowerer<'_> {
                     _ => true,
                 };
                 if !finite {
-                    return Err(LowerError(format!(
+                    return Err(self.error(format!(
                         "the constant {lit:?} is not finite; WGSL has no infinities or NaNs (use e.g. -3.0e38 for -inf)"
                     )));
                 }
@@ -292,8 +331,8 @@ impl Lowerer<'_> {
                 self.append(Expression::FunctionArgument(arg))
             }
             other => {
-                return Err(LowerError(format!(
-                    "expression {other:?} is used outside the block that computed it"
+                return Err(self.error(format!(
+                    "a value ({other:?}) is used outside the block that computed it (e.g. a value computed inside an `if` used after it; use a `let mut` variable)"
                 )))
             }
         };
@@ -327,7 +366,7 @@ impl Lowerer<'_> {
         let start = self.exprs.len();
         let h = f(self)?;
         let range = self.exprs.range_from(start);
-        out.push(Statement::Emit(range), Span::UNDEFINED);
+        out.push(Statement::Emit(range), self.here);
         Ok(h)
     }
 
@@ -420,7 +459,7 @@ impl Lowerer<'_> {
             ir::Expr::Splat(v) => {
                 let value = self.operand(v)?;
                 let ir::Type::Vector { size, .. } = k.ty(id) else {
-                    return Err(LowerError("splat to a non-vector type".into()));
+                    return Err(self.error("splat to a non-vector type".into()));
                 };
                 let size = vector_size(size);
                 self.emit(out, |l| Ok(l.append(Expression::Splat { size, value })))?
@@ -436,10 +475,13 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    fn block(&mut self, stmts: &[ir::Stmt]) -> Result<Block, LowerError> {
+    fn block(&mut self, stmts: &[ir::Located]) -> Result<Block, LowerError> {
         let mut out = Block::new();
         for s in stmts {
-            match s {
+            self.loc = s.loc;
+            self.here = self.spans.span(s.loc);
+            let here = self.here;
+            match &s.stmt {
                 ir::Stmt::Eval(id) => self.eval(*id, &mut out)?,
                 ir::Stmt::Store {
                     place,
@@ -448,7 +490,7 @@ impl Lowerer<'_> {
                 } => {
                     let pointer = self.pointer(*place, *index, &mut out)?;
                     let value = self.operand(*value)?;
-                    out.push(Statement::Store { pointer, value }, Span::UNDEFINED);
+                    out.push(Statement::Store { pointer, value }, here);
                 }
                 ir::Stmt::Fill { local, value } => {
                     let l = &self.k.locals[*local as usize];
@@ -468,7 +510,7 @@ impl Lowerer<'_> {
                             }))
                         })?
                     };
-                    out.push(Statement::Store { pointer, value }, Span::UNDEFINED);
+                    out.push(Statement::Store { pointer, value }, here);
                 }
                 ir::Stmt::If {
                     cond,
@@ -484,7 +526,7 @@ impl Lowerer<'_> {
                             accept,
                             reject,
                         },
-                        Span::UNDEFINED,
+                        here,
                     );
                 }
                 ir::Stmt::Loop { body, continuing } => {
@@ -496,18 +538,18 @@ impl Lowerer<'_> {
                             continuing,
                             break_if: None,
                         },
-                        Span::UNDEFINED,
+                        here,
                     );
                 }
-                ir::Stmt::Break => out.push(Statement::Break, Span::UNDEFINED),
-                ir::Stmt::Continue => out.push(Statement::Continue, Span::UNDEFINED),
-                ir::Stmt::Return => out.push(Statement::Return { value: None }, Span::UNDEFINED),
+                ir::Stmt::Break => out.push(Statement::Break, here),
+                ir::Stmt::Continue => out.push(Statement::Continue, here),
+                ir::Stmt::Return => out.push(Statement::Return { value: None }, here),
                 ir::Stmt::Barrier(b) => {
                     let flags = match b {
                         ir::Barrier::Workgroup => naga::Barrier::WORK_GROUP,
                         ir::Barrier::Storage => naga::Barrier::STORAGE,
                     };
-                    out.push(Statement::ControlBarrier(flags), Span::UNDEFINED);
+                    out.push(Statement::ControlBarrier(flags), here);
                 }
             }
         }

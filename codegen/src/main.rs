@@ -24,7 +24,23 @@ enum Command {
     },
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Kernel errors render like rustc's (they start with `error:`).
+            let text = e.to_string();
+            if text.starts_with("error") {
+                eprint!("{text}");
+            } else {
+                eprintln!("error: {text}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let Command::Emit { out, tiles } = Cli::parse().command;
     let tiles = Tiles::named(&tiles).ok_or_else(|| {
         let names: Vec<_> = Tiles::CHOICES.iter().map(|(n, _)| *n).collect();

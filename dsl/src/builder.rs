@@ -5,8 +5,8 @@
 //! use plain operators (`a + b` on [`Expr`]s) and plain helper-function calls.
 
 use crate::ir::{
-    Binding, BindingKind, Block, Builtin, Expr as IrExpr, ExprId, Kernel, Local, Place,
-    SharedArray, Stmt, Type, UniformLayout,
+    Binding, BindingKind, Block, Builtin, Diagnostic, Expr as IrExpr, ExprId, Kernel, Loc, Local,
+    Located, Place, SharedArray, Stmt, Type, UniformLayout,
 };
 use crate::types::{ScalarTy, Ty};
 use std::cell::RefCell;
@@ -16,6 +16,8 @@ struct Recorder {
     kernel: Kernel,
     /// Open blocks, innermost last.
     blocks: Vec<Block>,
+    /// The kernel statement being recorded (set by [`at`] before each one).
+    loc: Loc,
 }
 
 thread_local! {
@@ -33,8 +35,10 @@ fn with<R>(f: impl FnOnce(&mut Recorder) -> R) -> R {
 }
 
 /// Builds a kernel: runs `body` (the expanded kernel) with a fresh recorder on this thread.
-/// Called by `#[kernel]` expansions.
+/// Called by `#[kernel]` expansions, at the kernel's name (which becomes its location).
+#[track_caller]
 pub fn build_kernel(name: &str, params: String, body: impl FnOnce()) -> Kernel {
+    let loc = Loc::caller();
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -52,14 +56,20 @@ pub fn build_kernel(name: &str, params: String, body: impl FnOnce()) -> Kernel {
                 name: name.to_string(),
                 params,
                 workgroup_size: [1, 1, 1],
+                loc,
+                workgroup_size_loc: loc,
                 bindings: vec![],
                 shared: vec![],
                 locals: vec![],
                 exprs: vec![],
+                expr_locs: vec![],
                 names: vec![],
                 body: vec![],
+                errors: vec![],
+                limits: Default::default(),
             },
             blocks: vec![vec![]],
+            loc,
         });
     });
     let reset = Reset;
@@ -74,9 +84,63 @@ pub fn build_kernel(name: &str, params: String, body: impl FnOnce()) -> Kernel {
     kernel
 }
 
-/// Sets the workgroup size (called by the expansion with the `workgroup_size` argument).
+/// Sets the workgroup size (called by the expansion with the `workgroup_size` argument,
+/// at its location).
+#[track_caller]
 pub fn set_workgroup_size(size: [u32; 3]) {
-    with(|r| r.kernel.workgroup_size = size);
+    let loc = Loc::caller();
+    with(|r| {
+        r.kernel.workgroup_size = size;
+        r.kernel.workgroup_size_loc = loc;
+    });
+}
+
+/// Marks the start of a kernel statement: what it records carries the caller's location.
+/// `#[kernel]` and `#[kernel_fn]` expansions call it before each statement, spanned at it.
+#[track_caller]
+pub fn at() {
+    let loc = Loc::caller();
+    with(|r| r.loc = loc);
+}
+
+/// The location of the kernel statement being recorded.
+pub(crate) fn current_loc() -> Loc {
+    with(|r| r.loc)
+}
+
+fn set_loc(loc: Loc) {
+    with(|r| r.loc = loc);
+}
+
+/// Restores the caller's statement location when a helper returns, so that what the calling
+/// statement records after the call is located at the caller (`#[kernel_fn]` expansions hold
+/// one for their body).
+pub struct LocGuard(Loc);
+
+impl LocGuard {
+    pub fn enter() -> LocGuard {
+        LocGuard(current_loc())
+    }
+}
+
+impl Drop for LocGuard {
+    fn drop(&mut self) {
+        // Only while a kernel is being built (a helper called outside one already panicked).
+        RECORDER.with(|r| {
+            if let Some(r) = r.borrow_mut().as_mut() {
+                r.loc = self.0;
+            }
+        });
+    }
+}
+
+/// Records an error at the current kernel statement; the kernel keeps building so that
+/// every error is reported at once, and it is never lowered.
+pub(crate) fn error(message: impl Into<String>) {
+    with(|r| {
+        let loc = r.loc;
+        r.kernel.errors.push(Diagnostic::new(loc, message))
+    });
 }
 
 pub(crate) fn push_expr(e: IrExpr, ty: Type) -> ExprId {
@@ -84,21 +148,33 @@ pub(crate) fn push_expr(e: IrExpr, ty: Type) -> ExprId {
         let id = ExprId(r.kernel.exprs.len() as u32);
         let eval = e.needs_eval();
         r.kernel.exprs.push((e, ty));
+        r.kernel.expr_locs.push(r.loc);
         if eval {
-            r.blocks.last_mut().unwrap().push(Stmt::Eval(id));
+            let loc = r.loc;
+            r.blocks.last_mut().unwrap().push(Located {
+                stmt: Stmt::Eval(id),
+                loc,
+            });
         }
         id
     })
 }
 
 pub(crate) fn push_stmt(s: Stmt) {
-    with(|r| r.blocks.last_mut().unwrap().push(s));
+    push_stmt_at(s, current_loc());
 }
 
-/// Records what `f` emits into a new block and returns it.
+pub(crate) fn push_stmt_at(stmt: Stmt, loc: Loc) {
+    with(|r| r.blocks.last_mut().unwrap().push(Located { stmt, loc }));
+}
+
+/// Records what `f` emits into a new block and returns it; afterwards the statement
+/// location is the one before `f` ran.
 pub(crate) fn record_block(f: impl FnOnce()) -> Block {
+    let loc = current_loc();
     with(|r| r.blocks.push(vec![]));
     f();
+    set_loc(loc);
     with(|r| r.blocks.pop().unwrap())
 }
 
@@ -250,7 +326,9 @@ impl<T, A> Clone for Array<T, A> {
 }
 impl<T, A> Copy for Array<T, A> {}
 
-/// Declares the next storage binding (called by `#[kernel]` expansions, in parameter order).
+/// Declares the next storage binding (called by `#[kernel]` expansions, in parameter order,
+/// at the parameter's type).
+#[track_caller]
 pub fn storage<T: Ty, A: AccessMode>(name: &str) -> Array<T, A> {
     let binding = add_binding(
         name,
@@ -275,11 +353,14 @@ impl AccessMode for ReadWrite {
     const WRITABLE: bool = true;
 }
 
+#[track_caller]
 fn add_binding(name: &str, kind: BindingKind) -> u32 {
+    let loc = Loc::caller();
     with(|r| {
         r.kernel.bindings.push(Binding {
             name: name.to_string(),
             kind,
+            loc,
         });
         r.kernel.bindings.len() as u32 - 1
     })
@@ -297,6 +378,7 @@ pub trait UniformStruct {
 }
 
 /// Declares the next binding as a uniform struct and returns its fields as kernel values.
+#[track_caller]
 pub fn uniform<S: UniformStruct>(name: &str) -> S::View {
     let layout = S::layout();
     let fields: Vec<String> = layout
@@ -337,13 +419,17 @@ impl<T> Copy for Shared<T> {}
 
 impl<T: Ty> Shared<T> {
     pub fn new(len: u32) -> Self {
-        assert!(len > 0, "workgroup arrays need a length of at least 1");
+        if len == 0 {
+            error("workgroup arrays need a length of at least 1");
+        }
         let index = with(|r| {
             let index = r.kernel.shared.len() as u32;
+            let loc = r.loc;
             r.kernel.shared.push(SharedArray {
                 name: format!("shared{index}"),
                 elem: T::TYPE,
-                len,
+                len: len.max(1),
+                loc,
             });
             index
         });
@@ -411,9 +497,11 @@ impl<T> Copy for LocalArray<T> {}
 
 impl<T: Ty> LocalArray<T> {
     pub fn new(name: &str, init: impl IntoExpr<T>, len: u32) -> Self {
-        assert!(len > 0, "local arrays need a length of at least 1");
+        if len == 0 {
+            error("local arrays need a length of at least 1");
+        }
         let init = init.into_expr();
-        let local = add_local(name, T::TYPE, Some(len));
+        let local = add_local(name, T::TYPE, Some(len.max(1)));
         push_stmt(Stmt::Fill {
             local,
             value: init.id,
@@ -478,8 +566,16 @@ impl<T: Ty, const N: usize> Load for [Expr<T>; N] {
     fn load(&self, index: impl IntoExpr<u32>) -> Expr<T> {
         match literal_of(index.into_expr().id) {
             Some(crate::ir::Literal::U32(i)) if (i as usize) < N => self[i as usize],
-            Some(_) => panic!("index out of bounds of a Rust array of {N} kernel values"),
-            None => panic!("Rust arrays of kernel values need compile-time indices; use a `let mut a = [v; N]` array"),
+            Some(crate::ir::Literal::U32(i)) => {
+                error(format!(
+                    "index {i} is out of bounds of a Rust array of {N} kernel values"
+                ));
+                self[0]
+            }
+            _ => {
+                error("Rust arrays of kernel values need compile-time indices; use a `let mut a = [v; N]` array for indices computed on the GPU");
+                self[0]
+            }
         }
     }
 }

@@ -2,7 +2,9 @@
 //! `return` into these calls; a condition that is a compile-time `bool` picks a branch while
 //! the kernel is built, a kernel value branches on the GPU.
 
-use crate::builder::{literal_of, push_stmt, record_block, Expr, IntoExpr, Var};
+use crate::builder::{
+    current_loc, literal_of, push_stmt, push_stmt_at, record_block, Expr, IntoExpr, Var,
+};
 use crate::ir::{Barrier, Literal, Stmt};
 use crate::ops::lt;
 use crate::types::Integer;
@@ -28,13 +30,17 @@ impl Branch<()> for Expr<bool> {
         if let Some(Literal::Bool(b)) = literal_of(self.id) {
             return b.branch(accept, reject);
         }
+        let loc = current_loc();
         let accept = record_block(accept);
         let reject = record_block(reject);
-        push_stmt(Stmt::If {
-            cond: self.id,
-            accept,
-            reject,
-        });
+        push_stmt_at(
+            Stmt::If {
+                cond: self.id,
+                accept,
+                reject,
+            },
+            loc,
+        );
     }
 }
 

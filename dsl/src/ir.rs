@@ -6,6 +6,54 @@
 
 use std::fmt;
 
+/// Where in a kernel's Rust source something was written (`file!()`-style path, 1-based
+/// line and column). Every expression and statement carries the location of the kernel
+/// statement that built it, so errors and naga spans point at the kernel, not the DSL.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Loc {
+    pub file: &'static str,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Loc {
+    #[track_caller]
+    pub fn caller() -> Loc {
+        let l = std::panic::Location::caller();
+        Loc {
+            file: l.file(),
+            line: l.line(),
+            column: l.column(),
+        }
+    }
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// A problem found while building a kernel, at the kernel code that caused it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub loc: Loc,
+    pub message: String,
+    /// Other kernel code that explains the error (e.g. the condition that makes a barrier's
+    /// control flow non-uniform).
+    pub notes: Vec<(Loc, String)>,
+}
+
+impl Diagnostic {
+    pub fn new(loc: Loc, message: impl Into<String>) -> Self {
+        Diagnostic {
+            loc,
+            message: message.into(),
+            notes: vec![],
+        }
+    }
+}
+
 /// Scalar types a kernel can compute with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scalar {
@@ -52,11 +100,23 @@ impl Type {
     }
 }
 
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scalar::Bool => "bool",
+            Scalar::I32 => "i32",
+            Scalar::U32 => "u32",
+            Scalar::F32 => "f32",
+            Scalar::F16 => "f16",
+        })
+    }
+}
+
 impl fmt::Display for Type {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Type::Scalar(s) => write!(f, "{s:?}"),
-            Type::Vector { size, scalar } => write!(f, "vec{size}<{scalar:?}>"),
+            Type::Scalar(s) => write!(f, "{s}"),
+            Type::Vector { size, scalar } => write!(f, "Vec{size}<{scalar}>"),
         }
     }
 }
@@ -245,7 +305,14 @@ pub enum Stmt {
     Barrier(Barrier),
 }
 
-pub type Block = Vec<Stmt>;
+/// A statement with the location of the kernel code that wrote it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Located {
+    pub stmt: Stmt,
+    pub loc: Loc,
+}
+
+pub type Block = Vec<Located>;
 
 /// A uniform struct: every field is a 4-byte scalar.
 #[derive(Clone, Debug, PartialEq)]
@@ -265,6 +332,8 @@ pub enum BindingKind {
 pub struct Binding {
     pub name: String,
     pub kind: BindingKind,
+    /// Where the kernel's parameter is declared.
+    pub loc: Loc,
 }
 
 /// A workgroup array with a size fixed when the kernel was built.
@@ -273,6 +342,14 @@ pub struct SharedArray {
     pub name: String,
     pub elem: Type,
     pub len: u32,
+    /// Where the kernel declared it.
+    pub loc: Loc,
+}
+
+impl SharedArray {
+    pub fn bytes(&self) -> u32 {
+        self.elem.stride() * self.len
+    }
 }
 
 /// A function-local variable (`len: None`) or array.
@@ -281,6 +358,34 @@ pub struct Local {
     pub name: String,
     pub ty: Type,
     pub len: Option<u32>,
+}
+
+/// Device limits a kernel needs. [`Limits::WEBGPU`] are WebGPU's defaults, which every
+/// WebGPU adapter grants; a kernel needing more is native-only and says so with
+/// [`Kernel::needs`] (the runtime then uses it only where the adapter grants them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_workgroup_storage_bytes: u32,
+    pub max_invocations_per_workgroup: u32,
+    pub max_workgroup_size: [u32; 3],
+    pub max_storage_buffers_per_stage: u32,
+    pub max_uniform_buffers_per_stage: u32,
+}
+
+impl Limits {
+    pub const WEBGPU: Limits = Limits {
+        max_workgroup_storage_bytes: 16384,
+        max_invocations_per_workgroup: 256,
+        max_workgroup_size: [256, 256, 64],
+        max_storage_buffers_per_stage: 8,
+        max_uniform_buffers_per_stage: 12,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::WEBGPU
+    }
 }
 
 /// A kernel as built by one call of a `#[kernel]` function with concrete parameters.
@@ -294,11 +399,22 @@ pub struct Kernel {
     pub bindings: Vec<Binding>,
     pub shared: Vec<SharedArray>,
     pub locals: Vec<Local>,
+    /// Where the `#[kernel]` function is defined.
+    pub loc: Loc,
+    /// Where the workgroup size is written (the `#[kernel]` attribute).
+    pub workgroup_size_loc: Loc,
     /// Every expression with its type, in creation order.
     pub exprs: Vec<(Expr, Type)>,
+    /// The location of each expression (parallel to `exprs`).
+    pub expr_locs: Vec<Loc>,
     /// Names the kernel's author gave to values (`let row = ...`).
     pub names: Vec<(ExprId, String)>,
     pub body: Block,
+    /// What went wrong while the kernel was built (e.g. a zero-length array); a kernel with
+    /// errors is not lowered.
+    pub errors: Vec<Diagnostic>,
+    /// The limits it may use: WebGPU's unless declared native-only with [`Kernel::needs`].
+    pub limits: Limits,
 }
 
 impl Kernel {
@@ -308,6 +424,26 @@ impl Kernel {
 
     pub fn ty(&self, id: ExprId) -> Type {
         self.exprs[id.0 as usize].1
+    }
+
+    /// Declares the kernel native-only: it needs `limits` beyond WebGPU's defaults.
+    pub fn needs(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Whether it stays within WebGPU's default limits (runs in every WebGPU browser).
+    pub fn is_portable(&self) -> bool {
+        self.limits == Limits::WEBGPU
+    }
+
+    /// Bytes of workgroup memory it declares.
+    pub fn workgroup_storage_bytes(&self) -> u32 {
+        self.shared.iter().map(SharedArray::bytes).sum()
+    }
+
+    pub fn expr_loc(&self, id: ExprId) -> Loc {
+        self.expr_locs[id.0 as usize]
     }
 
     /// Whether any value or binding of the kernel is f16 (it then needs `shader-f16`).

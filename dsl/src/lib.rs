@@ -33,8 +33,8 @@ mod ops;
 mod types;
 
 pub use builder::{
-    build_kernel, set_workgroup_size, storage, uniform, uniform_field, Array, Expr, IntoExpr, Load,
-    LocalArray, Named, ReadOnly, ReadWrite, Shared, Store, UniformStruct, Var,
+    at, build_kernel, set_workgroup_size, storage, uniform, uniform_field, Array, Expr, IntoExpr,
+    Load, LocGuard, LocalArray, Named, ReadOnly, ReadWrite, Shared, Store, UniformStruct, Var,
 };
 pub use control::*;
 pub use functions::*;

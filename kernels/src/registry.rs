@@ -1,7 +1,7 @@
 //! Every kernel variant the model uses, with its parameters, in one place.
 
 use crate::matmul::{matmul, matmul_wide, Epilogue, MatmulTiles};
-use webdit_dsl::ir::Kernel;
+use webdit_dsl::ir::{Kernel, Limits};
 use webdit_dsl::{f16, ScalarTy};
 
 /// One compiled-to-WGSL instance of a kernel.
@@ -24,6 +24,9 @@ pub struct Tiles {
     pub mid: MatmulTiles,
     pub small: MatmulTiles,
     pub scalar: MatmulTiles,
+    /// The limits the large-product kernels need: WebGPU's defaults, or more for a
+    /// native-only configuration (the runtime refuses it where the adapter lacks them).
+    pub limits: Limits,
 }
 
 impl Tiles {
@@ -43,7 +46,14 @@ impl Tiles {
         ),
         ("128x128k8", Tiles::wide(128, 128, 8, 1)),
         ("128x128", Tiles::wide(128, 128, 16, 1)),
-        ("128x128s2", Tiles::wide(128, 128, 16, 2)),
+        // Double-buffered 128×128 f32 tiles need 32 KiB of workgroup memory: native only.
+        (
+            "128x128s2",
+            Tiles::wide(128, 128, 16, 2).native(Limits {
+                max_workgroup_storage_bytes: 32768,
+                ..Limits::WEBGPU
+            }),
+        ),
         ("128x64", Tiles::wide(128, 64, 8, 1)),
         ("64x64", Tiles::wide(64, 64, 8, 1)),
     ];
@@ -83,6 +93,11 @@ impl Tiles {
         }
     }
 
+    /// These tiles, declared native-only: their large-product kernels need `limits`.
+    const fn native(self, limits: Limits) -> Tiles {
+        Tiles { limits, ..self }
+    }
+
     const fn wide(bm: u32, bn: u32, bk: u32, stages: u32) -> Tiles {
         let large = MatmulTiles::wide(bm, bn, bk, stages).unrolled(8);
         Tiles {
@@ -94,6 +109,7 @@ impl Tiles {
             mid: MatmulTiles::wide(64, 64, 16, 1).unrolled(4),
             small: MatmulTiles::wide(32, 32, 16, 1).per_thread(4, 4),
             scalar: MatmulTiles::scalar(32, 32, 16, 2, 2),
+            limits: Limits::WEBGPU,
         }
     }
 
@@ -118,14 +134,20 @@ pub const MATMUL_TIERS: [&str; 4] = ["matmul", "matmul_mid", "matmul_small", "ma
 
 /// The kernel of tier `tier` (an index into [`MATMUL_TIERS`]) at tiles `t`.
 fn tier_kernel<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
+    tiles: &Tiles,
     tier: usize,
     t: MatmulTiles,
     e: Epilogue,
 ) -> Kernel {
-    if tier + 1 == MATMUL_TIERS.len() {
+    let k = if tier + 1 == MATMUL_TIERS.len() {
         matmul::<A, W, C>(t, e)
     } else {
         matmul_wide::<A, W, C>(t, e)
+    };
+    if tier == 0 {
+        k.needs(tiles.limits)
+    } else {
+        k
     }
 }
 
@@ -164,11 +186,11 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
         for (i, (name, (t, t16))) in tiers.clone() {
             add(
                 format!("{name}{suffix}"),
-                tier_kernel::<f32, f32, f32>(i, t, e),
+                tier_kernel::<f32, f32, f32>(tiles, i, t, e),
             );
             add(
                 format!("{name}{suffix}_f16"),
-                tier_kernel::<f16, f16, f16>(i, t16, e),
+                tier_kernel::<f16, f16, f16>(tiles, i, t16, e),
             );
         }
         add(format!("splitk_reduce{suffix}"), splitk_reduce::<f32>(e));
@@ -182,7 +204,7 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
     for (i, (name, (t, _))) in tiers.skip(1) {
         add(
             format!("{name}_partial_f16"),
-            tier_kernel::<f16, f16, f32>(i, t, Epilogue::None),
+            tier_kernel::<f16, f16, f32>(tiles, i, t, Epilogue::None),
         );
     }
     for (silu, suffix) in [(false, ""), (true, "_silu")] {

@@ -180,7 +180,12 @@ unsafe fn sgemm(
 /// running sum is a chain of dependent additions that cannot be vectorized).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     let mut acc = [0.0f32; 4];
     for (x, y) in ca.zip(cb) {
         for l in 0..4 {

@@ -18,6 +18,13 @@ pub enum GpuError {
         feature: &'static str,
         adapter: String,
     },
+    #[error("kernel `{kernel}` is native-only: it needs {needed} bytes of workgroup memory and this adapter ({adapter}) grants {granted}; build with the default tiles")]
+    MissingLimit {
+        kernel: &'static str,
+        needed: u32,
+        granted: u32,
+        adapter: String,
+    },
     #[error("kernel `{kernel}` takes {expected} buffers, got {got}")]
     Bindings {
         kernel: &'static str,
@@ -159,6 +166,15 @@ impl Gpu {
             return Err(GpuError::MissingFeature {
                 kernel: src.name,
                 feature: "shader-f16",
+                adapter: self.adapter.name.clone(),
+            });
+        }
+        let granted = self.device.limits().max_compute_workgroup_storage_size;
+        if src.workgroup_storage > granted {
+            return Err(GpuError::MissingLimit {
+                kernel: src.name,
+                needed: src.workgroup_storage,
+                granted,
                 adapter: self.adapter.name.clone(),
             });
         }

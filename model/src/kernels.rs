@@ -23,6 +23,8 @@ pub struct KernelSource {
     pub bindings: &'static [Binding],
     /// Needs `shader-f16`.
     pub f16: bool,
+    /// Bytes of workgroup memory (more than WebGPU's 16 KiB only in native-only variants).
+    pub workgroup_storage: u32,
 }
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
@@ -61,6 +63,7 @@ impl KernelSource {
             workgroup_size: kernel.workgroup_size,
             bindings: Box::leak(bindings.into_boxed_slice()),
             f16: kernel.uses_f16(),
+            workgroup_storage: kernel.workgroup_storage_bytes(),
         }))
     }
 }

@@ -2,6 +2,7 @@
 //! inputs, with outputs poisoned and guarded, at sizes that are and are not tile multiples,
 //! with batch > 1. f16 variants are compared against the reference on f16-rounded inputs.
 
+use webdit_dsl::ir::Limits;
 use webdit_dsl::prelude::{global_id, kernel, vec2, vec4, Uniform};
 use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
@@ -197,7 +198,7 @@ fn matmul_every_tile_choice() {
     for (name, tiles) in Tiles::CHOICES {
         let src = compile(
             &format!("matmul_{name}"),
-            &matmul_wide::<f32, f32, f32>(tiles.matmul, Epilogue::None),
+            &matmul_wide::<f32, f32, f32>(tiles.matmul, Epilogue::None).needs(tiles.limits),
         );
         for (m, n, k) in [(130, 70, 40), (64, 128, 64), (257, 129, 12)] {
             let case = MatmulCase {
@@ -221,7 +222,11 @@ fn matmul_every_tile_choice() {
     ] {
         let src = compile(
             &format!("matmul_wide_{}x{}_{}x{}", t.bm, t.bn, t.tm, t.tn),
-            &matmul_wide::<f32, f32, f32>(t, Epilogue::None),
+            // Double-buffered 128×128 takes 32 KiB of workgroup memory: native only.
+            &matmul_wide::<f32, f32, f32>(t, Epilogue::None).needs(Limits {
+                max_workgroup_storage_bytes: 32768,
+                ..Limits::WEBGPU
+            }),
         );
         for (m, n, k) in [(130, 270, 40), (257, 33, 12)] {
             let case = MatmulCase {

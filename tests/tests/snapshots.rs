@@ -32,7 +32,7 @@ fn wgsl_of_every_registered_variant() {
 fn wgsl_of_matmul_at_every_tile_choice() {
     settings().bind(|| {
         for (name, tiles) in Tiles::CHOICES {
-            let k = matmul_wide::<f32, f32, f32>(tiles.matmul, Epilogue::None);
+            let k = matmul_wide::<f32, f32, f32>(tiles.matmul, Epilogue::None).needs(tiles.limits);
             insta::assert_snapshot!(format!("matmul_tiles_{name}"), wgsl(&k));
         }
     });

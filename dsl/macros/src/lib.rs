@@ -82,7 +82,7 @@ impl Parse for KernelArgs {
 
 fn workgroup_size(e: &Option<syn::Expr>) -> syn::Result<Tokens> {
     let Some(e) = e else {
-        return Ok(quote!([1u32, 1u32, 1u32]));
+        return Ok(quote!(::webdit_dsl::set_workgroup_size([1u32, 1u32, 1u32])));
     };
     let dims: Vec<&syn::Expr> = match e {
         syn::Expr::Array(a) => a.elems.iter().collect(),
@@ -101,7 +101,7 @@ fn workgroup_size(e: &Option<syn::Expr>) -> syn::Result<Tokens> {
     while out.len() < 3 {
         out.push(quote!(1u32));
     }
-    Ok(quote!([#(#out),*]))
+    Ok(quote_spanned!(e.span()=> ::webdit_dsl::set_workgroup_size([#(#out),*])))
 }
 
 fn has_attr(attrs: &[syn::Attribute], name: &str) -> bool {
@@ -236,6 +236,14 @@ fn kernel_impl(args: KernelArgs, func: ItemFn) -> syn::Result<Tokens> {
     let body = tr.block_inner(&block)?;
     let generics = &sig.generics;
     let where_clause = &sig.generics.where_clause;
+    // Called at the kernel's name, which becomes the kernel's location.
+    let build = quote_spanned!(name.span()=>
+        ::webdit_dsl::build_kernel(#name_str, __params.join(", "), || {
+            #ws;
+            #(#declare)*
+            #body
+        })
+    );
     let doc_attrs: Vec<_> = attrs
         .iter()
         .filter(|a| !a.path().is_ident("kernel"))
@@ -245,11 +253,7 @@ fn kernel_impl(args: KernelArgs, func: ItemFn) -> syn::Result<Tokens> {
         #[allow(unused_variables, unused_braces, unused_parens, clippy::unit_arg, clippy::let_unit_value, clippy::unnecessary_cast, clippy::too_many_arguments)]
         #vis fn #name #generics (#(#comptime_params),*) -> ::webdit_dsl::ir::Kernel #where_clause {
             let __params: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#describe),*];
-            ::webdit_dsl::build_kernel(#name_str, __params.join(", "), || {
-                ::webdit_dsl::set_workgroup_size(#ws);
-                #(#declare)*
-                #body
-            })
+            #build
         }
     })
 }
@@ -340,6 +344,7 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
         #(#attrs)*
         #[allow(unused_variables, unused_braces, unused_parens, clippy::unit_arg, clippy::let_unit_value, clippy::unnecessary_cast, clippy::too_many_arguments)]
         #vis fn #name #generics (#(#params),*) #ret #where_clause {
+            let __webdit_caller = ::webdit_dsl::LocGuard::enter();
             #(#convert)*
             #body
         }

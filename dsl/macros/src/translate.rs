@@ -81,20 +81,29 @@ impl Translator {
     pub(crate) fn block_inner(&mut self, block: &syn::Block) -> syn::Result<Tokens> {
         self.scope.push();
         let last = block.stmts.len().saturating_sub(1);
-        let out: syn::Result<Vec<Tokens>> = block
-            .stmts
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let t = self.stmt(s)?;
-                // Block-like expressions need no `;` in Rust, but the calls they become do.
-                let bare = matches!(s, Stmt::Expr(_, None)) && i != last;
-                Ok(if bare { quote!(#t;) } else { t })
-            })
-            .collect();
+        let mut out = vec![];
+        let mut errors: Option<Error> = None;
+        for (i, s) in block.stmts.iter().enumerate() {
+            // Every statement is translated, so that a kernel reports all its errors at once.
+            match self.stmt(s) {
+                Ok(t) => {
+                    // Block-like expressions need no `;` in Rust, but the calls they become do.
+                    let bare = matches!(s, Stmt::Expr(_, None)) && i != last;
+                    let t = if bare { quote!(#t;) } else { t };
+                    // What the statement records is located at it.
+                    out.push(quote_spanned!(s.span()=> ::webdit_dsl::at(); #t));
+                }
+                Err(e) => match &mut errors {
+                    Some(all) => all.combine(e),
+                    None => errors = Some(e),
+                },
+            }
+        }
         self.scope.pop();
-        let out = out?;
-        Ok(quote!(#(#out)*))
+        match errors {
+            Some(e) => Err(e),
+            None => Ok(quote!(#(#out)*)),
+        }
     }
 
     fn block(&mut self, block: &syn::Block) -> syn::Result<Tokens> {
