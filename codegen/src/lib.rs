@@ -8,6 +8,7 @@
 mod check;
 mod lower;
 pub mod report;
+pub mod source_map;
 
 use webdit_dsl::ir::{Diagnostic, Kernel};
 
@@ -36,6 +37,8 @@ pub struct Compiled {
     pub module: naga::Module,
     pub info: naga::valid::ModuleInfo,
     pub wgsl: String,
+    /// Which kernel line each part of `wgsl` comes from.
+    pub source_map: source_map::SourceMap,
 }
 
 /// The naga capabilities a kernel needs beyond WebGPU's baseline.
@@ -93,5 +96,50 @@ pub fn compile(kernel: &Kernel) -> Result<Compiled, Error> {
                     format!("naga's WGSL writer failed: {}", message(&e)),
                 )])
             })?;
-    Ok(Compiled { module, info, wgsl })
+    let source_map = source_map::build(&module, &spans, &wgsl);
+    Ok(Compiled {
+        module,
+        info,
+        wgsl,
+        source_map,
+    })
+}
+
+/// Compiles `variants` (name, kernel) into `dir`: `<name>.wgsl`, `<name>.wgsl.map` (one
+/// `wgsl-line file:line:column` per line: the kernel statement each WGSL line comes from)
+/// and `manifest.json` (name, entry point, whether it needs `shader-f16`, the map), which
+/// `web/tests/wgsl.mjs` reads to compile them in a browser. Stops at the first kernel that
+/// does not compile.
+pub fn emit(
+    dir: &std::path::Path,
+    variants: impl IntoIterator<Item = (String, Kernel)>,
+) -> Result<Vec<std::path::PathBuf>, Box<dyn std::error::Error>> {
+    use std::fmt::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut written = vec![];
+    let mut manifest = vec![];
+    for (name, kernel) in variants {
+        let c = compile(&kernel)?;
+        let path = dir.join(format!("{name}.wgsl"));
+        std::fs::write(&path, &c.wgsl)?;
+        let mut map = String::new();
+        let mut json = vec![];
+        for (line, loc) in &c.source_map {
+            writeln!(map, "{line} {loc}")?;
+            json.push(format!("[{line},\"{loc}\"]"));
+        }
+        std::fs::write(dir.join(format!("{name}.wgsl.map")), map)?;
+        manifest.push(format!(
+            "{{\"name\":\"{name}\",\"entry\":\"{}\",\"f16\":{},\"map\":[{}]}}",
+            kernel.name,
+            kernel.uses_f16(),
+            json.join(",")
+        ));
+        written.push(path);
+    }
+    std::fs::write(
+        dir.join("manifest.json"),
+        format!("[\n{}\n]\n", manifest.join(",\n")),
+    )?;
+    Ok(written)
 }

@@ -13,7 +13,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write `<variant>.wgsl` for every registered kernel variant.
+    /// Write `<variant>.wgsl` for every registered kernel variant, with `<variant>.wgsl.map`
+    /// (WGSL line -> kernel file:line:column) and `manifest.json`.
     Emit {
         /// Output folder (created if missing).
         #[arg(long)]
@@ -49,11 +50,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             names.join(", ")
         )
     })?;
-    std::fs::create_dir_all(&out)?;
-    for v in registry(&tiles) {
-        let c = webdit_codegen::compile(&v.kernel)?;
-        let path = out.join(format!("{}.wgsl", v.name));
-        std::fs::write(&path, c.wgsl)?;
+    let variants = registry(&tiles).into_iter().map(|v| (v.name, v.kernel));
+    for path in webdit_codegen::emit(&out, variants)? {
         println!("{}", path.display());
     }
     Ok(())

@@ -60,3 +60,30 @@ fn wgsl_fits_the_size_budget() {
     let total: usize = kernels::ALL.iter().map(|k| k.wgsl.len()).sum();
     assert!(total <= 1_500_000, "{total} bytes of WGSL in the build");
 }
+
+/// Every emitted variant maps its WGSL back to the kernel's Rust lines, and every barrier
+/// line of the WGSL maps to a `workgroup_barrier()` in the kernel source.
+#[test]
+fn every_variant_maps_its_wgsl_to_kernel_lines() {
+    let tiles = Tiles::named(kernels::TILES).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for v in registry(&tiles) {
+        let c = webdit_codegen::compile(&v.kernel).unwrap();
+        assert!(!c.source_map.is_empty(), "{}: empty source map", v.name);
+        for (i, line) in c.wgsl.lines().enumerate() {
+            if !line.contains("workgroupBarrier()") {
+                continue;
+            }
+            let loc = webdit_codegen::source_map::lookup(&c.source_map, i as u32 + 1)
+                .unwrap_or_else(|| panic!("{}: WGSL line {} is not mapped", v.name, i + 1));
+            let text = std::fs::read_to_string(root.join(loc.file)).unwrap();
+            let rust = text.lines().nth(loc.line as usize - 1).unwrap();
+            assert!(
+                rust.contains("workgroup_barrier()"),
+                "{}: WGSL line {} maps to {loc}: {rust}",
+                v.name,
+                i + 1
+            );
+        }
+    }
+}
