@@ -178,6 +178,16 @@ pub(crate) fn record_block(f: impl FnOnce()) -> Block {
     with(|r| r.blocks.pop().unwrap())
 }
 
+/// Appends recorded statements to the block being recorded.
+pub(crate) fn splice(block: Block) {
+    with(|r| r.blocks.last_mut().unwrap().extend(block));
+}
+
+/// The IR of an expression.
+pub(crate) fn expr_of(id: ExprId) -> IrExpr {
+    with(|r| r.kernel.exprs[id.0 as usize].0.clone())
+}
+
 /// The constant value of an expression, if it is a literal.
 pub(crate) fn literal_of(id: ExprId) -> Option<crate::ir::Literal> {
     with(|r| match &r.kernel.exprs[id.0 as usize].0 {
@@ -454,6 +464,14 @@ impl<T> Clone for Var<T> {
 impl<T> Copy for Var<T> {}
 
 impl<T: Ty> Var<T> {
+    /// A variable without a value yet (every path must store one before reading it).
+    pub(crate) fn declare(name: &str) -> Self {
+        Var {
+            local: add_local(name, T::TYPE, None),
+            _t: PhantomData,
+        }
+    }
+
     pub fn new(name: &str, init: impl IntoExpr<T>) -> Self {
         let init = init.into_expr();
         let local = add_local(name, T::TYPE, None);

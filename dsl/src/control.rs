@@ -7,15 +7,20 @@ use crate::builder::{
 };
 use crate::ir::{Barrier, Literal, Stmt};
 use crate::ops::lt;
-use crate::types::Integer;
+use crate::types::{Integer, ScalarTy, Ty};
 
-/// `if cond { accept } else { reject }`.
-pub trait Branch<R> {
-    fn branch(self, accept: impl FnOnce() -> R, reject: impl FnOnce() -> R) -> R;
+/// `if cond { accept } else { reject }`, as a statement or as an expression. A compile-time
+/// `bool` picks a branch while the kernel is built (any Rust values); a kernel `bool`
+/// branches on the GPU, and where the branches yield kernel values (or constants of the
+/// same scalar type) the `if` is a kernel value too.
+pub trait Branch<A, B> {
+    type Output;
+    fn branch(self, accept: impl FnOnce() -> A, reject: impl FnOnce() -> B) -> Self::Output;
 }
 
-impl<R> Branch<R> for bool {
-    fn branch(self, accept: impl FnOnce() -> R, reject: impl FnOnce() -> R) -> R {
+impl<A> Branch<A, A> for bool {
+    type Output = A;
+    fn branch(self, accept: impl FnOnce() -> A, reject: impl FnOnce() -> A) -> A {
         if self {
             accept()
         } else {
@@ -24,10 +29,28 @@ impl<R> Branch<R> for bool {
     }
 }
 
-impl Branch<()> for Expr<bool> {
-    fn branch(self, accept: impl FnOnce(), reject: impl FnOnce()) {
+impl<A: Arms<B>, B> Branch<A, B> for Expr<bool> {
+    type Output = A::Output;
+    fn branch(self, accept: impl FnOnce() -> A, reject: impl FnOnce() -> B) -> A::Output {
+        A::branch(self, accept, reject)
+    }
+}
+
+/// What the two arms of a GPU `if` yield: nothing, or one kernel value type.
+pub trait Arms<B>: Sized {
+    type Output;
+    fn branch(
+        cond: Expr<bool>,
+        accept: impl FnOnce() -> Self,
+        reject: impl FnOnce() -> B,
+    ) -> Self::Output;
+}
+
+impl Arms<()> for () {
+    type Output = ();
+    fn branch(cond: Expr<bool>, accept: impl FnOnce(), reject: impl FnOnce()) {
         // A condition that folded to a constant picks its branch now.
-        if let Some(Literal::Bool(b)) = literal_of(self.id) {
+        if let Some(Literal::Bool(b)) = literal_of(cond.id) {
             return b.branch(accept, reject);
         }
         let loc = current_loc();
@@ -35,12 +58,57 @@ impl Branch<()> for Expr<bool> {
         let reject = record_block(reject);
         push_stmt_at(
             Stmt::If {
-                cond: self.id,
+                cond: cond.id,
                 accept,
                 reject,
             },
             loc,
         );
+    }
+}
+
+/// An `if` yielding a value: each arm stores its value into a variable read after the `if`.
+fn branch_value<T: Ty>(
+    cond: Expr<bool>,
+    accept: impl FnOnce() -> Expr<T>,
+    reject: impl FnOnce() -> Expr<T>,
+) -> Expr<T> {
+    if let Some(Literal::Bool(b)) = literal_of(cond.id) {
+        return if b { accept() } else { reject() };
+    }
+    let value = Var::<T>::declare("if_value");
+    Arms::branch(cond, || value.set(accept()), || value.set(reject()));
+    value.get()
+}
+
+macro_rules! value_arms {
+    ($($a:ty, $b:ty;)*) => {$(
+        impl<T: ScalarTy> Arms<$b> for $a {
+            type Output = Expr<T>;
+            fn branch(
+                cond: Expr<bool>,
+                accept: impl FnOnce() -> $a,
+                reject: impl FnOnce() -> $b,
+            ) -> Expr<T> {
+                branch_value(cond, || accept().into_expr(), || reject().into_expr())
+            }
+        }
+    )*};
+}
+value_arms! {
+    Expr<T>, T;
+    T, Expr<T>;
+    T, T;
+}
+
+impl<T: Ty> Arms<Expr<T>> for Expr<T> {
+    type Output = Expr<T>;
+    fn branch(
+        cond: Expr<bool>,
+        accept: impl FnOnce() -> Expr<T>,
+        reject: impl FnOnce() -> Expr<T>,
+    ) -> Expr<T> {
+        branch_value(cond, accept, reject)
     }
 }
 

@@ -38,7 +38,10 @@ pub use builder::{
 };
 pub use control::*;
 pub use functions::*;
-pub use ops::{and, cast, eq, ge, gt, le, lt, ne, or, splat, Cast, CompareEq, CompareOrd, Logic};
+pub use ops::{
+    and, and_then, cast, eq, ge, gt, le, lt, ne, or, or_else, splat, Cast, CompareEq, CompareOrd,
+    Logic, ShortCircuit,
+};
 pub use types::{
     f16, Arith, FloatLike, Integer, Numeric, ScalarTy, Signed, Ty, Vec2, Vec3, Vec4, VecTy,
 };

@@ -1,9 +1,10 @@
 //! Operators on kernel values. Arithmetic uses Rust's operator traits, so `a + 1.0` works on
 //! an `Expr<f32>` and `WG / 2` stays a compile-time `u32`. Comparisons and `&&`/`||` cannot
-//! be overloaded in Rust, so `#[kernel]` rewrites them into calls of [`lt`], [`and`], ....
+//! be overloaded in Rust, so `#[kernel]` rewrites them into calls of [`lt`], [`and_then`], ....
 
-use crate::builder::{literal_of, Expr, IntoExpr};
-use crate::ir::{BinOp, Expr as IrExpr, Literal, UnOp};
+use crate::builder::{expr_of, literal_of, record_block, splice, Expr, IntoExpr, Var};
+use crate::control::Branch;
+use crate::ir::{BinOp, Expr as IrExpr, Literal, Stmt, UnOp};
 use crate::types::{f16, Arith, Integer, ScalarTy, Signed, Ty, VecTy};
 use std::ops;
 
@@ -288,14 +289,97 @@ impl Logic<Expr<bool>> for bool {
     }
 }
 
-/// `a && b` in a kernel (both sides are evaluated).
+/// Both sides evaluated, `a && b` ([`and_then`] is what a kernel's `&&` means).
 pub fn and<A: Logic<B>, B>(a: A, b: B) -> A::Output {
     a.logic(BinOp::LogicalAnd, b)
 }
 
-/// `a || b` in a kernel (both sides are evaluated).
+/// Both sides evaluated, `a || b` ([`or_else`] is what a kernel's `||` means).
 pub fn or<A: Logic<B>, B>(a: A, b: B) -> A::Output {
     a.logic(BinOp::LogicalOr, b)
+}
+
+/// `&&` and `||` as Rust means them: the right side runs only where the left one does not
+/// decide, so `i < n && x[i] > 0.0` never reads `x` out of range.
+pub trait ShortCircuit<Rhs> {
+    type Output;
+    fn short_circuit(self, op: BinOp, rhs: impl FnOnce() -> Rhs) -> Self::Output;
+}
+
+impl ShortCircuit<bool> for bool {
+    type Output = bool;
+    fn short_circuit(self, op: BinOp, rhs: impl FnOnce() -> bool) -> bool {
+        match op {
+            BinOp::LogicalAnd => self && rhs(),
+            _ => self || rhs(),
+        }
+    }
+}
+
+/// A constant left side decides while the kernel is built.
+impl ShortCircuit<Expr<bool>> for bool {
+    type Output = Expr<bool>;
+    fn short_circuit(self, op: BinOp, rhs: impl FnOnce() -> Expr<bool>) -> Expr<bool> {
+        match (op, self) {
+            (BinOp::LogicalAnd, true) | (BinOp::LogicalOr, false) => rhs(),
+            _ => self.into_expr(),
+        }
+    }
+}
+
+/// A constant right side is computed while the kernel is built: no GPU work to skip.
+impl ShortCircuit<bool> for Expr<bool> {
+    type Output = Expr<bool>;
+    fn short_circuit(self, op: BinOp, rhs: impl FnOnce() -> bool) -> Expr<bool> {
+        self.logic(op, rhs())
+    }
+}
+
+impl ShortCircuit<Expr<bool>> for Expr<bool> {
+    type Output = Expr<bool>;
+    fn short_circuit(self, op: BinOp, rhs: impl FnOnce() -> Expr<bool>) -> Expr<bool> {
+        if let Some(Literal::Bool(b)) = literal_of(self.id) {
+            return b.short_circuit(op, rhs);
+        }
+        let mut value = None;
+        let work = record_block(|| value = Some(rhs()));
+        let value = value.expect("the right side ran");
+        // Arithmetic and comparisons are safe to compute for every invocation (WGSL's `&&`
+        // then decides); only memory reads must not run where the left side decides.
+        let reads = work.iter().any(|s| match &s.stmt {
+            Stmt::Eval(id) => matches!(expr_of(*id), IrExpr::Load { .. }),
+            _ => true,
+        });
+        if !reads {
+            splice(work);
+            return binary(op, self, value);
+        }
+        let name = if op == BinOp::LogicalAnd {
+            "both"
+        } else {
+            "either"
+        };
+        let result = Var::new(name, self);
+        let run_rhs = if op == BinOp::LogicalAnd { self } else { !self };
+        run_rhs.branch(
+            || {
+                splice(work);
+                result.set(value);
+            },
+            || {},
+        );
+        result.get()
+    }
+}
+
+/// A kernel's `a && b`: `b` is evaluated only where `a` holds.
+pub fn and_then<A: ShortCircuit<B>, B>(a: A, b: impl FnOnce() -> B) -> A::Output {
+    a.short_circuit(BinOp::LogicalAnd, b)
+}
+
+/// A kernel's `a || b`: `b` is evaluated only where `a` does not hold.
+pub fn or_else<A: ShortCircuit<B>, B>(a: A, b: impl FnOnce() -> B) -> A::Output {
+    a.short_circuit(BinOp::LogicalOr, b)
 }
 
 /// `v as T` in a kernel: a conversion of kernel values, or a plain Rust cast of constants.

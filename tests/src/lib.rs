@@ -4,6 +4,8 @@
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::sync::OnceLock;
 use webdit_dsl::ir::Kernel as IrKernel;
+use webdit_dsl::prelude::*;
+use webdit_kernels::elementwise::Len;
 use webdit_model::kernels::KernelSource;
 use webdit_model::Gpu;
 
@@ -199,4 +201,23 @@ pub fn round_f16(d: &[f32]) -> Vec<f32> {
 /// Workgroups needed to cover `n` items with `per` items each.
 pub fn groups(n: u32, per: u32) -> u32 {
     n.div_ceil(per)
+}
+
+/// `&&`/`||` short-circuit as in Rust (the neighbour reads run only where the index is in
+/// range) and `if`/`else if`/`else` yields a value.
+#[kernel(workgroup_size = [64, 1, 1])]
+pub fn logic_and_if_values(x: &Array<f32>, y: &mut Array<f32>, p: &Uniform<Len>) {
+    let i = global_id().x;
+    if i < p.n {
+        let next_positive = i + 1 < p.n && x[i + 1] > 0.0;
+        let first_or_after_negative = i == 0 || x[i - 1] < 0.0;
+        let v = if next_positive {
+            x[i] * 2.0
+        } else if first_or_after_negative {
+            -x[i]
+        } else {
+            0.5f32
+        };
+        y[i] = v;
+    }
 }

@@ -771,3 +771,36 @@ fn split_k_matches_reference() {
         }
     }
 }
+
+#[test]
+fn short_circuit_logic_and_if_expressions_match_reference() {
+    let src = compile("logic_and_if_values", &logic_and_if_values());
+    // The reads on the right of `&&`/`||` sit under an `if` in the WGSL.
+    assert!(src.wgsl.matches("if ").count() >= 4, "{}", src.wgsl);
+    let mut rng = rng("logic");
+    for n in [1usize, 63, 64, 1000] {
+        let x = random(&mut rng, n);
+        let out = run(
+            src,
+            &[
+                Arg::Input(&x),
+                Arg::Output(n),
+                Arg::Uniform(Len { n: n as u32 }.to_bytes()),
+            ],
+            [groups(n as u32, 64), 1, 1],
+        );
+        let want: Vec<f64> = (0..n)
+            .map(|i| {
+                let v = x[i] as f64;
+                if i + 1 < n && x[i + 1] > 0.0 {
+                    v * 2.0
+                } else if i == 0 || x[i - 1] < 0.0 {
+                    -v
+                } else {
+                    0.5
+                }
+            })
+            .collect();
+        assert_close(&format!("logic n={n}"), &out[0], &want, 1e-6);
+    }
+}

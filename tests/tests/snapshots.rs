@@ -87,3 +87,15 @@ fn every_variant_maps_its_wgsl_to_kernel_lines() {
         }
     }
 }
+
+/// The DSL's constructs, each in a kernel: short-circuit `&&`/`||` (reads under an `if`) and
+/// `if` as an expression.
+#[test]
+fn wgsl_of_dsl_constructs() {
+    settings().bind(|| {
+        insta::assert_snapshot!(
+            "dsl_short_circuit_and_if_values",
+            wgsl(&webdit_tests::logic_and_if_values())
+        );
+    });
+}

@@ -450,8 +450,17 @@ impl Translator {
             BinOp::Le(_) => Some(call("le")),
             BinOp::Gt(_) => Some(call("gt")),
             BinOp::Ge(_) => Some(call("ge")),
-            BinOp::And(_) => Some(call("and")),
-            BinOp::Or(_) => Some(call("or")),
+            BinOp::And(_) | BinOp::Or(_) => {
+                // Short-circuit, as in Rust: the right side is recorded in a closure.
+                let f = call(if matches!(b.op, BinOp::And(_)) {
+                    "and_then"
+                } else {
+                    "or_else"
+                });
+                let l = self.expr(&b.left)?;
+                let r = self.expr(&b.right)?;
+                return Ok(quote_spanned!(span=> ::webdit_dsl::#f(#l, || #r)));
+            }
             BinOp::AddAssign(_)
             | BinOp::SubAssign(_)
             | BinOp::MulAssign(_)
