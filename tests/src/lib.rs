@@ -5,6 +5,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::sync::OnceLock;
 use webdit_dsl::ir::Kernel as IrKernel;
 use webdit_dsl::prelude::*;
+use webdit_dsl::Numeric;
 use webdit_kernels::elementwise::Len;
 use webdit_model::kernels::KernelSource;
 use webdit_model::Gpu;
@@ -219,5 +220,20 @@ pub fn logic_and_if_values(x: &Array<f32>, y: &mut Array<f32>, p: &Uniform<Len>)
             0.5f32
         };
         y[i] = v;
+    }
+}
+
+/// A helper generic over the element type: one source for f32 and f16.
+#[kernel_fn]
+pub fn scaled_square<E: Numeric>(v: E, s: E) -> E {
+    v * v * s
+}
+
+/// `y = x² · x` through [`scaled_square`], in the element type `E`.
+#[kernel(workgroup_size = [64, 1, 1])]
+pub fn generic_cube<E: Numeric>(x: &Array<E>, y: &mut Array<E>, p: &Uniform<Len>) {
+    let i = global_id().x;
+    if i < p.n {
+        y[i] = scaled_square(x[i], x[i]);
     }
 }

@@ -804,3 +804,22 @@ fn short_circuit_logic_and_if_expressions_match_reference() {
         assert_close(&format!("logic n={n}"), &out[0], &want, 1e-6);
     }
 }
+
+#[test]
+fn generic_helper_matches_reference() {
+    let src = compile("generic_cube", &generic_cube::<f32>());
+    let mut rng = rng("generic");
+    let n = 1000;
+    let x = random(&mut rng, n);
+    let out = run(
+        src,
+        &[
+            Arg::Input(&x),
+            Arg::Output(n),
+            Arg::Uniform(Len { n: n as u32 }.to_bytes()),
+        ],
+        [groups(n as u32, 64), 1, 1],
+    );
+    let want: Vec<f64> = x.iter().map(|v| (*v as f64).powi(3)).collect();
+    assert_close("generic cube", &out[0], &want, 1e-6);
+}

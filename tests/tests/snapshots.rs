@@ -97,5 +97,10 @@ fn wgsl_of_dsl_constructs() {
             "dsl_short_circuit_and_if_values",
             wgsl(&webdit_tests::logic_and_if_values())
         );
+        // One generic helper, instantiated in f16.
+        insta::assert_snapshot!(
+            "dsl_generic_helper_f16",
+            wgsl(&webdit_tests::generic_cube::<webdit_dsl::f16>())
+        );
     });
 }

@@ -33,8 +33,9 @@ pub fn kernel(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Defines a helper usable inside kernels (inlined at each call). Value parameters and the
-/// return value are kernel values (`f32`, `Vec4<f32>`, ...); `&Shared<T>` and `&Array<T>`
-/// pass arrays; `#[comptime]` parameters and const generics are compile-time values.
+/// return value are kernel values (`f32`, `Vec4<f32>`, ..., or a type parameter
+/// `E: ScalarTy`, so that one helper serves f32 and f16); `&Shared<T>` and `&Array<T>` pass
+/// arrays; `#[comptime]` parameters and const generics are compile-time values.
 #[proc_macro_attribute]
 pub fn kernel_fn(attr: TokenStream, item: TokenStream) -> TokenStream {
     if !attr.is_empty() {
@@ -279,6 +280,13 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
         block,
     } = func;
     let name = &sig.ident;
+    // Type parameters (`fn f<E: ScalarTy>(v: E) -> E`) stand for kernel value types, so one
+    // helper serves f32 and f16.
+    let generic: Vec<&syn::Ident> = sig.generics.type_params().map(|t| &t.ident).collect();
+    let is_value = |ty: &Type| {
+        is_value_type(ty)
+            || matches!(ty, Type::Path(p) if p.qself.is_none() && generic.iter().any(|g| p.path.is_ident(*g)))
+    };
     let mut params = vec![];
     let mut convert = vec![];
     let mut scope = Scope::default();
@@ -297,7 +305,7 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
         scope.plain(id);
         if has_attr(&pt.attrs, "comptime") {
             params.push(quote!(#id: #ty));
-        } else if is_value_type(ty) {
+        } else if is_value(ty) {
             let tmp = format_ident!("__{}", id);
             params.push(quote_spanned!(ty.span()=> #tmp: impl ::webdit_dsl::IntoExpr<#ty>));
             convert.push(quote_spanned!(ty.span()=>
@@ -327,7 +335,7 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
     let body = tr.block_inner(&block)?;
     let (ret, body) = match &sig.output {
         ReturnType::Default => (quote!(), body),
-        ReturnType::Type(_, ty) if is_value_type(ty) => (
+        ReturnType::Type(_, ty) if is_value(ty) => (
             quote!(-> ::webdit_dsl::Expr<#ty>),
             quote_spanned!(ty.span()=> ::webdit_dsl::IntoExpr::<#ty>::into_expr({ #body })),
         ),
