@@ -484,15 +484,7 @@ fn silu_matches_reference() {
     let mut rng = rng("silu");
     for n in [1usize, 255, 256, 1000, 65536 + 3] {
         let x: Vec<f32> = random(&mut rng, n).iter().map(|v| v * 20.0).collect();
-        let out = run(
-            variant("silu"),
-            &[
-                Arg::Input(&x),
-                Arg::Output(n),
-                Arg::Uniform(Len { n: n as u32 }.to_bytes()),
-            ],
-            [groups(n as u32, 256), 1, 1],
-        );
+        let out = [run_map(variant("silu"), &x, 256)];
         let want: Vec<f64> = x.iter().map(|v| silu(*v as f64)).collect();
         assert_close(&format!("silu n={n}"), &out[0], &want, 1e-6);
     }
@@ -780,15 +772,7 @@ fn short_circuit_logic_and_if_expressions_match_reference() {
     let mut rng = rng("logic");
     for n in [1usize, 63, 64, 1000] {
         let x = random(&mut rng, n);
-        let out = run(
-            src,
-            &[
-                Arg::Input(&x),
-                Arg::Output(n),
-                Arg::Uniform(Len { n: n as u32 }.to_bytes()),
-            ],
-            [groups(n as u32, 64), 1, 1],
-        );
+        let out = [run_map(src, &x, 64)];
         let want: Vec<f64> = (0..n)
             .map(|i| {
                 let v = x[i] as f64;
@@ -811,15 +795,22 @@ fn generic_helper_matches_reference() {
     let mut rng = rng("generic");
     let n = 1000;
     let x = random(&mut rng, n);
-    let out = run(
+    let out = [run_map(src, &x, 64)];
+    let want: Vec<f64> = x.iter().map(|v| (*v as f64).powi(3)).collect();
+    assert_close("generic cube", &out[0], &want, 1e-6);
+}
+
+/// Runs an elementwise kernel `(x, y, Len)` over `x` with `wg`-wide workgroups.
+fn run_map(src: &'static kernels::KernelSource, x: &[f32], wg: u32) -> Vec<f32> {
+    let n = x.len();
+    let mut out = run(
         src,
         &[
-            Arg::Input(&x),
+            Arg::Input(x),
             Arg::Output(n),
             Arg::Uniform(Len { n: n as u32 }.to_bytes()),
         ],
-        [groups(n as u32, 64), 1, 1],
+        [groups(n as u32, wg), 1, 1],
     );
-    let want: Vec<f64> = x.iter().map(|v| (*v as f64).powi(3)).collect();
-    assert_close("generic cube", &out[0], &want, 1e-6);
+    out.remove(0)
 }
