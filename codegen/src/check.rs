@@ -17,7 +17,7 @@ pub(crate) fn check(k: &Kernel) -> Vec<Diagnostic> {
 
 fn limits(k: &Kernel) -> Vec<Diagnostic> {
     let l: Limits = k.limits;
-    let guaranteed = if k.is_portable() {
+    let guaranteed = if k.limits == Limits::WEBGPU {
         "WebGPU guarantees"
     } else {
         "the kernel's declared limits allow"
@@ -54,7 +54,7 @@ fn limits(k: &Kernel) -> Vec<Diagnostic> {
             format!(
                 "the kernel declares {bytes} bytes of workgroup memory; {guaranteed} {}{}",
                 l.max_workgroup_storage_bytes,
-                if k.is_portable() {
+                if k.limits == Limits::WEBGPU {
                     " (declare the kernel native-only with `Kernel::needs` to use more)"
                 } else {
                     ""
@@ -172,7 +172,20 @@ impl Uniformity<'_> {
                 Expr::Builtin(Builtin::GlobalId) => because(loc, "it depends on `global_id()`"),
                 Expr::Builtin(Builtin::LocalId) => because(loc, "it depends on `local_id()`"),
                 Expr::Builtin(Builtin::LocalIndex) => because(loc, "it depends on `local_index()`"),
-                Expr::Builtin(Builtin::WorkgroupId | Builtin::NumWorkgroups) => None,
+                Expr::Builtin(Builtin::SubgroupInvocationId) => {
+                    because(loc, "it depends on `subgroup_invocation_id()`")
+                }
+                Expr::Builtin(Builtin::SubgroupId) => because(loc, "it depends on `subgroup_id()`"),
+                Expr::Subgroup { .. } => because(
+                    loc,
+                    "it is a subgroup operation's result (the same only within a subgroup)",
+                ),
+                Expr::Builtin(
+                    Builtin::WorkgroupId
+                    | Builtin::NumWorkgroups
+                    | Builtin::SubgroupSize
+                    | Builtin::NumSubgroups,
+                ) => None,
                 Expr::Load { place, index } => {
                     let from_place = match place {
                         Place::Shared(s) => because(

@@ -43,11 +43,21 @@ pub struct Compiled {
 
 /// The naga capabilities a kernel needs beyond WebGPU's baseline.
 pub fn capabilities(kernel: &Kernel) -> naga::valid::Capabilities {
-    if kernel.uses_f16() {
-        naga::valid::Capabilities::SHADER_FLOAT16
-    } else {
-        naga::valid::Capabilities::empty()
+    use naga::valid::Capabilities as C;
+    let mut c = C::empty();
+    c.set(C::SHADER_FLOAT16, kernel.uses_f16());
+    c.set(C::SUBGROUP, kernel.uses_subgroups());
+    c
+}
+
+fn validator(kernel: &Kernel) -> naga::valid::Validator {
+    let mut v =
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities(kernel));
+    if kernel.uses_subgroups() {
+        v.subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
     }
+    v
 }
 
 fn message(e: &dyn std::error::Error) -> String {
@@ -74,9 +84,7 @@ pub fn compile(kernel: &Kernel) -> Result<Compiled, Error> {
         return Err(fail(problems));
     }
     let (module, spans) = lower::lower(kernel).map_err(|d| fail(vec![d]))?;
-    let mut validator =
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities(kernel));
-    let info = validator.validate(&module).map_err(|e| {
+    let info = validator(kernel).validate(&module).map_err(|e| {
         // naga's spans are the kernel's statements (see `lower::Spans`).
         let loc = e
             .spans()
@@ -130,9 +138,10 @@ pub fn emit(
         }
         std::fs::write(dir.join(format!("{name}.wgsl.map")), map)?;
         manifest.push(format!(
-            "{{\"name\":\"{name}\",\"entry\":\"{}\",\"f16\":{},\"map\":[{}]}}",
+            "{{\"name\":\"{name}\",\"entry\":\"{}\",\"f16\":{},\"portable\":{},\"map\":[{}]}}",
             kernel.name,
             kernel.uses_f16(),
+            kernel.is_portable(),
             json.join(",")
         ));
         written.push(path);

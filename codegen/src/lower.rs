@@ -264,6 +264,13 @@ impl Lowerer<'_> {
                         Builtin::WorkgroupId => (naga::BuiltIn::WorkGroupId, "workgroup_id"),
                         Builtin::NumWorkgroups => (naga::BuiltIn::NumWorkGroups, "num_workgroups"),
                         Builtin::LocalIndex => (naga::BuiltIn::LocalInvocationIndex, "local_index"),
+                        Builtin::SubgroupSize => (naga::BuiltIn::SubgroupSize, "subgroup_size"),
+                        Builtin::SubgroupInvocationId => (
+                            naga::BuiltIn::SubgroupInvocationId,
+                            "subgroup_invocation_id",
+                        ),
+                        Builtin::SubgroupId => (naga::BuiltIn::SubgroupId, "subgroup_id"),
+                        Builtin::NumSubgroups => (naga::BuiltIn::NumSubgroups, "num_subgroups"),
                     };
                     self.arg_of.insert(*b, self.args.len() as u32);
                     self.args.push(FunctionArgument {
@@ -463,6 +470,35 @@ impl Lowerer<'_> {
                 };
                 let size = vector_size(size);
                 self.emit(out, |l| Ok(l.append(Expression::Splat { size, value })))?
+            }
+            ir::Expr::Subgroup { op, value, lane } => {
+                let argument = self.operand(value)?;
+                let lane = lane.map(|l| self.operand(l)).transpose()?;
+                let ty = self.ty(k.ty(id));
+                // The result is made by the statement, outside any emit range.
+                let result = self.append(Expression::SubgroupOperationResult { ty });
+                let collective = |op| Statement::SubgroupCollectiveOperation {
+                    op,
+                    collective_op: naga::CollectiveOperation::Reduce,
+                    argument,
+                    result,
+                };
+                let gather = |mode| Statement::SubgroupGather {
+                    mode,
+                    argument,
+                    result,
+                };
+                let lane = || lane.ok_or_else(|| self.error("a shuffle needs a lane".into()));
+                let stmt = match op {
+                    ir::SubgroupOp::Add => collective(naga::SubgroupOperation::Add),
+                    ir::SubgroupOp::Min => collective(naga::SubgroupOperation::Min),
+                    ir::SubgroupOp::Max => collective(naga::SubgroupOperation::Max),
+                    ir::SubgroupOp::Broadcast => gather(naga::GatherMode::Broadcast(lane()?)),
+                    ir::SubgroupOp::Shuffle => gather(naga::GatherMode::Shuffle(lane()?)),
+                    ir::SubgroupOp::ShuffleXor => gather(naga::GatherMode::ShuffleXor(lane()?)),
+                };
+                out.push(stmt, self.here);
+                result
             }
             ir::Expr::Component(v, i) => {
                 let base = self.operand(v)?;

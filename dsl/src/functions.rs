@@ -1,7 +1,7 @@
 //! Built-in values and math functions available in kernels.
 
 use crate::builder::{builtin, Expr, IntoExpr};
-use crate::ir::{Builtin, Expr as IrExpr, MathFn};
+use crate::ir::{Builtin, Expr as IrExpr, MathFn, SubgroupOp};
 use crate::types::{Arith, FloatLike, ScalarTy, Ty, Vec2, Vec3, Vec4, VecTy};
 
 /// The invocation's id in the whole dispatch.
@@ -23,6 +23,60 @@ pub fn workgroup_id() -> Expr<Vec3<u32>> {
 /// The dispatch's size in workgroups.
 pub fn num_workgroups() -> Expr<Vec3<u32>> {
     builtin(Builtin::NumWorkgroups)
+}
+
+/// Lanes per subgroup (the hardware's SIMD width: 32 on NVIDIA, 32 or 64 on AMD, ...).
+/// Subgroup builtins and operations make a kernel need the adapter's subgroup support.
+pub fn subgroup_size() -> Expr<u32> {
+    builtin(Builtin::SubgroupSize)
+}
+/// The invocation's lane in its subgroup.
+pub fn subgroup_invocation_id() -> Expr<u32> {
+    builtin(Builtin::SubgroupInvocationId)
+}
+/// The subgroup's index in the workgroup.
+pub fn subgroup_id() -> Expr<u32> {
+    builtin(Builtin::SubgroupId)
+}
+/// Subgroups per workgroup.
+pub fn num_subgroups() -> Expr<u32> {
+    builtin(Builtin::NumSubgroups)
+}
+
+fn subgroup<T: Ty>(
+    op: SubgroupOp,
+    value: crate::ir::ExprId,
+    lane: Option<crate::ir::ExprId>,
+) -> Expr<T> {
+    Expr::new(IrExpr::Subgroup { op, value, lane })
+}
+
+/// The sum of `v` over the active lanes of the subgroup, in every lane.
+pub fn subgroup_add<T: Arith>(v: impl IntoExpr<T>) -> Expr<T> {
+    subgroup(SubgroupOp::Add, v.into_expr().id(), None)
+}
+/// The maximum of `v` over the active lanes of the subgroup, in every lane.
+pub fn subgroup_max<T: Arith>(v: impl IntoExpr<T>) -> Expr<T> {
+    subgroup(SubgroupOp::Max, v.into_expr().id(), None)
+}
+/// The minimum of `v` over the active lanes of the subgroup, in every lane.
+pub fn subgroup_min<T: Arith>(v: impl IntoExpr<T>) -> Expr<T> {
+    subgroup(SubgroupOp::Min, v.into_expr().id(), None)
+}
+/// Lane `lane`'s `v` (a compile-time lane), in every lane.
+pub fn subgroup_broadcast<T: Ty>(v: impl IntoExpr<T>, lane: u32) -> Expr<T> {
+    let lane = lane.into_expr().id();
+    subgroup(SubgroupOp::Broadcast, v.into_expr().id(), Some(lane))
+}
+/// Lane `lane`'s `v`, for each lane its own `lane`.
+pub fn subgroup_shuffle<T: Ty>(v: impl IntoExpr<T>, lane: impl IntoExpr<u32>) -> Expr<T> {
+    let lane = lane.into_expr().id();
+    subgroup(SubgroupOp::Shuffle, v.into_expr().id(), Some(lane))
+}
+/// The `v` of lane `subgroup_invocation_id() ^ mask` (butterfly reductions).
+pub fn subgroup_shuffle_xor<T: Ty>(v: impl IntoExpr<T>, mask: impl IntoExpr<u32>) -> Expr<T> {
+    let mask = mask.into_expr().id();
+    subgroup(SubgroupOp::ShuffleXor, v.into_expr().id(), Some(mask))
 }
 
 fn math<T: Ty>(f: MathFn, args: &[crate::ir::ExprId]) -> Expr<T> {

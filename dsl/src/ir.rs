@@ -153,12 +153,24 @@ pub enum Builtin {
     WorkgroupId,
     NumWorkgroups,
     LocalIndex,
+    /// Lanes per subgroup (needs subgroups).
+    SubgroupSize,
+    /// The invocation's lane in its subgroup.
+    SubgroupInvocationId,
+    /// The subgroup's index in the workgroup.
+    SubgroupId,
+    /// Subgroups per workgroup.
+    NumSubgroups,
 }
 
 impl Builtin {
     pub fn ty(self) -> Type {
         match self {
-            Builtin::LocalIndex => Type::Scalar(Scalar::U32),
+            Builtin::LocalIndex
+            | Builtin::SubgroupSize
+            | Builtin::SubgroupInvocationId
+            | Builtin::SubgroupId
+            | Builtin::NumSubgroups => Type::Scalar(Scalar::U32),
             _ => Type::Vector {
                 size: 3,
                 scalar: Scalar::U32,
@@ -259,6 +271,27 @@ pub enum Expr {
     Compose(Vec<ExprId>),
     Splat(ExprId),
     Component(ExprId, u32),
+    /// A subgroup operation on `value` across the lanes of the subgroup (`lane`: the lane,
+    /// mask or offset of a broadcast or shuffle).
+    Subgroup {
+        op: SubgroupOp,
+        value: ExprId,
+        lane: Option<ExprId>,
+    },
+}
+
+/// Operations across the lanes of a subgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SubgroupOp {
+    Add,
+    Min,
+    Max,
+    /// Every lane gets lane `lane`'s value (`lane` a constant).
+    Broadcast,
+    /// Each lane gets lane `lane`'s value.
+    Shuffle,
+    /// Each lane gets the value of its lane xor `lane`.
+    ShuffleXor,
 }
 
 impl Expr {
@@ -432,9 +465,11 @@ impl Kernel {
         self
     }
 
-    /// Whether it stays within WebGPU's default limits (runs in every WebGPU browser).
+    /// Whether it runs in every WebGPU browser: within WebGPU's default limits and without
+    /// subgroups (naga 30's WGSL cannot carry the `enable subgroups;` browsers require, so
+    /// subgroup kernels are native-only for now).
     pub fn is_portable(&self) -> bool {
-        self.limits == Limits::WEBGPU
+        self.limits == Limits::WEBGPU && !self.uses_subgroups()
     }
 
     /// Bytes of workgroup memory it declares.
@@ -444,6 +479,22 @@ impl Kernel {
 
     pub fn expr_loc(&self, id: ExprId) -> Loc {
         self.expr_locs[id.0 as usize]
+    }
+
+    /// Whether it uses subgroup builtins or operations (it then needs subgroups).
+    pub fn uses_subgroups(&self) -> bool {
+        self.exprs.iter().any(|(e, _)| {
+            matches!(
+                e,
+                Expr::Subgroup { .. }
+                    | Expr::Builtin(
+                        Builtin::SubgroupSize
+                            | Builtin::SubgroupInvocationId
+                            | Builtin::SubgroupId
+                            | Builtin::NumSubgroups
+                    )
+            )
+        })
     }
 
     /// Whether any value or binding of the kernel is f16 (it then needs `shader-f16`).

@@ -54,8 +54,11 @@ pub type Uniform<S> = S;
 pub mod prelude {
     pub use crate::{
         abs, ceil, clamp, cos, dot, exp, exp2, f16, floor, fma, global_id, halvings, inverse_sqrt,
-        kernel, kernel_fn, local_id, local_index, log, log2, max, min, num_workgroups, pow, round,
-        select, sin, splat, sqrt, storage_barrier, tanh, vec2, vec3, vec4, workgroup_barrier,
-        workgroup_id, Array, Expr, LocalArray, ScalarTy, Shared, Uniform, Vec2, Vec3, Vec4,
+        kernel, kernel_fn, local_id, local_index, log, log2, max, min, num_subgroups,
+        num_workgroups, pow, round, select, sin, splat, sqrt, storage_barrier, subgroup_add,
+        subgroup_broadcast, subgroup_id, subgroup_invocation_id, subgroup_max, subgroup_min,
+        subgroup_shuffle, subgroup_shuffle_xor, subgroup_size, tanh, vec2, vec3, vec4,
+        workgroup_barrier, workgroup_id, Array, Expr, LocalArray, ScalarTy, Shared, Uniform, Vec2,
+        Vec3, Vec4,
     };
 }

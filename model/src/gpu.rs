@@ -12,7 +12,7 @@ pub enum GpuError {
     NoAdapter(String),
     #[error("the GPU adapter refused a device: {0}")]
     Device(String),
-    #[error("kernel `{kernel}` needs the `{feature}` feature, which this adapter ({adapter}) lacks; use the f32 variant")]
+    #[error("kernel `{kernel}` needs the `{feature}` feature, which this adapter ({adapter}) lacks; use a variant without it (f32 for shader-f16)")]
     MissingFeature {
         kernel: &'static str,
         feature: &'static str,
@@ -42,6 +42,8 @@ pub struct Gpu {
     pub adapter: wgpu::AdapterInfo,
     /// `shader-f16` is available (and enabled).
     pub f16: bool,
+    /// The device has subgroups (natively, where the adapter offers them).
+    pub subgroups: bool,
     /// Timestamp queries are available (and enabled).
     pub timestamps: bool,
     /// The driver's pipeline cache, where the adapter has one and the caller asked for it
@@ -78,6 +80,11 @@ impl Gpu {
             .await
             .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let mut wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY;
+        // Subgroup kernels are native-only (their WGSL lacks the browsers' `enable`).
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            wanted |= wgpu::Features::SUBGROUP;
+        }
         if cached {
             wanted |= wgpu::Features::PIPELINE_CACHE;
         }
@@ -107,6 +114,7 @@ impl Gpu {
             queue,
             adapter: info,
             f16: features.contains(wgpu::Features::SHADER_F16),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             #[cfg(not(target_arch = "wasm32"))]
             cache,
@@ -166,6 +174,13 @@ impl Gpu {
             return Err(GpuError::MissingFeature {
                 kernel: src.name,
                 feature: "shader-f16",
+                adapter: self.adapter.name.clone(),
+            });
+        }
+        if src.subgroups && !self.subgroups {
+            return Err(GpuError::MissingFeature {
+                kernel: src.name,
+                feature: "subgroups",
                 adapter: self.adapter.name.clone(),
             });
         }

@@ -25,6 +25,8 @@ pub struct KernelSource {
     pub f16: bool,
     /// Bytes of workgroup memory (more than WebGPU's 16 KiB only in native-only variants).
     pub workgroup_storage: u32,
+    /// Needs subgroups (native only).
+    pub subgroups: bool,
 }
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
@@ -64,6 +66,7 @@ impl KernelSource {
             bindings: Box::leak(bindings.into_boxed_slice()),
             f16: kernel.uses_f16(),
             workgroup_storage: kernel.workgroup_storage_bytes(),
+            subgroups: kernel.uses_subgroups(),
         }))
     }
 }

@@ -5,7 +5,10 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::sync::OnceLock;
 use webdit_dsl::ir::Kernel as IrKernel;
 use webdit_dsl::prelude::*;
-use webdit_dsl::Numeric;
+use webdit_dsl::{
+    subgroup_add, subgroup_broadcast, subgroup_invocation_id, subgroup_max, subgroup_shuffle_xor,
+    subgroup_size, Numeric,
+};
 use webdit_kernels::elementwise::Len;
 use webdit_model::kernels::KernelSource;
 use webdit_model::Gpu;
@@ -236,4 +239,19 @@ pub fn generic_cube<E: Numeric>(x: &Array<E>, y: &mut Array<E>, p: &Uniform<Len>
     if i < p.n {
         y[i] = scaled_square(x[i], x[i]);
     }
+}
+
+/// Per workgroup of 64: the sum over each subgroup (`subgroup_add`), the maximum
+/// (`subgroup_max`), lane 0's value (`subgroup_broadcast`) and the neighbour's value
+/// (`subgroup_shuffle_xor` with mask 1), written per invocation with the subgroup size.
+#[kernel(workgroup_size = [64, 1, 1])]
+pub fn subgroup_ops(x: &Array<f32>, y: &mut Array<f32>, lanes: &mut Array<u32>) {
+    let i = global_id().x;
+    let v = x[i];
+    y[4 * i] = subgroup_add(v);
+    y[4 * i + 1] = subgroup_max(v);
+    y[4 * i + 2] = subgroup_broadcast(v, 0);
+    y[4 * i + 3] = subgroup_shuffle_xor(v, 1u32);
+    lanes[2 * i] = subgroup_invocation_id();
+    lanes[2 * i + 1] = subgroup_size();
 }

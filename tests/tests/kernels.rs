@@ -814,3 +814,44 @@ fn run_map(src: &'static kernels::KernelSource, x: &[f32], wg: u32) -> Vec<f32> 
     );
     out.remove(0)
 }
+
+/// Subgroup operations against the CPU, for whatever subgroup size the adapter runs (read
+/// back with the lanes): lavapipe offers subgroups; an adapter without them says so.
+#[test]
+fn subgroup_operations_match_reference() {
+    if !gpu().subgroups {
+        eprintln!(
+            "not checked: this adapter ({}) has no subgroups",
+            gpu().describe()
+        );
+        return;
+    }
+    let src = compile("subgroup_ops", &subgroup_ops());
+    let n = 256;
+    let x = random(&mut rng("subgroups"), n);
+    let out = run(
+        src,
+        &[Arg::Input(&x), Arg::Output(4 * n), Arg::Output(2 * n)],
+        [(n / 64) as u32, 1, 1],
+    );
+    let lanes: Vec<u32> = out[1].iter().map(|v| v.to_bits()).collect();
+    let size = lanes[1] as usize;
+    assert!(size.is_power_of_two() && size <= 64, "subgroup size {size}");
+    let mut want = vec![0.0f64; 4 * n];
+    for i in 0..n {
+        let lane = lanes[2 * i] as usize;
+        assert_eq!(lanes[2 * i + 1] as usize, size);
+        assert_eq!(
+            lane,
+            i % size,
+            "lanes follow local_index in a 1-D workgroup here"
+        );
+        let first = i - lane;
+        let group = &x[first..first + size];
+        want[4 * i] = group.iter().map(|v| *v as f64).sum();
+        want[4 * i + 1] = group.iter().fold(f32::MIN, |m, v| m.max(*v)) as f64;
+        want[4 * i + 2] = group[0] as f64;
+        want[4 * i + 3] = group[lane ^ 1] as f64;
+    }
+    assert_close("subgroup ops", &out[0], &want, 1e-5);
+}

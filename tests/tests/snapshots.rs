@@ -97,6 +97,7 @@ fn wgsl_of_dsl_constructs() {
             "dsl_short_circuit_and_if_values",
             wgsl(&webdit_tests::logic_and_if_values())
         );
+        insta::assert_snapshot!("dsl_subgroups", wgsl(&webdit_tests::subgroup_ops()));
         // One generic helper, instantiated in f16.
         insta::assert_snapshot!(
             "dsl_generic_helper_f16",

@@ -2,7 +2,8 @@
 // compute pipeline), with WebGPU's default limits: what passes here compiles in every
 // WebGPU browser that implements the spec's checks (uniformity, limits, types).
 // Usage: node wgsl.mjs DIR
-//   DIR/manifest.json: [{ "name", "entry", "f16", "map" }]; DIR/<name>.wgsl the source;
+//   DIR/manifest.json: [{ "name", "entry", "f16", "portable", "map" }]; DIR/<name>.wgsl the
+//   source (native-only variants are skipped);
 //   "map" (optional) lists [wgslLine, "file:line:col"] pairs, to name the kernel's Rust
 //   line of an error.
 import { chromium } from "playwright-core";
@@ -36,6 +37,7 @@ try {
     const device = await adapter.requestDevice({ requiredFeatures: f16 ? ["shader-f16"] : [] });
     const out = [];
     for (const s of shaders) {
+      if (s.portable === false) { out.push({ name: s.name, skipped: "native-only" }); continue; }
       if (s.f16 && !f16) { out.push({ name: s.name, skipped: "adapter lacks shader-f16" }); continue; }
       const errors = [];
       device.pushErrorScope("validation");
@@ -55,7 +57,7 @@ try {
     }
     const info = adapter.info ?? {};
     return { adapter: `${info.vendor ?? ""} ${info.architecture ?? ""} ${info.description ?? ""}`.trim(), f16, out };
-  }, shaders.map(({ name, entry, f16, code }) => ({ name, entry, f16, code })));
+  }, shaders.map(({ name, entry, f16, portable, code }) => ({ name, entry, f16, portable, code })));
   if (results.error) {
     console.log(`FAIL ${results.error}`);
     failed++;
