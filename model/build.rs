@@ -34,14 +34,15 @@ fn source(variant: &str, k: &Kernel) -> String {
     format!(
         "KernelSource {{ name: {variant:?}, entry: {:?}, params: {:?}, \
          wgsl: include_str!(concat!(env!(\"OUT_DIR\"), \"/{variant}.wgsl\")), \
-         workgroup_size: {:?}, bindings: &[{}], f16: {}, workgroup_storage: {}, subgroups: {} }}",
+         workgroup_size: {:?}, bindings: &[{}], f16: {}, workgroup_storage: {}, subgroups: {}, coop: {} }}",
         k.name,
         k.params,
         k.workgroup_size,
         bindings.join(", "),
         k.uses_f16(),
         k.workgroup_storage_bytes(),
-        k.uses_subgroups()
+        k.uses_subgroups(),
+        k.uses_coop()
     )
 }
 

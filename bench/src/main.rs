@@ -4,6 +4,7 @@
 //! the roofline floor `max(flops / peak FLOP/s, bytes / peak bandwidth)` for the ceilings
 //! given on the command line (e.g. cuBLAS SGEMM and copy bandwidth from torch_dit.py).
 
+mod coop;
 mod generation;
 mod plans;
 mod products;
@@ -29,6 +30,9 @@ pub struct Args {
     /// and kernel time).
     #[arg(long)]
     sweep_unroll: bool,
+    /// Also time the tensor-core matmul (cooperative matrices) against the f16 wide kernel.
+    #[arg(long)]
+    coop: bool,
     /// Also time every plan (tier, slices of K) of the model's products.
     #[arg(long)]
     plans: bool,
@@ -63,6 +67,9 @@ fn main() {
         .iter()
         .map(|m| (m.clone(), Config::preset(m).expect("known preset")))
         .collect();
+    if args.coop {
+        coop::coop(&b, big);
+    }
     products::table(&b, &models, big);
     if args.sweep {
         sweep::sweep(&b, big);

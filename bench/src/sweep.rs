@@ -10,7 +10,7 @@ use webdit_model::tiers::MatmulPlan;
 /// One matmul kernel on one shape (elements of `e` bytes): "time, TFLOP/s", and the seconds
 /// its pipeline took to create. `splits` > 1: the partial products of a split-K over that
 /// many slices of K.
-fn time_kernel(
+pub(crate) fn time_kernel(
     b: &Bench,
     k: &webdit_dsl::ir::Kernel,
     name: &str,
@@ -29,7 +29,7 @@ fn time_kernel(
     let (a, w, c) = (
         buffer(gpu, m * kk * e),
         buffer(gpu, n * kk * e),
-        buffer(gpu, m * n * e * splits),
+        buffer(gpu, m * n * 4 * splits),
     );
     let plan = MatmulPlan {
         tier: "sweep",

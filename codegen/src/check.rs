@@ -168,7 +168,18 @@ impl Uniformity<'_> {
             let loc = k.expr_locs[i];
             let of = |ids: &[ExprId]| ids.iter().find_map(|id| v[id.0 as usize].clone());
             let r = match e {
-                Expr::Literal(_) | Expr::Uniform { .. } => None,
+                Expr::Literal(_) | Expr::Uniform { .. } | Expr::Zero => None,
+                Expr::CoopLoad { place, offset, .. } => match place {
+                    Place::Shared(s) => because(
+                        loc,
+                        &format!(
+                            "it reads workgroup memory (`{}`)",
+                            k.shared[*s as usize].name
+                        ),
+                    ),
+                    _ => v[offset.0 as usize].clone(),
+                },
+                Expr::CoopMulAdd(a, b, c) => of(&[*a, *b, *c]),
                 Expr::Builtin(Builtin::GlobalId) => because(loc, "it depends on `global_id()`"),
                 Expr::Builtin(Builtin::LocalId) => because(loc, "it depends on `local_id()`"),
                 Expr::Builtin(Builtin::LocalIndex) => because(loc, "it depends on `local_index()`"),
@@ -369,7 +380,7 @@ impl Uniformity<'_> {
                 }
                 Exits::default()
             }
-            Stmt::Eval(_) | Stmt::Store { .. } => Exits::default(),
+            Stmt::Eval(_) | Stmt::Store { .. } | Stmt::CoopStore { .. } => Exits::default(),
         }
     }
 }

@@ -47,6 +47,7 @@ pub fn capabilities(kernel: &Kernel) -> naga::valid::Capabilities {
     let mut c = C::empty();
     c.set(C::SHADER_FLOAT16, kernel.uses_f16());
     c.set(C::SUBGROUP, kernel.uses_subgroups());
+    c.set(C::COOPERATIVE_MATRIX, kernel.uses_coop());
     c
 }
 

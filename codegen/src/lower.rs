@@ -125,6 +125,14 @@ fn scalar(s: ir::Scalar) -> naga::Scalar {
     }
 }
 
+fn coop_size(n: u8) -> naga::CooperativeSize {
+    if n == 8 {
+        naga::CooperativeSize::Eight
+    } else {
+        naga::CooperativeSize::Sixteen
+    }
+}
+
 fn vector_size(n: u8) -> VectorSize {
     match n {
         2 => VectorSize::Bi,
@@ -147,6 +155,23 @@ impl Lowerer<'_> {
                 size: vector_size(size),
                 scalar: scalar(s),
             },
+            ir::Type::Coop {
+                size,
+                scalar: s,
+                role,
+            } => {
+                let n = coop_size(size);
+                TypeInner::CooperativeMatrix {
+                    columns: n,
+                    rows: n,
+                    scalar: scalar(s),
+                    role: match role {
+                        ir::CoopRole::A => naga::CooperativeRole::A,
+                        ir::CoopRole::B => naga::CooperativeRole::B,
+                        ir::CoopRole::C => naga::CooperativeRole::C,
+                    },
+                }
+            }
         })
     }
 
@@ -337,6 +362,10 @@ impl Lowerer<'_> {
                 let arg = self.arg_of[b];
                 self.append(Expression::FunctionArgument(arg))
             }
+            ir::Expr::Zero => {
+                let ty = self.ty(self.k.ty(id));
+                self.append(Expression::ZeroValue(ty))
+            }
             other => {
                 return Err(self.error(format!(
                     "a value ({other:?}) is used outside the block that computed it (e.g. a value computed inside an `if` used after it; use a `let mut` variable)"
@@ -380,7 +409,7 @@ impl Lowerer<'_> {
     fn eval(&mut self, id: ExprId, out: &mut Block) -> Result<(), LowerError> {
         let k = self.k;
         let h = match k.expr(id).clone() {
-            ir::Expr::Literal(_) | ir::Expr::Builtin(_) => return Ok(()),
+            ir::Expr::Literal(_) | ir::Expr::Builtin(_) | ir::Expr::Zero => return Ok(()),
             ir::Expr::Uniform { binding, field } => {
                 let base = self.place_ptr(Place::Storage(binding));
                 self.emit(out, |l| {
@@ -470,6 +499,42 @@ impl Lowerer<'_> {
                 };
                 let size = vector_size(size);
                 self.emit(out, |l| Ok(l.append(Expression::Splat { size, value })))?
+            }
+            ir::Expr::CoopLoad {
+                place,
+                offset,
+                stride,
+                row_major,
+            } => {
+                let pointer = self.pointer(place, Some(offset), out)?;
+                let stride = self.operand(stride)?;
+                let ir::Type::Coop { size, role, .. } = k.ty(id) else {
+                    return Err(self.error("a cooperative load of a non-matrix type".into()));
+                };
+                let n = coop_size(size);
+                let role = match role {
+                    ir::CoopRole::A => naga::CooperativeRole::A,
+                    ir::CoopRole::B => naga::CooperativeRole::B,
+                    ir::CoopRole::C => naga::CooperativeRole::C,
+                };
+                self.emit(out, |l| {
+                    Ok(l.append(Expression::CooperativeLoad {
+                        columns: n,
+                        rows: n,
+                        role,
+                        data: naga::CooperativeData {
+                            pointer,
+                            stride,
+                            row_major,
+                        },
+                    }))
+                })?
+            }
+            ir::Expr::CoopMulAdd(a, b, c) => {
+                let (a, b, c) = (self.operand(a)?, self.operand(b)?, self.operand(c)?);
+                self.emit(out, |l| {
+                    Ok(l.append(Expression::CooperativeMultiplyAdd { a, b, c }))
+                })?
             }
             ir::Expr::Subgroup { op, value, lane } => {
                 let argument = self.operand(value)?;
@@ -580,6 +645,28 @@ impl Lowerer<'_> {
                 ir::Stmt::Break => out.push(Statement::Break, here),
                 ir::Stmt::Continue => out.push(Statement::Continue, here),
                 ir::Stmt::Return => out.push(Statement::Return { value: None }, here),
+                ir::Stmt::CoopStore {
+                    value,
+                    place,
+                    offset,
+                    stride,
+                    row_major,
+                } => {
+                    let pointer = self.pointer(*place, Some(*offset), &mut out)?;
+                    let target = self.operand(*value)?;
+                    let stride = self.operand(*stride)?;
+                    out.push(
+                        Statement::CooperativeStore {
+                            target,
+                            data: naga::CooperativeData {
+                                pointer,
+                                stride,
+                                row_major: *row_major,
+                            },
+                        },
+                        here,
+                    );
+                }
                 ir::Stmt::Barrier(b) => {
                     let flags = match b {
                         ir::Barrier::Workgroup => naga::Barrier::WORK_GROUP,

@@ -615,3 +615,21 @@ macro_rules! load_store {
 }
 load_store!(Shared, Shared, index);
 load_store!(LocalArray, Local, local);
+
+/// Memory a cooperative matrix can be loaded from or stored to: storage and workgroup arrays
+/// of the matrix's element type.
+pub trait MemoryPlace<T> {
+    fn place(&self) -> Place;
+}
+
+impl<T, A> MemoryPlace<T> for Array<T, A> {
+    fn place(&self) -> Place {
+        Place::Storage(self.binding)
+    }
+}
+
+impl<T> MemoryPlace<T> for Shared<T> {
+    fn place(&self) -> Place {
+        Place::Shared(self.index)
+    }
+}

@@ -74,17 +74,35 @@ impl Scalar {
     }
 }
 
-/// Value types: scalars and 2/3/4-component vectors.
+/// Value types: scalars, 2/3/4-component vectors, and cooperative matrices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Type {
     Scalar(Scalar),
-    Vector { size: u8, scalar: Scalar },
+    Vector {
+        size: u8,
+        scalar: Scalar,
+    },
+    /// A `size`×`size` tile held collectively by a subgroup (tensor cores), in the role of
+    /// the left operand, the right operand or the accumulator of a multiply-add.
+    Coop {
+        size: u8,
+        scalar: Scalar,
+        role: CoopRole,
+    },
+}
+
+/// The role of a cooperative matrix in `c + a * b`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CoopRole {
+    A,
+    B,
+    C,
 }
 
 impl Type {
     pub fn scalar(self) -> Scalar {
         match self {
-            Type::Scalar(s) | Type::Vector { scalar: s, .. } => s,
+            Type::Scalar(s) | Type::Vector { scalar: s, .. } | Type::Coop { scalar: s, .. } => s,
         }
     }
 
@@ -96,6 +114,7 @@ impl Type {
                 let size = if size == 3 { 4 } else { size as u32 };
                 size * scalar.size()
             }
+            Type::Coop { size, scalar, .. } => size as u32 * size as u32 * scalar.size(),
         }
     }
 }
@@ -117,6 +136,7 @@ impl fmt::Display for Type {
         match self {
             Type::Scalar(s) => write!(f, "{s}"),
             Type::Vector { size, scalar } => write!(f, "Vec{size}<{scalar}>"),
+            Type::Coop { size, scalar, role } => write!(f, "CoopMat<{scalar}, {role:?}, {size}>"),
         }
     }
 }
@@ -271,6 +291,18 @@ pub enum Expr {
     Compose(Vec<ExprId>),
     Splat(ExprId),
     Component(ExprId, u32),
+    /// The zero value of the expression's type (a cooperative matrix's initial accumulator).
+    Zero,
+    /// Loads a cooperative matrix from `place[offset..]`, rows (or columns, if not
+    /// `row_major`) `stride` elements apart.
+    CoopLoad {
+        place: Place,
+        offset: ExprId,
+        stride: ExprId,
+        row_major: bool,
+    },
+    /// `a * b + c` on cooperative matrices.
+    CoopMulAdd(ExprId, ExprId, ExprId),
     /// A subgroup operation on `value` across the lanes of the subgroup (`lane`: the lane,
     /// mask or offset of a broadcast or shuffle).
     Subgroup {
@@ -298,7 +330,7 @@ impl Expr {
     /// Literals and builtins are values everywhere; everything else is evaluated at the point
     /// where the kernel created it (this is what makes loads see the right memory state).
     pub fn needs_eval(&self) -> bool {
-        !matches!(self, Expr::Literal(_) | Expr::Builtin(_))
+        !matches!(self, Expr::Literal(_) | Expr::Builtin(_) | Expr::Zero)
     }
 }
 
@@ -336,6 +368,15 @@ pub enum Stmt {
     Continue,
     Return,
     Barrier(Barrier),
+    /// Stores cooperative matrix `value` to `place[offset..]` (layout as in
+    /// [`Expr::CoopLoad`]).
+    CoopStore {
+        value: ExprId,
+        place: Place,
+        offset: ExprId,
+        stride: ExprId,
+        row_major: bool,
+    },
 }
 
 /// A statement with the location of the kernel code that wrote it.
@@ -465,11 +506,12 @@ impl Kernel {
         self
     }
 
-    /// Whether it runs in every WebGPU browser: within WebGPU's default limits and without
-    /// subgroups (naga 30's WGSL cannot carry the `enable subgroups;` browsers require, so
-    /// subgroup kernels are native-only for now).
+    /// Whether it runs in every WebGPU browser: within WebGPU's default limits, without
+    /// cooperative matrices (a wgpu extension) and without subgroups (naga 30's WGSL cannot
+    /// carry the `enable subgroups;` browsers require, so subgroup kernels are native-only
+    /// for now).
     pub fn is_portable(&self) -> bool {
-        self.limits == Limits::WEBGPU && !self.uses_subgroups()
+        self.limits == Limits::WEBGPU && !self.uses_subgroups() && !self.uses_coop()
     }
 
     /// Bytes of workgroup memory it declares.
@@ -495,6 +537,14 @@ impl Kernel {
                     )
             )
         })
+    }
+
+    /// Whether it uses cooperative matrices (it then needs the adapter's cooperative-matrix
+    /// support: native only).
+    pub fn uses_coop(&self) -> bool {
+        self.exprs
+            .iter()
+            .any(|(_, t)| matches!(t, Type::Coop { .. }))
     }
 
     /// Whether any value or binding of the kernel is f16 (it then needs `shader-f16`).

@@ -27,6 +27,7 @@
 
 mod builder;
 mod control;
+pub mod coop;
 mod functions;
 pub mod ir;
 mod ops;
@@ -34,7 +35,8 @@ mod types;
 
 pub use builder::{
     at, build_kernel, set_workgroup_size, storage, uniform, uniform_field, Array, Expr, IntoExpr,
-    Load, LocGuard, LocalArray, Named, ReadOnly, ReadWrite, Shared, Store, UniformStruct, Var,
+    Load, LocGuard, LocalArray, MemoryPlace, Named, ReadOnly, ReadWrite, Shared, Store,
+    UniformStruct, Var,
 };
 pub use control::*;
 pub use functions::*;

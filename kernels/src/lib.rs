@@ -5,6 +5,7 @@ pub mod attention;
 pub mod elementwise;
 pub mod layout;
 pub mod matmul;
+pub mod matmul_coop;
 pub mod matvec;
 pub mod norm;
 mod registry;

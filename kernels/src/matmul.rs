@@ -557,7 +557,7 @@ fn read_quads(
 
 /// Stores one output through the epilogue.
 #[kernel_fn]
-fn store<A: ScalarTy>(
+pub(crate) fn store<A: ScalarTy>(
     c: &mut Array<A>,
     extra: &Array<A>,
     #[comptime] epilogue: Epilogue,

@@ -44,6 +44,8 @@ pub struct Gpu {
     pub f16: bool,
     /// The device has subgroups (natively, where the adapter offers them).
     pub subgroups: bool,
+    /// The device has cooperative matrices at 16×16×16, f16 into f32 (tensor cores).
+    pub coop: bool,
     /// Timestamp queries are available (and enabled).
     pub timestamps: bool,
     /// The driver's pipeline cache, where the adapter has one and the caller asked for it
@@ -88,13 +90,36 @@ impl Gpu {
         if cached {
             wanted |= wgpu::Features::PIPELINE_CACHE;
         }
+        // Tensor cores: 16×16×16 products of f16 into f32 (what the DSL's cooperative
+        // matrices use), requested only where the adapter reports that configuration.
+        #[cfg(not(target_arch = "wasm32"))]
+        let coop = adapter
+            .features()
+            .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            && adapter.cooperative_matrix_properties().iter().any(|p| {
+                (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
+                    && p.ab_type == wgpu::CooperativeScalarType::F16
+                    && p.cr_type == wgpu::CooperativeScalarType::F32
+            });
+        #[cfg(target_arch = "wasm32")]
+        let coop = false;
+        if coop {
+            wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        }
         let features = adapter.features() & wanted;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("webdit"),
                 required_features: features,
                 required_limits: adapter.limits(),
-                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                experimental_features: if coop {
+                    // SAFETY: the only experimental feature requested is cooperative
+                    // matrices, used only by kernels naga validated with that capability,
+                    // at the configuration the adapter reported (16×16×16, f16 -> f32).
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
                 // Smaller memory blocks: with `Performance`, the first readback of a process
                 // allocated a large mapped block (15–17 ms on an H200, 1.2 ms now); kernel
                 // times are the same (BENCHMARKS.md).
@@ -115,6 +140,7 @@ impl Gpu {
             adapter: info,
             f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
+            coop,
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             #[cfg(not(target_arch = "wasm32"))]
             cache,
@@ -151,13 +177,17 @@ impl Gpu {
         } else {
             &a.name
         };
-        format!(
-            "{} ({:?}, {:?}{})",
-            name,
-            a.backend,
-            a.device_type,
-            if self.f16 { ", shader-f16" } else { "" }
-        )
+        let mut extras = String::new();
+        for (has, what) in [
+            (self.f16, ", shader-f16"),
+            (self.subgroups, ", subgroups"),
+            (self.coop, ", cooperative matrices"),
+        ] {
+            if has {
+                extras.push_str(what);
+            }
+        }
+        format!("{} ({:?}, {:?}{extras})", name, a.backend, a.device_type)
     }
 
     /// Creates the pipeline of a build-time-compiled kernel.
@@ -174,6 +204,13 @@ impl Gpu {
             return Err(GpuError::MissingFeature {
                 kernel: src.name,
                 feature: "shader-f16",
+                adapter: self.adapter.name.clone(),
+            });
+        }
+        if src.coop && !self.coop {
+            return Err(GpuError::MissingFeature {
+                kernel: src.name,
+                feature: "cooperative matrices (16x16x16, f16 into f32)",
                 adapter: self.adapter.name.clone(),
             });
         }

@@ -27,6 +27,8 @@ pub struct KernelSource {
     pub workgroup_storage: u32,
     /// Needs subgroups (native only).
     pub subgroups: bool,
+    /// Needs cooperative matrices (native only).
+    pub coop: bool,
 }
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
@@ -67,6 +69,7 @@ impl KernelSource {
             f16: kernel.uses_f16(),
             workgroup_storage: kernel.workgroup_storage_bytes(),
             subgroups: kernel.uses_subgroups(),
+            coop: kernel.uses_coop(),
         }))
     }
 }

@@ -45,9 +45,12 @@ struct MatmulCase {
     batch: u32,
     epilogue: Epilogue,
     f16: bool,
+    /// C in f16 (else f32; the tensor-core kernel takes f16 operands into f32).
+    out_f16: bool,
 }
 
-fn check_matmul(src: &'static kernels::KernelSource, t: MatmulTiles, case: MatmulCase) {
+/// Checks a matmul variant dispatched over `bm`×`bn` tiles of C.
+fn check_matmul(src: &'static kernels::KernelSource, (bm, bn): (u32, u32), case: MatmulCase) {
     let MatmulCase {
         m,
         n,
@@ -55,6 +58,7 @@ fn check_matmul(src: &'static kernels::KernelSource, t: MatmulTiles, case: Matmu
         batch,
         epilogue,
         f16,
+        out_f16,
     } = case;
     let what = format!("{} {m}x{n}x{k} batch {batch}", src.name);
     let mut rng = rng(&what);
@@ -63,8 +67,10 @@ fn check_matmul(src: &'static kernels::KernelSource, t: MatmulTiles, case: Matmu
     let a = round(random(&mut rng, mk * batch as usize));
     let w = round(random(&mut rng, nk));
     let period = 7.min(m);
-    let extra = round(random(&mut rng, (period * n) as usize));
-    let prior = round(random(&mut rng, mn * batch as usize));
+    // The epilogue's operands are in C's type.
+    let round_out = |v: Vec<f32>| if out_f16 { round_f16(&v) } else { v };
+    let extra = round_out(random(&mut rng, (period * n) as usize));
+    let prior = round_out(random(&mut rng, mn * batch as usize));
     let p = MatmulParams {
         a_batch_stride: m * k,
         c_batch_stride: m * n,
@@ -74,16 +80,21 @@ fn check_matmul(src: &'static kernels::KernelSource, t: MatmulTiles, case: Matmu
     let arg = |d: &'static [f32]| if f16 { Arg::InputF16(d) } else { Arg::Input(d) };
     let leak = |v: Vec<f32>| -> &'static [f32] { Box::leak(v.into_boxed_slice()) };
     let (a, w, extra, prior) = (leak(a), leak(w), leak(extra), leak(prior));
+    let extra_arg = if out_f16 {
+        Arg::InputF16(extra)
+    } else {
+        Arg::Input(extra)
+    };
     let out = match (epilogue, f16) {
         (Epilogue::Accumulate, false) => Arg::InOut(prior),
         (Epilogue::Accumulate, true) => panic!("covered in f32"),
-        (_, true) => Arg::OutputF16(mn * batch as usize),
-        (_, false) => Arg::Output(mn * batch as usize),
+        _ if out_f16 => Arg::OutputF16(mn * batch as usize),
+        _ => Arg::Output(mn * batch as usize),
     };
     let got = run(
         src,
-        &[arg(a), arg(w), out, arg(extra), Arg::Uniform(p.to_bytes())],
-        [groups(n, t.bn), groups(m, t.bm), batch],
+        &[arg(a), arg(w), out, extra_arg, Arg::Uniform(p.to_bytes())],
+        [groups(n, bn), groups(m, bm), batch],
     );
     let mut want = vec![];
     for b in 0..batch as usize {
@@ -121,7 +132,15 @@ fn check_matmul(src: &'static kernels::KernelSource, t: MatmulTiles, case: Matmu
         Epilogue::None | Epilogue::Silu => 0.0,
     };
     let scale = magnitude(&want).max(terms + addend as f64);
-    assert_close_to(&what, &got[0], &want, scale, if f16 { 2e-3 } else { 1e-5 });
+    // f16 results round to 11 bits; f16 operands are exact and every sum is in f32.
+    let tol = if out_f16 {
+        2e-3
+    } else if f16 {
+        1e-4
+    } else {
+        1e-5
+    };
+    assert_close_to(&what, &got[0], &want, scale, tol);
 }
 
 fn build_tiles() -> Tiles {
@@ -139,19 +158,20 @@ fn check_tiers(name: &str, epilogue: Epilogue, f16: bool, (m, n, k, batch): (u32
         batch,
         epilogue,
         f16,
+        out_f16: f16,
     };
     let tiles = build_tiles();
     let wide = MatmulCase {
         k: case.k.next_multiple_of(4),
         ..case
     };
-    check_matmul(variant(name), tiles.matmul, wide);
+    check_matmul(variant(name), (tiles.matmul.bm, tiles.matmul.bn), wide);
     let mid = name.replace("matmul", "matmul_mid");
-    check_matmul(variant(&mid), tiles.mid, wide);
+    check_matmul(variant(&mid), (tiles.mid.bm, tiles.mid.bn), wide);
     let small = name.replace("matmul", "matmul_small");
-    check_matmul(variant(&small), tiles.small, wide);
+    check_matmul(variant(&small), (tiles.small.bm, tiles.small.bn), wide);
     let scalar = name.replace("matmul", "matmul_scalar");
-    check_matmul(variant(&scalar), tiles.scalar, case);
+    check_matmul(variant(&scalar), (tiles.scalar.bm, tiles.scalar.bn), case);
 }
 
 #[test]
@@ -208,8 +228,9 @@ fn matmul_every_tile_choice() {
                 batch: 1,
                 epilogue: Epilogue::None,
                 f16: false,
+                out_f16: false,
             };
-            check_matmul(src, tiles.matmul, case);
+            check_matmul(src, (tiles.matmul.bm, tiles.matmul.bn), case);
         }
     }
     // The wide kernel at other per-invocation tiles and buffering than the registered ones
@@ -236,8 +257,9 @@ fn matmul_every_tile_choice() {
                 batch: 1,
                 epilogue: Epilogue::None,
                 f16: false,
+                out_f16: false,
             };
-            check_matmul(src, t, case);
+            check_matmul(src, (t.bm, t.bn), case);
         }
     }
     // The scalar kernel at other tilings than the registered small one.
@@ -256,8 +278,9 @@ fn matmul_every_tile_choice() {
             batch: 1,
             epilogue: Epilogue::None,
             f16: false,
+            out_f16: false,
         };
-        check_matmul(src, t, case);
+        check_matmul(src, (t.bm, t.bn), case);
     }
 }
 
@@ -854,4 +877,53 @@ fn subgroup_operations_match_reference() {
         want[4 * i + 3] = group[lane ^ 1] as f64;
     }
     assert_close("subgroup ops", &out[0], &want, 1e-5);
+}
+
+/// The tensor-core matmul (f16 operands, f32 accumulation) against the CPU, at tile
+/// multiples, ragged edges and batches; where the adapter lacks cooperative matrices or
+/// 32-lane subgroups, the test says so and checks nothing.
+#[test]
+fn coop_matmul_matches_reference() {
+    use webdit_kernels::matmul_coop::{matmul_coop, COOP_TILES, LANES};
+    let gpu = gpu();
+    let info = &gpu.adapter;
+    if !gpu.coop
+        || !gpu.subgroups
+        || info.subgroup_min_size != LANES
+        || info.subgroup_max_size != LANES
+    {
+        eprintln!(
+            "not checked: {} lacks cooperative matrices (16x16x16, f16 into f32) or 32-lane subgroups; the f32/f16 kernels run there",
+            gpu.describe()
+        );
+        return;
+    }
+    let t = COOP_TILES;
+    for (epilogue, sfx) in [
+        (Epilogue::None, ""),
+        (Epilogue::Bias, "_bias"),
+        (Epilogue::AddRows, "_addrows"),
+    ] {
+        let src = compile(
+            &format!("matmul_coop{sfx}"),
+            &matmul_coop::<f32>(t, epilogue).needs(t.limits()),
+        );
+        for (m, n, k, batch) in [
+            (128, 128, 64, 1),
+            (200, 136, 44, 2),
+            (64, 384, 1024, 1),
+            (257, 129, 12, 1),
+        ] {
+            let case = MatmulCase {
+                m,
+                n,
+                k,
+                batch,
+                epilogue,
+                f16: true,
+                out_f16: false,
+            };
+            check_matmul(src, (t.bm, t.bn), case);
+        }
+    }
 }

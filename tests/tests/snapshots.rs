@@ -98,6 +98,13 @@ fn wgsl_of_dsl_constructs() {
             wgsl(&webdit_tests::logic_and_if_values())
         );
         insta::assert_snapshot!("dsl_subgroups", wgsl(&webdit_tests::subgroup_ops()));
+        // Cooperative matrices: the tensor-core matmul at its default tile.
+        {
+            use webdit_kernels::matmul_coop::{matmul_coop, COOP_TILES};
+            let k = matmul_coop::<webdit_dsl::f16>(COOP_TILES, Epilogue::None)
+                .needs(COOP_TILES.limits());
+            insta::assert_snapshot!("matmul_coop_f16", wgsl(&k));
+        }
         // One generic helper, instantiated in f16.
         insta::assert_snapshot!(
             "dsl_generic_helper_f16",

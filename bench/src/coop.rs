@@ -1,0 +1,77 @@
+//! The tensor-core matmul (`matmul_coop`, f16 operands accumulated in f32 by cooperative
+//! matrices) against the f16 wide kernel, at the large square and at the model's shapes.
+
+use crate::sweep::time_kernel;
+use crate::timing::Bench;
+use webdit_dsl::f16;
+use webdit_kernels::matmul::{matmul_wide, Epilogue, MatmulTiles};
+use webdit_kernels::matmul_coop::{matmul_coop, CoopTiles, COOP_TILES};
+use webdit_kernels::Tiles;
+
+pub fn coop(b: &Bench, big: (usize, usize, usize)) {
+    println!("\n## Tensor cores (cooperative matrices, 16x16x16 f16 -> f32)\n");
+    if !b.gpu.coop {
+        println!(
+            "not measured: {} has no cooperative matrices at 16x16x16 f16 -> f32",
+            b.gpu.describe()
+        );
+        return;
+    }
+    // The default tile, then alternatives.
+    let tiles = [
+        COOP_TILES,
+        CoopTiles {
+            warps_m: 4,
+            warps_n: 2,
+            ..COOP_TILES
+        },
+        CoopTiles {
+            bk: 16,
+            ..COOP_TILES
+        },
+        CoopTiles {
+            bm: 256,
+            warps_m: 4,
+            warps_n: 2,
+            stages: 1,
+            ..COOP_TILES
+        },
+        CoopTiles {
+            bn: 256,
+            stages: 1,
+            ..COOP_TILES
+        },
+    ];
+    print!("| shape (M×N×K) | wide kernel, f16 | default tile, f32 out |");
+    for t in &tiles {
+        print!(
+            " {}×{} k{} {}×{} s{}, f16 out |",
+            t.bm, t.bn, t.bk, t.warps_m, t.warps_n, t.stages
+        );
+    }
+    println!("\n|---|---|---|{}", "---|".repeat(tiles.len()));
+    let wide = Tiles::default().matmul_f16;
+    let k_wide = matmul_wide::<f16, f16, f16>(wide, Epilogue::None);
+    let t = COOP_TILES;
+    let k32 = matmul_coop::<f32>(t, Epilogue::None).needs(t.limits());
+    let grid = |t: CoopTiles| MatmulTiles::wide(t.bm, t.bn, t.bk, 1);
+    // 4096³, favicon-b batch 16 (MLP in and out), favicon-s batch 16 and 1 (MLP in).
+    for shape in [
+        big,
+        (4096, 3072, 768),
+        (4096, 768, 3072),
+        (1024, 2048, 512),
+        (64, 2048, 512),
+    ] {
+        let (m, n, k) = shape;
+        let (wide_cell, _) = time_kernel(b, &k_wide, "wide_f16", wide, 2, shape, 1);
+        let (c32, _) = time_kernel(b, &k32, "coop_f32", grid(t), 2, shape, 1);
+        print!("| {m}×{n}×{k} | {wide_cell} | {c32} |");
+        for t in tiles {
+            let k16 = matmul_coop::<f16>(t, Epilogue::None).needs(t.limits());
+            let (cell, _) = time_kernel(b, &k16, "coop_f16", grid(t), 2, shape, 1);
+            print!(" {cell} |");
+        }
+        println!();
+    }
+}

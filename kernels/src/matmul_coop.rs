@@ -1,0 +1,303 @@
+//! The matrix product on tensor cores: `C = A · Wᵀ` with f16 operands accumulated in f32 by
+//! the DSL's cooperative matrices (16×16×16 tiles, one subgroup each). Native only; used
+//! where the adapter has cooperative matrices at that configuration and 32-lane subgroups.
+
+use crate::matmul::{store, Epilogue, MatmulParams};
+use webdit_dsl::coop::*;
+use webdit_dsl::ir::Limits;
+use webdit_dsl::prelude::*;
+
+/// Side of a cooperative-matrix tile.
+pub const FRAG: u32 = 16;
+/// Lanes per subgroup the kernel is laid out for (NVIDIA's warps).
+pub const LANES: u32 = 32;
+
+/// Tile parameters of [`matmul_coop`]: a `bm`×`bn` block of C per workgroup, K in steps of
+/// `bk`, split over `warps_m`×`warps_n` subgroups of [`LANES`] lanes, each computing
+/// `bm/warps_m`×`bn/warps_n` outputs as 16×16 fragments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoopTiles {
+    pub bm: u32,
+    pub bn: u32,
+    pub bk: u32,
+    pub warps_m: u32,
+    pub warps_n: u32,
+    /// Copies of the staged tiles: 2 overlaps staging a K-step with multiplying the
+    /// previous one (one barrier per K-step).
+    pub stages: u32,
+}
+
+impl CoopTiles {
+    /// Fragments per subgroup along M and N.
+    pub const fn frags(&self) -> (u32, u32) {
+        (self.bm / self.warps_m / FRAG, self.bn / self.warps_n / FRAG)
+    }
+
+    pub const fn threads(&self) -> u32 {
+        self.warps_m * self.warps_n * LANES
+    }
+
+    /// Elements between rows of a staged tile: `bk` plus 8 halves of padding, so that the
+    /// rows of a fragment fall in different memory banks.
+    pub const fn stride(&self) -> u32 {
+        self.bk + 8
+    }
+
+    /// The limits its kernels need (workgroup memory beyond WebGPU's 16 KiB).
+    pub const fn limits(&self) -> Limits {
+        let staged = self.stages * (self.bm + self.bn) * self.stride() * 2;
+        let out = self.warps_m * self.warps_n * FRAG * FRAG * 4;
+        Limits {
+            max_workgroup_storage_bytes: staged + out,
+            ..Limits::WEBGPU
+        }
+    }
+}
+
+/// The default tensor-core tile: 128×128 per workgroup of 8 subgroups (2×4, 64×32 each),
+/// K-step 32, double-buffered (`bench --coop` on an H200: 89 TFLOP/s at 4096³, against 48
+/// with 4 subgroups of 64×64).
+pub const COOP_TILES: CoopTiles = CoopTiles {
+    bm: 128,
+    bn: 128,
+    bk: 32,
+    warps_m: 2,
+    warps_n: 4,
+    stages: 2,
+};
+
+/// `C[m, n] = A[m, k] · W[n, k]ᵀ` (then `epilogue`) with A and W in f16 and the products
+/// accumulated in f32 on tensor cores; C in `C`. K must be a multiple of 4 (A and W are read
+/// as `Vec4<f16>`); M and N are any size (the edges are padded with zeros in workgroup
+/// memory and masked on store). Batched over `workgroup_id().z` as [`crate::matmul::matmul`].
+#[kernel(workgroup_size = [t.threads(), 1, 1])]
+pub fn matmul_coop<C: ScalarTy>(
+    #[comptime] t: CoopTiles,
+    #[comptime] epilogue: Epilogue,
+    a: &Array<Vec4<f16>>,
+    w: &Array<Vec4<f16>>,
+    c: &mut Array<C>,
+    extra: &Array<C>,
+    p: &Uniform<MatmulParams>,
+) {
+    #[comptime]
+    let fm = t.frags().0;
+    #[comptime]
+    let fn_ = t.frags().1;
+    #[comptime]
+    let threads = t.threads();
+    #[comptime]
+    let stride = t.stride();
+    #[comptime]
+    let quads = t.bk / 4;
+    #[comptime]
+    let a_size = t.bm * stride;
+    #[comptime]
+    let w_size = t.bn * stride;
+    #[comptime]
+    let a_loads = (t.bm * quads).div_ceil(threads);
+    #[comptime]
+    let w_loads = (t.bn * quads).div_ceil(threads);
+    let a_tile = Shared::<f16>::new(t.stages * a_size);
+    let w_tile = Shared::<f16>::new(t.stages * w_size);
+    let out = Shared::<f32>::new(t.warps_m * t.warps_n * FRAG * FRAG);
+    let tid = local_index();
+    let warp = subgroup_id();
+    let lane = subgroup_invocation_id();
+    let warp_row = (warp / t.warps_n) * (t.bm / t.warps_m);
+    let warp_col = (warp % t.warps_n) * (t.bn / t.warps_n);
+    let row0 = workgroup_id().y * t.bm;
+    let col0 = workgroup_id().x * t.bn;
+    let batch = workgroup_id().z;
+    let a_at = batch * p.a_batch_stride / 4;
+    let w_at = batch * p.w_batch_stride / 4;
+    let c_base = batch * p.c_batch_stride;
+    let ks = p.k_stride / 4;
+    let mut acc = [coop_zero::<CoopMat<f32, MatC, 16>>(); fm * fn_];
+    let mut fa = [coop_zero::<CoopMat<f16, MatA, 16>>(); fm];
+    let mut fb = [coop_zero::<CoopMat<f16, MatB, 16>>(); fn_];
+    let mut regs = [vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0)); a_loads + w_loads];
+    let k_steps = (p.k + t.bk - 1) / t.bk;
+    fetch_step(
+        &a, &w, &regs, t, tid, row0, col0, a_at, w_at, ks, 0, p.m, p.n, p.k,
+    );
+    stage_step(&regs, &a_tile, &w_tile, t, tid, 0, 0);
+    workgroup_barrier();
+    // Iteration `i` loads K-step `i + 1` into registers, multiplies K-step `i` (staged by
+    // the previous iteration) while those loads are in flight, then stages K-step `i + 1`.
+    // The multiply is outside any `if`: cooperative-matrix operations need control flow
+    // that is uniform for naga's analysis, which does not follow loop counters.
+    for i in 0..k_steps {
+        let next = i + 1 < k_steps;
+        if next {
+            let k0 = (i + 1) * t.bk;
+            fetch_step(
+                &a, &w, &regs, t, tid, row0, col0, a_at, w_at, ks, k0, p.m, p.n, p.k,
+            );
+        }
+        let a_off = (i % t.stages) * a_size;
+        let w_off = (i % t.stages) * w_size;
+        #[unroll]
+        for kk in 0..t.bk / FRAG {
+            #[unroll]
+            for f in 0..fm {
+                fa[f] = coop_load::<CoopMat<f16, MatA, 16>>(
+                    a_tile,
+                    a_off + (warp_row + f * FRAG) * stride + kk * FRAG,
+                    stride,
+                    true,
+                );
+            }
+            // B = Wᵀ: column n of B is row n of the W tile, so it loads column-major.
+            #[unroll]
+            for f in 0..fn_ {
+                fb[f] = coop_load::<CoopMat<f16, MatB, 16>>(
+                    w_tile,
+                    w_off + (warp_col + f * FRAG) * stride + kk * FRAG,
+                    stride,
+                    false,
+                );
+            }
+            #[unroll]
+            for x in 0..fm {
+                #[unroll]
+                for y in 0..fn_ {
+                    acc[x * fn_ + y] = coop_mul_add(fa[x], fb[y], acc[x * fn_ + y]);
+                }
+            }
+        }
+        if t.stages == 1 {
+            // Everyone has read the tiles before they are overwritten.
+            workgroup_barrier();
+        }
+        if next {
+            let s = (i + 1) % t.stages;
+            stage_step(&regs, &a_tile, &w_tile, t, tid, s * a_size, s * w_size);
+        }
+        workgroup_barrier();
+    }
+    // Each fragment goes through this subgroup's 16×16 slot of workgroup memory, from
+    // which its lanes store (masked at the edges, with the epilogue) eight values each.
+    let slot = warp * FRAG * FRAG;
+    #[unroll]
+    for f in 0..fm * fn_ {
+        coop_store(acc[f], out, slot, FRAG, true);
+        workgroup_barrier();
+        #[unroll]
+        for e in 0..FRAG * FRAG / LANES {
+            let idx = lane + e * LANES;
+            let r = row0 + warp_row + (f / fn_) * FRAG + idx / FRAG;
+            let col = col0 + warp_col + (f % fn_) * FRAG + idx % FRAG;
+            if r < p.m && col < p.n {
+                store(
+                    &c,
+                    &extra,
+                    epilogue,
+                    c_base + r * p.n + col,
+                    r,
+                    col,
+                    p.rows_period,
+                    p.n,
+                    out[slot + idx],
+                );
+            }
+        }
+        workgroup_barrier();
+    }
+}
+
+/// Loads K-step `k0` of A's and W's tiles into registers, four halves per load, zeros past
+/// the edges.
+#[kernel_fn]
+fn fetch_step(
+    a: &Array<Vec4<f16>>,
+    w: &Array<Vec4<f16>>,
+    regs: &mut LocalArray<Vec4<f16>>,
+    #[comptime] t: CoopTiles,
+    tid: u32,
+    row0: u32,
+    col0: u32,
+    a_at: u32,
+    w_at: u32,
+    ks: u32,
+    k0: u32,
+    m: u32,
+    n: u32,
+    k: u32,
+) {
+    #[comptime]
+    let quads = t.bk / 4;
+    #[comptime]
+    let threads = t.threads();
+    #[comptime]
+    let a_loads = (t.bm * quads).div_ceil(threads);
+    let zero = vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0));
+    #[unroll]
+    for l in 0..a_loads {
+        let q = tid + l * threads;
+        let gr = row0 + q / quads;
+        let gk = k0 + 4 * (q % quads);
+        regs[l] = if q < t.bm * quads && gr < m && gk < k {
+            a[a_at + gr * ks + gk / 4]
+        } else {
+            zero
+        };
+    }
+    #[unroll]
+    for l in 0..(t.bn * quads).div_ceil(threads) {
+        let q = tid + l * threads;
+        let gr = col0 + q / quads;
+        let gk = k0 + 4 * (q % quads);
+        regs[a_loads + l] = if q < t.bn * quads && gr < n && gk < k {
+            w[w_at + gr * ks + gk / 4]
+        } else {
+            zero
+        };
+    }
+}
+
+/// Writes the registers [`fetch_step`] filled into the staged tiles at `a_off`, `w_off`
+/// (rows `stride` halves apart).
+#[kernel_fn]
+fn stage_step(
+    regs: &mut LocalArray<Vec4<f16>>,
+    a_tile: &Shared<f16>,
+    w_tile: &Shared<f16>,
+    #[comptime] t: CoopTiles,
+    tid: u32,
+    a_off: u32,
+    w_off: u32,
+) {
+    #[comptime]
+    let quads = t.bk / 4;
+    #[comptime]
+    let threads = t.threads();
+    #[comptime]
+    let stride = t.stride();
+    #[comptime]
+    let a_loads = (t.bm * quads).div_ceil(threads);
+    #[unroll]
+    for l in 0..a_loads {
+        let q = tid + l * threads;
+        if q < t.bm * quads {
+            let v = regs[l];
+            let at = a_off + (q / quads) * stride + 4 * (q % quads);
+            a_tile[at] = v.x;
+            a_tile[at + 1] = v.y;
+            a_tile[at + 2] = v.z;
+            a_tile[at + 3] = v.w;
+        }
+    }
+    #[unroll]
+    for l in 0..(t.bn * quads).div_ceil(threads) {
+        let q = tid + l * threads;
+        if q < t.bn * quads {
+            let v = regs[a_loads + l];
+            let at = w_off + (q / quads) * stride + 4 * (q % quads);
+            w_tile[at] = v.x;
+            w_tile[at + 1] = v.y;
+            w_tile[at + 2] = v.z;
+            w_tile[at + 3] = v.w;
+        }
+    }
+}
