@@ -5,7 +5,7 @@ use crate::sweep::time_kernel;
 use crate::timing::Bench;
 use webdit_dsl::f16;
 use webdit_kernels::matmul::{matmul_wide, Epilogue, MatmulTiles};
-use webdit_kernels::matmul_coop::{matmul_coop, CoopTiles, COOP_TILES};
+use webdit_kernels::matmul_coop::{matmul_coop, CoopTiles, COOP_TILES, COOP_TILES_LARGE};
 use webdit_kernels::Tiles;
 
 pub fn coop(b: &Bench, big: (usize, usize, usize)) {
@@ -17,31 +17,9 @@ pub fn coop(b: &Bench, big: (usize, usize, usize)) {
         );
         return;
     }
-    // The default tile, then alternatives.
-    let tiles = [
-        COOP_TILES,
-        CoopTiles {
-            warps_m: 4,
-            warps_n: 2,
-            ..COOP_TILES
-        },
-        CoopTiles {
-            bk: 16,
-            ..COOP_TILES
-        },
-        CoopTiles {
-            bm: 256,
-            warps_m: 4,
-            warps_n: 2,
-            stages: 1,
-            ..COOP_TILES
-        },
-        CoopTiles {
-            bn: 256,
-            stages: 1,
-            ..COOP_TILES
-        },
-    ];
+    let tiles = [COOP_TILES, COOP_TILES_LARGE];
+    let limits = b.gpu.device.limits();
+    let granted = limits.max_compute_workgroup_storage_size;
     print!("| shape (M×N×K) | wide kernel, f16 | default tile, f32 out |");
     for t in &tiles {
         print!(
@@ -49,7 +27,7 @@ pub fn coop(b: &Bench, big: (usize, usize, usize)) {
             t.bm, t.bn, t.bk, t.warps_m, t.warps_n, t.stages
         );
     }
-    println!("\n|---|---|---|{}", "---|".repeat(tiles.len()));
+    println!("\n|---|---|---|---|---|");
     let wide = Tiles::default().matmul_f16;
     let k_wide = matmul_wide::<f16, f16, f16>(wide, Epilogue::None);
     let t = COOP_TILES;
@@ -68,6 +46,12 @@ pub fn coop(b: &Bench, big: (usize, usize, usize)) {
         let (c32, _) = time_kernel(b, &k32, "coop_f32", grid(t), 2, shape, 1);
         print!("| {m}×{n}×{k} | {wide_cell} | {c32} |");
         for t in tiles {
+            if t.limits().max_workgroup_storage_bytes > granted
+                || t.threads() > limits.max_compute_invocations_per_workgroup
+            {
+                print!(" beyond this adapter's limits |");
+                continue;
+            }
             let k16 = matmul_coop::<f16>(t, Epilogue::None).needs(t.limits());
             let (cell, _) = time_kernel(b, &k16, "coop_f16", grid(t), 2, shape, 1);
             print!(" {cell} |");

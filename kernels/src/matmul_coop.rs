@@ -43,20 +43,31 @@ impl CoopTiles {
         self.bk + 8
     }
 
-    /// The limits its kernels need (workgroup memory beyond WebGPU's 16 KiB).
+    /// The limits its kernels need (workgroup memory beyond WebGPU's 16 KiB, more than 256
+    /// invocations for more than 8 subgroups).
     pub const fn limits(&self) -> Limits {
         let staged = self.stages * (self.bm + self.bn) * self.stride() * 2;
         let out = self.warps_m * self.warps_n * FRAG * FRAG * 4;
+        let w = Limits::WEBGPU;
+        let threads = self.threads();
+        let invocations = if threads > w.max_invocations_per_workgroup {
+            threads
+        } else {
+            w.max_invocations_per_workgroup
+        };
         Limits {
             max_workgroup_storage_bytes: staged + out,
-            ..Limits::WEBGPU
+            max_invocations_per_workgroup: invocations,
+            max_workgroup_size: [invocations, 256, 64],
+            ..w
         }
     }
 }
 
-/// The default tensor-core tile: 128×128 per workgroup of 8 subgroups (2×4, 64×32 each),
-/// K-step 32, double-buffered (`bench --coop` on an H200: 89 TFLOP/s at 4096³, against 48
-/// with 4 subgroups of 64×64).
+/// The tensor-core tile for products too small to fill the GPU with [`COOP_TILES_LARGE`]:
+/// 128×128 per workgroup of 8 subgroups (2×4, 64×32 each), K-step 32, double-buffered
+/// (`bench --coop` on an H200: 99 TFLOP/s at 1024×2048×512, 91 at 4096³; 48 at 4096³ with
+/// 4 subgroups of 64×64).
 pub const COOP_TILES: CoopTiles = CoopTiles {
     bm: 128,
     bn: 128,
@@ -64,6 +75,19 @@ pub const COOP_TILES: CoopTiles = CoopTiles {
     warps_m: 2,
     warps_n: 4,
     stages: 2,
+};
+
+/// The tensor-core tile for large products: 256×128 per workgroup of 16 subgroups (8×2,
+/// 32×64 each, 512 invocations), K-step 32, single-buffered to fit 48 KiB (`bench --coop`
+/// on an H200: 144 TFLOP/s at 4096³ and 146 at 4096×3072×768; 135 with 8 subgroups of 64×64,
+/// 123 at 128×256).
+pub const COOP_TILES_LARGE: CoopTiles = CoopTiles {
+    bm: 256,
+    bn: 128,
+    bk: 32,
+    warps_m: 8,
+    warps_n: 2,
+    stages: 1,
 };
 
 /// `C[m, n] = A[m, k] · W[n, k]ᵀ` (then `epilogue`) with A and W in f16 and the products

@@ -884,7 +884,7 @@ fn subgroup_operations_match_reference() {
 /// 32-lane subgroups, the test says so and checks nothing.
 #[test]
 fn coop_matmul_matches_reference() {
-    use webdit_kernels::matmul_coop::{matmul_coop, COOP_TILES, LANES};
+    use webdit_kernels::matmul_coop::{matmul_coop, COOP_TILES, COOP_TILES_LARGE, LANES};
     let gpu = gpu();
     let info = &gpu.adapter;
     if !gpu.coop
@@ -898,14 +898,17 @@ fn coop_matmul_matches_reference() {
         );
         return;
     }
-    let t = COOP_TILES;
-    for (epilogue, sfx) in [
-        (Epilogue::None, ""),
-        (Epilogue::Bias, "_bias"),
-        (Epilogue::AddRows, "_addrows"),
-    ] {
+    let tiles = [
+        (COOP_TILES, Epilogue::None),
+        (COOP_TILES_LARGE, Epilogue::None),
+    ];
+    let epilogues = [
+        (COOP_TILES, Epilogue::Bias),
+        (COOP_TILES, Epilogue::AddRows),
+    ];
+    for (t, epilogue) in tiles.into_iter().chain(epilogues) {
         let src = compile(
-            &format!("matmul_coop{sfx}"),
+            &format!("matmul_coop_{}x{}_{epilogue:?}", t.bm, t.bn),
             &matmul_coop::<f32>(t, epilogue).needs(t.limits()),
         );
         for (m, n, k, batch) in [
@@ -913,6 +916,7 @@ fn coop_matmul_matches_reference() {
             (200, 136, 44, 2),
             (64, 384, 1024, 1),
             (257, 129, 12, 1),
+            (300, 140, 96, 1),
         ] {
             let case = MatmulCase {
                 m,
