@@ -5,7 +5,7 @@
 
 use webdit_dsl::ir::{
     Barrier, BindingKind, Block, Builtin, Diagnostic, Expr, ExprId, Kernel, Limits, Loc, Place,
-    Scalar, Stmt,
+    Scalar, Stmt, Type,
 };
 
 /// Every problem of the kernel, each at the kernel code that causes it.
@@ -83,6 +83,27 @@ fn limits(k: &Kernel) -> Vec<Diagnostic> {
                 k.loc,
                 format!("the kernel binds {n} {what}; {guaranteed} {max} per shader stage"),
             ));
+        }
+    }
+    let atomic = |p: &Place| match p {
+        Place::Storage(b) => matches!(
+            k.bindings[*b as usize].kind,
+            BindingKind::Storage {
+                elem: Type::Atomic(_),
+                ..
+            }
+        ),
+        Place::Shared(s) => matches!(k.shared[*s as usize].elem, Type::Atomic(_)),
+        Place::Local(_) => false,
+    };
+    for (i, (e, _)) in k.exprs.iter().enumerate() {
+        if let Expr::Load { place, .. } = e {
+            if atomic(place) {
+                out.push(Diagnostic::new(
+                    k.expr_locs[i],
+                    "an array of atomics is read with `atomic_load(array, index)`, not indexing",
+                ));
+            }
         }
     }
     for b in &k.bindings {
@@ -180,6 +201,7 @@ impl Uniformity<'_> {
                     _ => v[offset.0 as usize].clone(),
                 },
                 Expr::CoopMulAdd(a, b, c) => of(&[*a, *b, *c]),
+                Expr::Atomic { .. } => because(loc, "it is an atomic operation's result"),
                 Expr::Builtin(Builtin::GlobalId) => because(loc, "it depends on `global_id()`"),
                 Expr::Builtin(Builtin::LocalId) => because(loc, "it depends on `local_id()`"),
                 Expr::Builtin(Builtin::LocalIndex) => because(loc, "it depends on `local_index()`"),

@@ -155,6 +155,7 @@ impl Lowerer<'_> {
                 size: vector_size(size),
                 scalar: scalar(s),
             },
+            ir::Type::Atomic(s) => TypeInner::Atomic(scalar(s)),
             ir::Type::Coop {
                 size,
                 scalar: s,
@@ -535,6 +536,50 @@ impl Lowerer<'_> {
                 self.emit(out, |l| {
                     Ok(l.append(Expression::CooperativeMultiplyAdd { a, b, c }))
                 })?
+            }
+            ir::Expr::Atomic {
+                op,
+                place,
+                index,
+                value,
+            } => {
+                let pointer = self.pointer(place, Some(index), out)?;
+                if op == ir::AtomicOp::Load {
+                    self.emit(out, |l| Ok(l.append(Expression::Load { pointer })))?
+                } else {
+                    let value = match value {
+                        Some(v) => self.operand(v)?,
+                        None => return Err(self.error("an atomic operation needs a value".into())),
+                    };
+                    let ty = self.ty(k.ty(id));
+                    // The result is made by the statement, outside any emit range.
+                    let result = self.append(Expression::AtomicResult {
+                        ty,
+                        comparison: false,
+                    });
+                    let fun = match op {
+                        ir::AtomicOp::Add => naga::AtomicFunction::Add,
+                        ir::AtomicOp::Sub => naga::AtomicFunction::Subtract,
+                        ir::AtomicOp::Min => naga::AtomicFunction::Min,
+                        ir::AtomicOp::Max => naga::AtomicFunction::Max,
+                        ir::AtomicOp::And => naga::AtomicFunction::And,
+                        ir::AtomicOp::Or => naga::AtomicFunction::InclusiveOr,
+                        ir::AtomicOp::Xor => naga::AtomicFunction::ExclusiveOr,
+                        ir::AtomicOp::Exchange | ir::AtomicOp::Load => {
+                            naga::AtomicFunction::Exchange { compare: None }
+                        }
+                    };
+                    out.push(
+                        Statement::Atomic {
+                            pointer,
+                            fun,
+                            value,
+                            result: Some(result),
+                        },
+                        self.here,
+                    );
+                    result
+                }
             }
             ir::Expr::Subgroup { op, value, lane } => {
                 let argument = self.operand(value)?;

@@ -88,6 +88,14 @@ fn bool_storage_and_bad_arrays(flags: &Array<bool>, y: &mut Array<f32>) {
     y[global_id().x] = v[global_id().x];
 }
 
+#[kernel(workgroup_size = [64, 1, 1])]
+fn atomic_read_by_index(counts: &mut Array<Atomic<u32>>, y: &mut Array<u32>) {
+    let i = global_id().x;
+    atomic_add(counts, i % 4, 1u32);
+    let c = counts[i % 4];
+    y[i] = atomic_load(counts, i % 4);
+}
+
 fn expected(name: &str) -> String {
     let path = format!("{}/tests/errors/{name}.txt", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_default()
@@ -139,6 +147,11 @@ fn a_native_only_kernel_may_use_what_it_declares() {
     });
     assert!(!k.is_portable());
     webdit_codegen::compile(&k).expect("within its declared limits");
+}
+
+#[test]
+fn atomics_are_read_with_atomic_load() {
+    check("atomic_index", atomic_read_by_index());
 }
 
 #[test]

@@ -633,3 +633,21 @@ impl<T> MemoryPlace<T> for Shared<T> {
         Place::Shared(self.index)
     }
 }
+
+/// Arrays of atomics that atomic operations can update: read-write storage arrays and
+/// workgroup arrays.
+pub trait AtomicPlace<T> {
+    fn place(&self) -> Place;
+}
+
+impl<T> AtomicPlace<T> for Array<crate::types::Atomic<T>, ReadWrite> {
+    fn place(&self) -> Place {
+        Place::Storage(self.binding)
+    }
+}
+
+impl<T> AtomicPlace<T> for Shared<crate::types::Atomic<T>> {
+    fn place(&self) -> Place {
+        Place::Shared(self.index)
+    }
+}

@@ -1,7 +1,9 @@
 //! Built-in values and math functions available in kernels.
 
+use crate::builder::AtomicPlace;
 use crate::builder::{builtin, Expr, IntoExpr};
-use crate::ir::{Builtin, Expr as IrExpr, MathFn, SubgroupOp};
+use crate::ir::{AtomicOp, Builtin, Expr as IrExpr, MathFn, SubgroupOp};
+use crate::types::AtomicInt;
 use crate::types::{Arith, FloatLike, ScalarTy, Ty, Vec2, Vec3, Vec4, VecTy};
 
 /// The invocation's id in the whole dispatch.
@@ -78,6 +80,51 @@ pub fn subgroup_shuffle_xor<T: Ty>(v: impl IntoExpr<T>, mask: impl IntoExpr<u32>
     let mask = mask.into_expr().id();
     subgroup(SubgroupOp::ShuffleXor, v.into_expr().id(), Some(mask))
 }
+
+fn atomic<T: AtomicInt>(
+    op: AtomicOp,
+    array: impl AtomicPlace<T>,
+    index: impl IntoExpr<u32>,
+    value: Option<crate::ir::ExprId>,
+) -> Expr<T> {
+    let index = index.into_expr().id();
+    Expr::new(IrExpr::Atomic {
+        op,
+        place: array.place(),
+        index,
+        value,
+    })
+}
+
+/// Reads `array[index]` atomically.
+pub fn atomic_load<T: AtomicInt>(array: impl AtomicPlace<T>, index: impl IntoExpr<u32>) -> Expr<T> {
+    atomic(AtomicOp::Load, array, index, None)
+}
+
+macro_rules! atomic_rmw {
+    ($($name:ident => $op:ident: $doc:literal),*) => {$(
+        #[doc = $doc]
+        #[doc = "Returns the element's previous value."]
+        pub fn $name<T: AtomicInt>(
+            array: impl AtomicPlace<T>,
+            index: impl IntoExpr<u32>,
+            value: impl IntoExpr<T>,
+        ) -> Expr<T> {
+            let value = value.into_expr().id();
+            atomic(AtomicOp::$op, array, index, Some(value))
+        }
+    )*};
+}
+atomic_rmw!(
+    atomic_add => Add: "Adds `value` to `array[index]` atomically.",
+    atomic_sub => Sub: "Subtracts `value` from `array[index]` atomically.",
+    atomic_min => Min: "Keeps the smaller of `array[index]` and `value`, atomically.",
+    atomic_max => Max: "Keeps the larger of `array[index]` and `value`, atomically.",
+    atomic_and => And: "Bitwise-ands `array[index]` with `value` atomically.",
+    atomic_or => Or: "Bitwise-ors `array[index]` with `value` atomically.",
+    atomic_xor => Xor: "Bitwise-xors `array[index]` with `value` atomically.",
+    atomic_exchange => Exchange: "Replaces `array[index]` with `value` atomically."
+);
 
 fn math<T: Ty>(f: MathFn, args: &[crate::ir::ExprId]) -> Expr<T> {
     Expr::new(IrExpr::Math(f, args.to_vec()))

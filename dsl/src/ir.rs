@@ -82,6 +82,9 @@ pub enum Type {
         size: u8,
         scalar: Scalar,
     },
+    /// An atomic integer: only the element type of storage and workgroup arrays, used
+    /// through the atomic operations ([`Expr::Atomic`]).
+    Atomic(Scalar),
     /// A `size`×`size` tile held collectively by a subgroup (tensor cores), in the role of
     /// the left operand, the right operand or the accumulator of a multiply-add.
     Coop {
@@ -102,14 +105,17 @@ pub enum CoopRole {
 impl Type {
     pub fn scalar(self) -> Scalar {
         match self {
-            Type::Scalar(s) | Type::Vector { scalar: s, .. } | Type::Coop { scalar: s, .. } => s,
+            Type::Scalar(s)
+            | Type::Atomic(s)
+            | Type::Vector { scalar: s, .. }
+            | Type::Coop { scalar: s, .. } => s,
         }
     }
 
     /// Size in bytes of one element of a storage array of this type (WGSL layout rules).
     pub fn stride(self) -> u32 {
         match self {
-            Type::Scalar(s) => s.size(),
+            Type::Scalar(s) | Type::Atomic(s) => s.size(),
             Type::Vector { size, scalar } => {
                 let size = if size == 3 { 4 } else { size as u32 };
                 size * scalar.size()
@@ -135,6 +141,7 @@ impl fmt::Display for Type {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Type::Scalar(s) => write!(f, "{s}"),
+            Type::Atomic(s) => write!(f, "Atomic<{s}>"),
             Type::Vector { size, scalar } => write!(f, "Vec{size}<{scalar}>"),
             Type::Coop { size, scalar, role } => write!(f, "CoopMat<{scalar}, {role:?}, {size}>"),
         }
@@ -303,6 +310,14 @@ pub enum Expr {
     },
     /// `a * b + c` on cooperative matrices.
     CoopMulAdd(ExprId, ExprId, ExprId),
+    /// An atomic read-modify-write of `place[index]` (an array of atomics) with `value`,
+    /// yielding the element's previous value (`Load` reads it atomically, without `value`).
+    Atomic {
+        op: AtomicOp,
+        place: Place,
+        index: ExprId,
+        value: Option<ExprId>,
+    },
     /// A subgroup operation on `value` across the lanes of the subgroup (`lane`: the lane,
     /// mask or offset of a broadcast or shuffle).
     Subgroup {
@@ -310,6 +325,20 @@ pub enum Expr {
         value: ExprId,
         lane: Option<ExprId>,
     },
+}
+
+/// Atomic operations on an element of an array of atomics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AtomicOp {
+    Load,
+    Add,
+    Sub,
+    Min,
+    Max,
+    And,
+    Or,
+    Xor,
+    Exchange,
 }
 
 /// Operations across the lanes of a subgroup.

@@ -98,3 +98,18 @@ macro_rules! vector {
 vector!(Vec2, 2);
 vector!(Vec3, 3);
 vector!(Vec4, 4);
+
+/// An atomic `u32` or `i32`: the element type of arrays that invocations update together
+/// (`&mut Array<Atomic<u32>>`, `Shared::<Atomic<u32>>::new(n)`), through
+/// [`atomic_add`](crate::atomic_add) and its siblings.
+#[derive(Clone, Copy, Debug)]
+pub struct Atomic<T>(PhantomData<T>);
+
+/// The integer types atomics hold.
+pub trait AtomicInt: Integer {}
+impl AtomicInt for u32 {}
+impl AtomicInt for i32 {}
+
+impl<T: AtomicInt> Ty for Atomic<T> {
+    const TYPE: Type = Type::Atomic(T::SCALAR);
+}

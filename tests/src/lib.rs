@@ -255,3 +255,39 @@ pub fn subgroup_ops(x: &Array<f32>, y: &mut Array<f32>, lanes: &mut Array<u32>) 
     lanes[2 * i] = subgroup_invocation_id();
     lanes[2 * i + 1] = subgroup_size();
 }
+
+/// Adds `v²` to the caller's variable (a `&mut` helper parameter).
+#[kernel_fn]
+pub fn add_square(acc: &mut f32, v: f32) {
+    *acc += v * v;
+}
+
+/// `y[i] = Σ_j x[4i + j]²`, accumulated by [`add_square`] into this kernel's variable.
+#[kernel(workgroup_size = [64, 1, 1])]
+pub fn sum_squares(x: &Array<f32>, y: &mut Array<f32>, p: &Uniform<Len>) {
+    let i = global_id().x;
+    if i < p.n {
+        let mut acc = 0.0f32;
+        for j in 0u32..4u32 {
+            add_square(&mut acc, x[4 * i + j]);
+        }
+        y[i] = acc;
+    }
+}
+
+/// A 16-bin histogram of `x % 16`, counted per workgroup in workgroup-memory atomics and
+/// added to the global bins; `bins[16]` keeps the largest `x` (storage atomics).
+#[kernel(workgroup_size = [64, 1, 1])]
+pub fn histogram(x: &Array<u32>, bins: &mut Array<Atomic<u32>>, p: &Uniform<Len>) {
+    let counts = Shared::<Atomic<u32>>::new(16);
+    let i = global_id().x;
+    if i < p.n {
+        atomic_add(counts, x[i] % 16, 1u32);
+        atomic_max(bins, 16u32, x[i]);
+    }
+    workgroup_barrier();
+    let lane = local_index();
+    if lane < 16 {
+        atomic_add(bins, lane, atomic_load(counts, lane));
+    }
+}

@@ -931,3 +931,51 @@ fn coop_matmul_matches_reference() {
         }
     }
 }
+
+#[test]
+fn mut_helper_parameters_match_reference() {
+    let src = compile("sum_squares", &sum_squares());
+    let n = 300;
+    let x = random(&mut rng("sum_squares"), 4 * n);
+    let out = run(
+        src,
+        &[
+            Arg::Input(&x),
+            Arg::Output(n),
+            Arg::Uniform(Len { n: n as u32 }.to_bytes()),
+        ],
+        [groups(n as u32, 64), 1, 1],
+    );
+    let want: Vec<f64> = (0..n)
+        .map(|i| (0..4).map(|j| (x[4 * i + j] as f64).powi(2)).sum())
+        .collect();
+    assert_close("sum of squares", &out[0], &want, 1e-6);
+}
+
+/// Workgroup and storage atomics against a CPU count.
+#[test]
+fn atomics_match_reference() {
+    let src = compile("histogram", &histogram());
+    let n = 1000usize;
+    let mut rng = rng("histogram");
+    let x: Vec<u32> = (0..n)
+        .map(|_| rand::Rng::random_range(&mut rng, 0..1000u32))
+        .collect();
+    let zeros = vec![0.0f32; 17];
+    let out = run(
+        src,
+        &[
+            Arg::InputBytes(bytemuck::cast_slice(&x)),
+            Arg::InOut(&zeros),
+            Arg::Uniform(Len { n: n as u32 }.to_bytes()),
+        ],
+        [groups(n as u32, 64), 1, 1],
+    );
+    let got: Vec<u32> = out[0].iter().map(|v| v.to_bits()).collect();
+    let mut want = vec![0u32; 17];
+    for v in &x {
+        want[(v % 16) as usize] += 1;
+    }
+    want[16] = *x.iter().max().unwrap();
+    assert_eq!(got, want);
+}

@@ -98,6 +98,8 @@ fn wgsl_of_dsl_constructs() {
             wgsl(&webdit_tests::logic_and_if_values())
         );
         insta::assert_snapshot!("dsl_subgroups", wgsl(&webdit_tests::subgroup_ops()));
+        insta::assert_snapshot!("dsl_atomics", wgsl(&webdit_tests::histogram()));
+        insta::assert_snapshot!("dsl_mut_helper", wgsl(&webdit_tests::sum_squares()));
         // Cooperative matrices: the tensor-core matmul at its default tile.
         {
             use webdit_kernels::matmul_coop::{matmul_coop, COOP_TILES};

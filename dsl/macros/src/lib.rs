@@ -303,8 +303,16 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
         let id = &pi.ident;
         let ty = &pt.ty;
         scope.plain(id);
+        let value_ref = match &**ty {
+            Type::Reference(r) if r.mutability.is_some() && is_value(&r.elem) => Some(&r.elem),
+            _ => None,
+        };
         if has_attr(&pt.attrs, "comptime") {
             params.push(quote!(#id: #ty));
+        } else if let Some(elem) = value_ref {
+            // The caller's variable: `*x` reads and writes it.
+            scope.reference(id);
+            params.push(quote_spanned!(ty.span()=> #id: ::webdit_dsl::Var<#elem>));
         } else if is_value(ty) {
             let tmp = format_ident!("__{}", id);
             params.push(quote_spanned!(ty.span()=> #tmp: impl ::webdit_dsl::IntoExpr<#ty>));
@@ -325,7 +333,7 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
                 _ => {
                     return Err(Error::new_spanned(
                         ty,
-                        "helper parameters are kernel values (f32, u32, Vec4<f32>, ...), `&Shared<T>`, `&Array<T>`, `&mut LocalArray<T>` or `#[comptime]` values",
+                        "helper parameters are kernel values (f32, u32, Vec4<f32>, ...), `&mut` kernel values (the caller's variable), `&Shared<T>`, `&Array<T>`, `&mut LocalArray<T>` or `#[comptime]` values",
                     ))
                 }
             }

@@ -17,6 +17,8 @@ enum Binding {
     Plain,
     /// A kernel variable (`let mut x = ...`): read with `.get()`, written with `.set()`.
     Var,
+    /// A helper's `&mut T` parameter: the caller's variable, read and written as `*x`.
+    Ref,
 }
 
 #[derive(Default, Clone)]
@@ -39,6 +41,9 @@ impl Scope {
     }
     pub(crate) fn plain(&mut self, id: &Ident) {
         self.bind(id, Binding::Plain);
+    }
+    pub(crate) fn reference(&mut self, id: &Ident) {
+        self.bind(id, Binding::Ref);
     }
     fn lookup(&self, id: &Ident) -> Option<Binding> {
         let name = id.to_string();
@@ -194,10 +199,22 @@ impl Translator {
         }
     }
 
+    /// The variable handle behind `x` (a `let mut`) or `*x` (a `&mut` helper parameter).
     fn var_of(&self, e: &Expr) -> Option<Ident> {
+        let (e, want) = match e {
+            Expr::Unary(u) if matches!(u.op, UnOp::Deref(_)) => (&*u.expr, Binding::Ref),
+            e => (e, Binding::Var),
+        };
         let Expr::Path(p) = e else { return None };
         let id = p.path.get_ident()?;
-        (self.scope.lookup(id) == Some(Binding::Var)).then(|| id.clone())
+        (self.scope.lookup(id) == Some(want)).then(|| id.clone())
+    }
+
+    /// `&mut x` passes the handle of variable (or `&mut` parameter, or array) `x`.
+    fn handle_of(&self, e: &Expr) -> Option<Ident> {
+        let Expr::Path(p) = e else { return None };
+        let id = p.path.get_ident()?;
+        self.scope.lookup(id).map(|_| id.clone())
     }
 
     /// `lhs = value` where `value` is already translated.
@@ -288,6 +305,15 @@ impl Translator {
                 let value = self.expr(&a.right)?;
                 self.assign(&a.left, value, span)?
             }
+            Expr::Unary(u) if matches!(u.op, UnOp::Deref(_)) => match self.var_of(e) {
+                Some(v) => quote_spanned!(span=> #v.get()),
+                None => {
+                    return err(
+                        u,
+                        "only a helper's `&mut` parameters are dereferenced (`*x`) in kernels",
+                    )
+                }
+            },
             Expr::Unary(u) => {
                 let inner = self.expr(&u.expr)?;
                 match u.op {
@@ -419,10 +445,15 @@ impl Translator {
             Expr::Reference(r) if r.mutability.is_none() && matches!(&*r.expr, Expr::Path(_)) => {
                 self.expr(&r.expr)?
             }
+            // `&mut x` hands a helper the variable itself (or the array, or a `&mut` param).
+            Expr::Reference(r) if r.mutability.is_some() && self.handle_of(&r.expr).is_some() => {
+                let id = self.handle_of(&r.expr).unwrap();
+                quote_spanned!(span=> #id)
+            }
             Expr::Reference(r) => {
                 return err(
                     r,
-                    "references are only used to pass arrays to helpers (`&name`)",
+                    "references only pass arrays (`&name`) and variables (`&mut name`) to helpers",
                 )
             }
             Expr::Struct(s) => return err(s, "struct literals are not supported in kernels"),
