@@ -48,7 +48,7 @@ pub use types::{
     f16, Arith, Atomic, AtomicInt, FloatLike, Integer, Numeric, ScalarTy, Signed, Ty, Vec2, Vec3,
     Vec4, VecTy,
 };
-pub use webdit_dsl_macros::{kernel, kernel_fn, Uniform};
+pub use webdit_dsl_macros::{kernel, kernel_fn, kernel_struct, Uniform};
 
 /// The parameter type of uniform bindings in kernel signatures (`p: &Uniform<Params>`).
 pub type Uniform<S> = S;
@@ -58,8 +58,8 @@ pub mod prelude {
     pub use crate::{
         abs, atomic_add, atomic_and, atomic_exchange, atomic_load, atomic_max, atomic_min,
         atomic_or, atomic_sub, atomic_xor, ceil, clamp, cos, dot, exp, exp2, f16, floor, fma,
-        global_id, halvings, inverse_sqrt, kernel, kernel_fn, local_id, local_index, log, log2,
-        max, min, num_subgroups, num_workgroups, pow, round, select, sin, splat, sqrt,
+        global_id, halvings, inverse_sqrt, kernel, kernel_fn, kernel_struct, local_id, local_index,
+        log, log2, max, min, num_subgroups, num_workgroups, pow, round, select, sin, splat, sqrt,
         storage_barrier, subgroup_add, subgroup_broadcast, subgroup_id, subgroup_invocation_id,
         subgroup_max, subgroup_min, subgroup_shuffle, subgroup_shuffle_xor, subgroup_size, tanh,
         vec2, vec3, vec4, workgroup_barrier, workgroup_id, Array, Atomic, Expr, LocalArray,

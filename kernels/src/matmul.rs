@@ -288,6 +288,39 @@ fn fetch_block<E: ScalarTy>(
     }
 }
 
+/// Where a workgroup's operands start and how far they reach: quad offsets of its batch's
+/// A and W, its first row and column of C, the problem's size and the quads between rows
+/// (see [`operands`]).
+#[kernel_struct]
+pub struct Operands {
+    pub a_at: u32,
+    pub w_at: u32,
+    pub row0: u32,
+    pub col0: u32,
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub stride: u32,
+}
+
+/// The [`Operands`] of the workgroup whose block of C starts at (`row0`, `col0`), in batch
+/// `workgroup_id().z` (A and W read as `Vec4`s: the batch strides and `k_stride` are
+/// multiples of 4).
+#[kernel_fn]
+pub(crate) fn operands(p: MatmulParamsView, row0: u32, col0: u32) -> Operands {
+    let batch = workgroup_id().z;
+    Operands {
+        a_at: batch * p.a_batch_stride / 4,
+        w_at: batch * p.w_batch_stride / 4,
+        row0,
+        col0,
+        m: p.m,
+        n: p.n,
+        k: p.k,
+        stride: p.k_stride / 4,
+    }
+}
+
 /// Loads this invocation's share of the K-step at `k0` into registers, so that the loads
 /// are in flight while the current step is computed: the A and W tiles cut into 4×4
 /// blocks (4 rows × 4 consecutive k), the A tile's blocks first. `a_at`, `w_at` and
@@ -300,15 +333,8 @@ fn fetch_blocks<A: ScalarTy, W: ScalarTy>(
     #[comptime] t: MatmulTiles,
     #[comptime] threads: u32,
     tid: u32,
-    a_at: u32,
-    w_at: u32,
-    row0: u32,
-    col0: u32,
-    m: u32,
-    n: u32,
-    k: u32,
+    at: Operands,
     k0: u32,
-    stride: u32,
 ) {
     #[comptime]
     let kq = t.bk / 4;
@@ -317,20 +343,12 @@ fn fetch_blocks<A: ScalarTy, W: ScalarTy>(
         let idx = tid + l * threads;
         let gk = k0 + 4 * (idx % kq);
         if idx < t.a_blocks() {
-            fetch_block(
-                &a,
-                &regs,
-                16 * l,
-                a_at,
-                row0 + 4 * (idx / kq),
-                m,
-                gk,
-                k,
-                stride,
-            );
+            let row = at.row0 + 4 * (idx / kq);
+            fetch_block(&a, &regs, 16 * l, at.a_at, row, at.m, gk, at.k, at.stride);
         } else if idx < t.blocks() {
             let q = (idx - t.a_blocks()) / kq;
-            fetch_block(&w, &regs, 16 * l, w_at, col0 + 4 * q, n, gk, k, stride);
+            let col = at.col0 + 4 * q;
+            fetch_block(&w, &regs, 16 * l, at.w_at, col, at.n, gk, at.k, at.stride);
         }
     }
 }
@@ -407,38 +425,19 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     let tid = ty * cols + tx;
     let row0 = workgroup_id().y * t.bm;
     let col0 = workgroup_id().x * t.bn;
-    let batch = workgroup_id().z;
-    let a_at = batch * p.a_batch_stride / 4;
-    let w_at = batch * p.w_batch_stride / 4;
-    let c_base = batch * p.c_batch_stride;
-    let ks = p.k_stride / 4;
+    let c_base = workgroup_id().z * p.c_batch_stride;
     // Outputs `(i, 4h..4h+4)` of this invocation in `acc[i·TN/4 + h]`.
     let mut acc = [vec4(0.0, 0.0, 0.0, 0.0); t.tm * t.tn / 4];
     let mut regs = [0.0; 16 * blocks.div_ceil(threads)];
     // Iteration `i` loads K-step `i` into registers, multiplies K-step `i - 1` (staged by the
     // previous iteration) while those loads are in flight, then stages K-step `i`: one copy
     // of each piece of code, the first and last iterations doing only their half.
+    let at = operands(p, row0, col0);
     let k_steps = (p.k + t.bk - 1) / t.bk;
     for i in 0..k_steps + 1 {
         let fill = i < k_steps;
         if fill {
-            fetch_blocks(
-                &a,
-                &w,
-                &regs,
-                t,
-                threads,
-                tid,
-                a_at,
-                w_at,
-                row0,
-                col0,
-                p.m,
-                p.n,
-                p.k,
-                i * t.bk,
-                ks,
-            );
+            fetch_blocks(&a, &w, &regs, t, threads, tid, at, i * t.bk);
         }
         if i > 0 {
             let s = (i - 1) % t.stages;

@@ -2,7 +2,7 @@
 //! the DSL's cooperative matrices (16×16×16 tiles, one subgroup each). Native only; used
 //! where the adapter has cooperative matrices at that configuration and 32-lane subgroups.
 
-use crate::matmul::{store, Epilogue, MatmulParams};
+use crate::matmul::{operands, store, Epilogue, MatmulParams, Operands};
 use webdit_dsl::coop::*;
 use webdit_dsl::ir::Limits;
 use webdit_dsl::prelude::*;
@@ -132,19 +132,14 @@ pub fn matmul_coop<C: ScalarTy>(
     let warp_col = (warp % t.warps_n) * (t.bn / t.warps_n);
     let row0 = workgroup_id().y * t.bm;
     let col0 = workgroup_id().x * t.bn;
-    let batch = workgroup_id().z;
-    let a_at = batch * p.a_batch_stride / 4;
-    let w_at = batch * p.w_batch_stride / 4;
-    let c_base = batch * p.c_batch_stride;
-    let ks = p.k_stride / 4;
+    let c_base = workgroup_id().z * p.c_batch_stride;
     let mut acc = [coop_zero::<CoopMat<f32, MatC, 16>>(); fm * fn_];
     let mut fa = [coop_zero::<CoopMat<f16, MatA, 16>>(); fm];
     let mut fb = [coop_zero::<CoopMat<f16, MatB, 16>>(); fn_];
     let mut regs = [vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0)); a_loads + w_loads];
+    let at = operands(p, row0, col0);
     let k_steps = (p.k + t.bk - 1) / t.bk;
-    fetch_step(
-        &a, &w, &regs, t, tid, row0, col0, a_at, w_at, ks, 0, p.m, p.n, p.k,
-    );
+    fetch_step(&a, &w, &regs, t, tid, at, 0);
     stage_step(&regs, &a_tile, &w_tile, t, tid, 0, 0);
     workgroup_barrier();
     // Iteration `i` loads K-step `i + 1` into registers, multiplies K-step `i` (staged by
@@ -155,9 +150,7 @@ pub fn matmul_coop<C: ScalarTy>(
         let next = i + 1 < k_steps;
         if next {
             let k0 = (i + 1) * t.bk;
-            fetch_step(
-                &a, &w, &regs, t, tid, row0, col0, a_at, w_at, ks, k0, p.m, p.n, p.k,
-            );
+            fetch_step(&a, &w, &regs, t, tid, at, k0);
         }
         let a_off = (i % t.stages) * a_size;
         let w_off = (i % t.stages) * w_size;
@@ -239,15 +232,8 @@ fn fetch_step(
     regs: &mut LocalArray<Vec4<f16>>,
     #[comptime] t: CoopTiles,
     tid: u32,
-    row0: u32,
-    col0: u32,
-    a_at: u32,
-    w_at: u32,
-    ks: u32,
+    at: Operands,
     k0: u32,
-    m: u32,
-    n: u32,
-    k: u32,
 ) {
     #[comptime]
     let quads = t.bk / 4;
@@ -259,10 +245,10 @@ fn fetch_step(
     #[unroll]
     for l in 0..a_loads {
         let q = tid + l * threads;
-        let gr = row0 + q / quads;
+        let gr = at.row0 + q / quads;
         let gk = k0 + 4 * (q % quads);
-        regs[l] = if q < t.bm * quads && gr < m && gk < k {
-            a[a_at + gr * ks + gk / 4]
+        regs[l] = if q < t.bm * quads && gr < at.m && gk < at.k {
+            a[at.a_at + gr * at.stride + gk / 4]
         } else {
             zero
         };
@@ -270,10 +256,10 @@ fn fetch_step(
     #[unroll]
     for l in 0..(t.bn * quads).div_ceil(threads) {
         let q = tid + l * threads;
-        let gr = col0 + q / quads;
+        let gr = at.col0 + q / quads;
         let gk = k0 + 4 * (q % quads);
-        regs[a_loads + l] = if q < t.bn * quads && gr < n && gk < k {
-            w[w_at + gr * ks + gk / 4]
+        regs[a_loads + l] = if q < t.bn * quads && gr < at.n && gk < at.k {
+            w[at.w_at + gr * at.stride + gk / 4]
         } else {
             zero
         };

@@ -50,6 +50,67 @@ pub fn kernel_fn(attr: TokenStream, item: TokenStream) -> TokenStream {
         .into()
 }
 
+/// A struct of kernel values, for kernels and helpers to pass around together (locals,
+/// helper parameters and results): `#[kernel_struct] struct Block { row0: u32, m: u32 }`
+/// becomes a `Copy` struct of `Expr`s, built in kernels with `Block { row0, m: p.m }`
+/// (constants convert) and read with `b.row0`. It costs nothing in the WGSL: its fields are
+/// the values themselves.
+#[proc_macro_attribute]
+pub fn kernel_struct(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        let attr = Tokens::from(attr);
+        return Error::new_spanned(attr, "#[kernel_struct] takes no arguments")
+            .into_compile_error()
+            .into();
+    }
+    let item = parse_macro_input!(item as syn::ItemStruct);
+    kernel_struct_impl(item)
+        .unwrap_or_else(Error::into_compile_error)
+        .into()
+}
+
+fn kernel_struct_impl(mut item: syn::ItemStruct) -> syn::Result<Tokens> {
+    let syn::Fields::Named(fields) = &mut item.fields else {
+        return Err(Error::new_spanned(
+            &item.ident,
+            "#[kernel_struct] works on structs with named fields",
+        ));
+    };
+    let mut names = vec![];
+    for f in fields.named.iter_mut() {
+        let id = f.ident.clone().unwrap();
+        if ["x", "y", "z", "w"].contains(&id.to_string().as_str()) {
+            return Err(Error::new_spanned(
+                &id,
+                "kernel struct fields cannot be named x, y, z or w (those read vector components in kernels)",
+            ));
+        }
+        let ty = f.ty.clone();
+        if !is_value_type(&ty) {
+            return Err(Error::new_spanned(
+                &ty,
+                "kernel struct fields are kernel values (f32, u32, Vec4<f32>, ...)",
+            ));
+        }
+        f.ty = syn::parse_quote_spanned!(ty.span()=> ::webdit_dsl::Expr<#ty>);
+        names.push(id);
+    }
+    let name = &item.ident;
+    let (imp, ty_generics, where_clause) = item.generics.split_for_impl();
+    let labels: Vec<String> = names.iter().map(|n| format!("_{n}")).collect();
+    Ok(quote! {
+        #[derive(Clone, Copy)]
+        #item
+        impl #imp ::webdit_dsl::Named for #name #ty_generics #where_clause {
+            fn named(self, name: &str) -> Self {
+                #name {
+                    #(#names: ::webdit_dsl::Named::named(self.#names, &format!("{}{}", name, #labels)),)*
+                }
+            }
+        }
+    })
+}
+
 /// Makes a struct of `u32`/`i32`/`f32` fields usable as a kernel's uniform parameter.
 #[proc_macro_derive(Uniform)]
 pub fn derive_uniform(item: TokenStream) -> TokenStream {
@@ -330,10 +391,12 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
                 Some(ParamKind::Local { elem }) => {
                     params.push(quote!(#id: ::webdit_dsl::LocalArray<#elem>));
                 }
+                // A `#[kernel_struct]` (rustc checks the type), passed by value.
+                _ if matches!(&**ty, Type::Path(_)) => params.push(quote!(#id: #ty)),
                 _ => {
                     return Err(Error::new_spanned(
                         ty,
-                        "helper parameters are kernel values (f32, u32, Vec4<f32>, ...), `&mut` kernel values (the caller's variable), `&Shared<T>`, `&Array<T>`, `&mut LocalArray<T>` or `#[comptime]` values",
+                        "helper parameters are kernel values (f32, u32, Vec4<f32>, ...), `#[kernel_struct]`s, `&mut` kernel values (the caller's variable), `&Shared<T>`, `&Array<T>`, `&mut LocalArray<T>` or `#[comptime]` values",
                     ))
                 }
             }
@@ -347,10 +410,12 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
             quote!(-> ::webdit_dsl::Expr<#ty>),
             quote_spanned!(ty.span()=> ::webdit_dsl::IntoExpr::<#ty>::into_expr({ #body })),
         ),
+        // A `#[kernel_struct]`, returned as built.
+        ReturnType::Type(_, ty) if matches!(&**ty, Type::Path(_)) => (quote!(-> #ty), body),
         ReturnType::Type(_, ty) => {
             return Err(Error::new_spanned(
                 ty,
-                "helpers return a kernel value (f32, u32, Vec4<f32>, ...) or nothing",
+                "helpers return a kernel value (f32, u32, Vec4<f32>, ...), a `#[kernel_struct]` or nothing",
             ))
         }
     };

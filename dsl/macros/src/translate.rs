@@ -456,7 +456,25 @@ impl Translator {
                     "references only pass arrays (`&name`) and variables (`&mut name`) to helpers",
                 )
             }
-            Expr::Struct(s) => return err(s, "struct literals are not supported in kernels"),
+            // A `#[kernel_struct]`: each field's value converts to its kernel type.
+            Expr::Struct(st) => {
+                let path = &st.path;
+                let mut fields = vec![];
+                for f in &st.fields {
+                    let member = &f.member;
+                    let value = self.expr(&f.expr)?;
+                    fields.push(quote_spanned!(f.span()=>
+                        #member: ::webdit_dsl::IntoExpr::into_expr(#value)));
+                }
+                let rest = match &st.rest {
+                    Some(r) => {
+                        let r = self.expr(r)?;
+                        quote!(..#r)
+                    }
+                    None => quote!(),
+                };
+                quote_spanned!(span=> #path { #(#fields,)* #rest })
+            }
             Expr::Let(l) => {
                 return err(
                     l,
