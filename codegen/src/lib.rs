@@ -3,7 +3,7 @@
 //! spans point at the kernel's Rust lines, naga's validator checks it with WebGPU's
 //! capabilities (plus f16 where the kernel uses it), and naga's WGSL backend writes the text.
 //! Every error is reported at the kernel's file:line:column ([`report`]). Used by
-//! `model/build.rs` at build time and by the `codegen emit` command.
+//! `model/build.rs` at build time and by the `webdit-emit` command of `webdit-kernels`.
 
 mod check;
 mod lower;

@@ -1,28 +1,22 @@
-//! `codegen emit --out DIR`: writes the WGSL of every registered kernel variant to a folder.
+//! `webdit-emit --out DIR`: writes the WGSL of every registered kernel variant to a folder,
+//! with its source map and a manifest (`webdit_codegen::emit`). It lives with the registry,
+//! so the compiler crate does not depend on the kernels it compiles.
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use std::path::PathBuf;
 use webdit_kernels::{registry, Tiles};
 
+/// Compile Web DiT's DSL kernels to WGSL: `<variant>.wgsl` for every registered kernel
+/// variant, with `<variant>.wgsl.map` (WGSL line -> kernel file:line:column) and
+/// `manifest.json`.
 #[derive(Parser)]
-#[command(about = "Compile Web DiT's DSL kernels to WGSL")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Write `<variant>.wgsl` for every registered kernel variant, with `<variant>.wgsl.map`
-    /// (WGSL line -> kernel file:line:column) and `manifest.json`.
-    Emit {
-        /// Output folder (created if missing).
-        #[arg(long)]
-        out: PathBuf,
-        /// Tile configuration, as the `tile-*` Cargo features name them.
-        #[arg(long, default_value = Tiles::CHOICES[0].0)]
-        tiles: String,
-    },
+struct Emit {
+    /// Output folder (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Tile configuration, as the `tile-*` Cargo features name them.
+    #[arg(long, default_value = Tiles::CHOICES[0].0)]
+    tiles: String,
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,7 +36,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let Command::Emit { out, tiles } = Cli::parse().command;
+    let Emit { out, tiles } = Emit::parse();
     let tiles = Tiles::named(&tiles).ok_or_else(|| {
         let names: Vec<_> = Tiles::CHOICES.iter().map(|(n, _)| *n).collect();
         format!(
