@@ -34,7 +34,7 @@ fn source(variant: &str, k: &Kernel) -> String {
     format!(
         "KernelSource {{ name: {variant:?}, entry: {:?}, params: {:?}, \
          wgsl: include_str!(concat!(env!(\"OUT_DIR\"), \"/{variant}.wgsl\")), \
-         workgroup_size: {:?}, bindings: &[{}], f16: {}, workgroup_storage: {}, subgroups: {}, coop: {} }}",
+         workgroup_size: {:?}, bindings: &[{}], f16: {}, workgroup_storage: {}, subgroups: {}, coop: {}, portable: {} }}",
         k.name,
         k.params,
         k.workgroup_size,
@@ -42,7 +42,8 @@ fn source(variant: &str, k: &Kernel) -> String {
         k.uses_f16(),
         k.workgroup_storage_bytes(),
         k.uses_subgroups(),
-        k.uses_coop()
+        k.uses_coop(),
+        k.is_portable()
     )
 }
 
@@ -56,7 +57,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut all = vec![];
     let mut hash = xxhash_rust::xxh3::Xxh3::new();
     let mut failed = 0;
+    // Browsers get only what runs in every browser (WebGPU's limits, no native extensions).
+    let web = std::env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|a| a == "wasm32");
     for v in registry(&tiles) {
+        if web && !v.kernel.is_portable() {
+            continue;
+        }
         let compiled = match webdit_codegen::compile(&v.kernel) {
             Ok(c) => c,
             Err(e) => {

@@ -178,7 +178,8 @@ pub const EPILOGUES: [(Epilogue, &str); 5] = [
 /// `_f16` variants keep weights and activations in f16 (accumulating in f32) and need
 /// `shader-f16`.
 pub fn registry(tiles: &Tiles) -> Vec<Variant> {
-    use crate::{attention::*, layout::*, matmul::*, matvec::*, norm::*, sampler::*};
+    use crate::sampler::*;
+    use crate::{attention::*, layout::*, matmul::*, matmul_coop::*, matvec::*, norm::*};
     let mut v = vec![];
     let mut add = |name: String, kernel: Kernel| v.push(Variant { name, kernel });
     let tiers = MATMUL_TIERS.into_iter().zip(tiles.tiers()).enumerate();
@@ -206,6 +207,19 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
             format!("{name}_partial_f16"),
             tier_kernel::<f16, f16, f32>(tiles, i, t, Epilogue::None),
         );
+    }
+    // Tensor cores (native-only: the runtime uses them where the adapter has cooperative
+    // matrices; the web build leaves them out).
+    for (e, suffix) in EPILOGUES {
+        for (name, t) in [
+            ("matmul_coop", COOP_TILES),
+            ("matmul_coop_large", COOP_TILES_LARGE),
+        ] {
+            add(
+                format!("{name}{suffix}_f16"),
+                matmul_coop::<f16>(t, e).needs(t.limits()),
+            );
+        }
     }
     for (silu, suffix) in [(false, ""), (true, "_silu")] {
         add(format!("matvec{suffix}"), matvec::<f32, f32>(silu));

@@ -29,6 +29,9 @@ pub struct KernelSource {
     pub subgroups: bool,
     /// Needs cooperative matrices (native only).
     pub coop: bool,
+    /// Runs in every WebGPU browser (WebGPU's default limits, no native extensions); the
+    /// web build embeds only these.
+    pub portable: bool,
 }
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
@@ -70,6 +73,7 @@ impl KernelSource {
             workgroup_storage: kernel.workgroup_storage_bytes(),
             subgroups: kernel.uses_subgroups(),
             coop: kernel.uses_coop(),
+            portable: kernel.is_portable(),
         }))
     }
 }

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernels::{by_name, KernelSource, TILES};
 use crate::sampler::Step;
-use crate::tiers::{attention_chunks, plan_matmul, MAX_SPLITS, SCRATCH_FLOATS};
+use crate::tiers::{attention_chunks, plan_coop, plan_matmul, MAX_SPLITS, SCRATCH_FLOATS};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use web_time::Instant;
@@ -112,6 +112,9 @@ pub struct GpuModel {
     tiles: Tiles,
     /// Suffix of the main kernels' variants (`""` or `"_f16"`).
     sfx: &'static str,
+    /// Products run on tensor cores (f16 storage on an adapter with cooperative matrices
+    /// and 32-lane subgroups; `WEBDIT_NO_TENSOR_CORES=1` turns them off).
+    coop: bool,
     /// Head width of the attention variants in use (`attention_d{w}`, `attention_split_d{w}`).
     attention_width: u32,
     k: Pipelines,
@@ -193,9 +196,16 @@ impl GpuModel {
             mods.extend_from_slice(ckpt.get(&format!("{n}.shift_proj.weight")));
         }
         let f32b = |name: &str| bytemuck::cast_slice::<f32, u8>(ckpt.get(name)).to_vec();
+        let lanes = webdit_kernels::matmul_coop::LANES;
+        let coop = precision == Precision::F16
+            && gpu.coop
+            && gpu.subgroups
+            && (gpu.adapter.subgroup_min_size, gpu.adapter.subgroup_max_size) == (lanes, lanes)
+            && std::env::var_os("WEBDIT_NO_TENSOR_CORES").is_none();
         Ok(GpuModel {
             tiles: Tiles::named(TILES).expect("the build's tiles are registered"),
             sfx,
+            coop,
             attention_width: *width,
             k: Pipelines::default(),
             patch_embed: up("patch_embed", &w("patch_embed.weight")),
@@ -403,10 +413,8 @@ impl GpuModel {
                       (m, nn, k): (usize, usize, usize),
                       period: usize|
          -> Result<Vec<Op>, RuntimeError> {
-            let plan = plan_matmul(&self.tiles, (m, nn, k), scratch_len);
-            let (groups, splits) = (plan.groups, plan.splits);
-            let kernel = named(&format!("{}{epilogue}{sfx}", plan.tier))?;
-            if splits == 1 {
+            // One dispatch of the whole product.
+            let whole = |kernel, groups| -> Result<Vec<Op>, RuntimeError> {
                 let p = uni(&|| {
                     MatmulParams {
                         rows_period: period as u32,
@@ -414,11 +422,22 @@ impl GpuModel {
                     }
                     .to_bytes()
                 });
-                return Ok(vec![op(
+                Ok(vec![op(
                     kernel,
                     &[bufs[0], bufs[1], bufs[2], bufs[3], &p],
                     groups,
-                )?]);
+                )?])
+            };
+            if self.coop && sfx == "_f16" && k.is_multiple_of(4) {
+                if let Some((tier, _, groups)) = plan_coop((m, nn, k)) {
+                    return whole(named(&format!("{tier}{epilogue}{sfx}"))?, groups);
+                }
+            }
+            let plan = plan_matmul(&self.tiles, (m, nn, k), scratch_len);
+            let (groups, splits) = (plan.groups, plan.splits);
+            let kernel = named(&format!("{}{epilogue}{sfx}", plan.tier))?;
+            if splits == 1 {
+                return whole(kernel, groups);
             }
             let p = uni(&|| plan.partial_params().to_bytes());
             let partial = named(&webdit_kernels::partial_variant(plan.tier, sfx))?;

@@ -3,6 +3,7 @@
 //! what the model runs.
 
 use webdit_kernels::matmul::{MatmulParams, MatmulTiles, SplitParams};
+use webdit_kernels::matmul_coop::{CoopTiles, COOP_TILES, COOP_TILES_LARGE};
 use webdit_kernels::Tiles;
 
 /// The most slices a split-K cuts K into.
@@ -124,6 +125,25 @@ pub fn plan_matmul(tiles: &Tiles, shape: (usize, usize, usize), scratch: usize) 
         .or_else(|| fill(2))
         .or_else(|| fill(3))
         .expect("the scalar tier takes any shape")
+}
+
+/// Workgroups a tensor-core product must have to replace the plan of [`plan_matmul`]: with
+/// fewer (the batch-1 products: 64 or 256 rows) each workgroup walks all of K alone and the
+/// split-K plans of the f16 kernels are faster (`bench` on an H200: favicon-s batch 1 took
+/// 23.8 ms on tensor cores for every product against 10.6 ms without).
+pub const COOP_MIN_GROUPS: u32 = 64;
+
+/// The tensor-core variant (a prefix of `matmul_coop*`), its tiles and workgroups for an
+/// `m × n × k` product, if it has [`COOP_MIN_GROUPS`]: the 256×128 tile for products of at
+/// least 2³² multiply-adds (1.3–1.6× faster there on an H200), else the 128×128 one.
+pub fn plan_coop((m, n, k): (usize, usize, usize)) -> Option<(&'static str, CoopTiles, [u32; 3])> {
+    let (name, t) = if m * n * k >= 1 << 32 {
+        ("matmul_coop_large", COOP_TILES_LARGE)
+    } else {
+        ("matmul_coop", COOP_TILES)
+    };
+    let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
+    (groups[0] * groups[1] >= COOP_MIN_GROUPS).then_some((name, t, groups))
 }
 
 /// Slices of the keys for attention over `n` tokens, `heads` heads and `batch` items: the

@@ -462,3 +462,32 @@ fn loader_survives_random_mutations() {
         "only {rejected} of 1500 mutations were rejected"
     );
 }
+
+/// The model on tensor cores (f16 storage on an adapter with cooperative matrices: both
+/// tensor-core tiles, every epilogue) against the CPU reference; elsewhere it says so.
+#[test]
+fn tensor_core_model_matches_cpu() {
+    let info = &gpu().adapter;
+    if !gpu().coop || (info.subgroup_min_size, info.subgroup_max_size) != (32, 32) {
+        eprintln!(
+            "not checked: {} runs no tensor cores (the f16/f32 kernels are checked elsewhere)",
+            gpu().describe()
+        );
+        return;
+    }
+    let mut rng = rng("tensor cores");
+    for (config, batch) in [(Config::favicon_s(), 16), (Config::favicon_b(), 16)] {
+        let ckpt = random_checkpoint(config.clone(), &mut rng);
+        let x = random(&mut rng, batch * config.image_len());
+        let t: Vec<f32> = (0..batch).map(|i| (7 + 13 * i) as f32).collect();
+        let (want_eps, _) = CpuModel::new(ckpt.clone()).forward(&x, &t);
+        let m = GpuModel::new(gpu(), &ckpt, Some(Precision::F16)).unwrap();
+        let (eps, _) = pollster::block_on(m.forward(gpu(), &x, &t)).unwrap();
+        assert_close(
+            &format!("eps dim {} batch {batch}, tensor cores", config.dim),
+            &eps,
+            &f64s(&want_eps),
+            2e-2,
+        );
+    }
+}
