@@ -137,7 +137,7 @@ pub const COOP_MIN_GROUPS: u32 = 64;
 /// `m × n × k` product, if it has [`COOP_MIN_GROUPS`]: the 256×128 tile for products of at
 /// least 2³² multiply-adds (1.3–1.6× faster there on an H200), else the 128×128 one.
 pub fn plan_coop((m, n, k): (usize, usize, usize)) -> Option<(&'static str, CoopTiles, [u32; 3])> {
-    let (name, t) = if m * n * k >= 1 << 32 {
+    let (name, t) = if m as u64 * n as u64 * k as u64 >= 1 << 32 {
         ("matmul_coop_large", COOP_TILES_LARGE)
     } else {
         ("matmul_coop", COOP_TILES)
