@@ -12,7 +12,36 @@ use webdit_dsl::ir::{
 pub(crate) fn check(k: &Kernel) -> Vec<Diagnostic> {
     let mut out = limits(k);
     out.extend(uniformity(k));
+    for f in &k.functions {
+        barriers(&f.body, &mut |loc| {
+            out.push(Diagnostic::new(
+                loc,
+                format!(
+                    "barriers are not supported inside `#[kernel_fn(function)]` helpers (`{}`); use an inlined helper",
+                    f.name
+                ),
+            ))
+        });
+    }
     out
+}
+
+/// Calls `found` with the location of every barrier in `b`.
+fn barriers(b: &Block, found: &mut impl FnMut(Loc)) {
+    for s in b {
+        match &s.stmt {
+            Stmt::Barrier(_) => found(s.loc),
+            Stmt::If { accept, reject, .. } => {
+                barriers(accept, found);
+                barriers(reject, found);
+            }
+            Stmt::Loop { body, continuing } => {
+                barriers(body, found);
+                barriers(continuing, found);
+            }
+            _ => {}
+        }
+    }
 }
 
 fn limits(k: &Kernel) -> Vec<Diagnostic> {
@@ -189,7 +218,8 @@ impl Uniformity<'_> {
             let loc = k.expr_locs[i];
             let of = |ids: &[ExprId]| ids.iter().find_map(|id| v[id.0 as usize].clone());
             let r = match e {
-                Expr::Literal(_) | Expr::Uniform { .. } | Expr::Zero => None,
+                Expr::Literal(_) | Expr::Uniform { .. } | Expr::Zero | Expr::Arg(_) => None,
+                Expr::Call { args, .. } => of(args),
                 Expr::CoopLoad { place, offset, .. } => match place {
                     Place::Shared(s) => because(
                         loc,

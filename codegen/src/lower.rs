@@ -57,30 +57,42 @@ pub(crate) fn lower(k: &Kernel) -> Result<(Module, Spans), LowerError> {
         bindings: vec![],
         shared: vec![],
         locals: Arena::new(),
-        local_handles: vec![],
+        local_handles: HashMap::new(),
         args: vec![],
         arg_of: HashMap::new(),
         pre: HashMap::new(),
+        functions: vec![],
+        owner: None,
     };
     l.declare()?;
-    let body = l.block(&k.body)?;
-    let mut function = Function {
-        name: Some(k.name.clone()),
-        arguments: std::mem::take(&mut l.args),
-        result: None,
-        local_variables: std::mem::take(&mut l.locals),
-        expressions: std::mem::take(&mut l.exprs),
-        named_expressions: Default::default(),
-        body,
-        diagnostic_filter_leaf: None,
-    };
-    for (id, name) in &k.names {
-        if let Some(h) = l.lowered[id.0 as usize] {
-            if !function.expressions[h].needs_pre_emit() {
-                function.named_expressions.insert(h, name.clone());
-            }
+    // Emitted helpers first (callees before callers), then the entry point.
+    for (i, f) in k.functions.iter().enumerate() {
+        l.loc = f.loc;
+        l.here = l.spans.span(f.loc);
+        let here = l.here;
+        l.begin(Some(i as u32))?;
+        for (a, name) in f.args.iter().zip(&f.arg_names) {
+            let ty = l.ty(k.ty(*a));
+            l.args.push(FunctionArgument {
+                name: Some(name.clone()),
+                ty,
+                binding: None,
+            });
         }
+        let mut body = l.block(&f.body)?;
+        let value = l.operand(f.result)?;
+        body.push(Statement::Return { value: Some(value) }, here);
+        let ty = l.ty(k.ty(f.result));
+        let mut function = l.finish(&f.name, body);
+        function.result = Some(naga::FunctionResult { ty, binding: None });
+        let h = l.module.functions.append(function, here);
+        l.functions.push(h);
     }
+    l.loc = k.loc;
+    l.here = l.spans.span(k.loc);
+    l.begin(None)?;
+    let body = l.block(&k.body)?;
+    let function = l.finish(&k.name, body);
     l.module.entry_points.push(EntryPoint {
         name: k.name.clone(),
         stage: ShaderStage::Compute,
@@ -108,11 +120,16 @@ struct Lowerer<'k> {
     bindings: Vec<Handle<GlobalVariable>>,
     shared: Vec<Handle<GlobalVariable>>,
     locals: Arena<LocalVariable>,
-    local_handles: Vec<Handle<LocalVariable>>,
+    /// The naga locals of the function being lowered, by kernel local.
+    local_handles: HashMap<u32, Handle<LocalVariable>>,
     args: Vec<FunctionArgument>,
     arg_of: HashMap<Builtin, u32>,
     /// Pre-emitted pointer expressions of globals and locals, made once.
     pre: HashMap<Place, Handle<Expression>>,
+    /// The naga functions of the kernel's emitted helpers, by index.
+    functions: Vec<Handle<naga::Function>>,
+    /// The emitted helper being lowered (`None`: the entry point).
+    owner: Option<u32>,
 }
 
 fn scalar(s: ir::Scalar) -> naga::Scalar {
@@ -122,6 +139,24 @@ fn scalar(s: ir::Scalar) -> naga::Scalar {
         ir::Scalar::U32 => naga::Scalar::U32,
         ir::Scalar::F32 => naga::Scalar::F32,
         ir::Scalar::F16 => naga::Scalar::F16,
+    }
+}
+
+/// naga's builtin for a DSL builtin, and the DSL's name for it.
+fn builtin(b: Builtin) -> (naga::BuiltIn, &'static str) {
+    match b {
+        Builtin::GlobalId => (naga::BuiltIn::GlobalInvocationId, "global_id"),
+        Builtin::LocalId => (naga::BuiltIn::LocalInvocationId, "local_id"),
+        Builtin::WorkgroupId => (naga::BuiltIn::WorkGroupId, "workgroup_id"),
+        Builtin::NumWorkgroups => (naga::BuiltIn::NumWorkGroups, "num_workgroups"),
+        Builtin::LocalIndex => (naga::BuiltIn::LocalInvocationIndex, "local_index"),
+        Builtin::SubgroupSize => (naga::BuiltIn::SubgroupSize, "subgroup_size"),
+        Builtin::SubgroupInvocationId => (
+            naga::BuiltIn::SubgroupInvocationId,
+            "subgroup_invocation_id",
+        ),
+        Builtin::SubgroupId => (naga::BuiltIn::SubgroupId, "subgroup_id"),
+        Builtin::NumSubgroups => (naga::BuiltIn::NumSubgroups, "num_subgroups"),
     }
 }
 
@@ -265,7 +300,25 @@ impl Lowerer<'_> {
             );
             self.shared.push(g);
         }
-        for l in &k.locals {
+        Ok(())
+    }
+
+    /// Starts lowering the body of `owner` (an emitted helper, or the entry point): fresh
+    /// expressions, locals and arguments.
+    fn begin(&mut self, owner: Option<u32>) -> Result<(), LowerError> {
+        let k = self.k;
+        self.owner = owner;
+        self.exprs = Arena::new();
+        self.lowered = vec![None; k.exprs.len()];
+        self.locals = Arena::new();
+        self.local_handles.clear();
+        self.args.clear();
+        self.arg_of.clear();
+        self.pre.clear();
+        for (i, l) in k.locals.iter().enumerate() {
+            if l.owner != owner {
+                continue;
+            }
             let ty = match l.len {
                 None => self.ty(l.ty),
                 Some(n) => self.array_ty(l.ty, Some(n))?,
@@ -278,26 +331,14 @@ impl Lowerer<'_> {
                 },
                 Span::UNDEFINED,
             );
-            self.local_handles.push(h);
+            self.local_handles.insert(i as u32, h);
         }
-        for (e, _) in &k.exprs {
+        // The entry point takes the builtins as arguments (emitted helpers take values).
+        for (e, _) in k.exprs.iter().filter(|_| owner.is_none()) {
             if let ir::Expr::Builtin(b) = e {
                 if !self.arg_of.contains_key(b) {
                     let ty = self.ty(b.ty());
-                    let (builtin, name) = match b {
-                        Builtin::GlobalId => (naga::BuiltIn::GlobalInvocationId, "global_id"),
-                        Builtin::LocalId => (naga::BuiltIn::LocalInvocationId, "local_id"),
-                        Builtin::WorkgroupId => (naga::BuiltIn::WorkGroupId, "workgroup_id"),
-                        Builtin::NumWorkgroups => (naga::BuiltIn::NumWorkGroups, "num_workgroups"),
-                        Builtin::LocalIndex => (naga::BuiltIn::LocalInvocationIndex, "local_index"),
-                        Builtin::SubgroupSize => (naga::BuiltIn::SubgroupSize, "subgroup_size"),
-                        Builtin::SubgroupInvocationId => (
-                            naga::BuiltIn::SubgroupInvocationId,
-                            "subgroup_invocation_id",
-                        ),
-                        Builtin::SubgroupId => (naga::BuiltIn::SubgroupId, "subgroup_id"),
-                        Builtin::NumSubgroups => (naga::BuiltIn::NumSubgroups, "num_subgroups"),
-                    };
+                    let (builtin, name) = builtin(*b);
                     self.arg_of.insert(*b, self.args.len() as u32);
                     self.args.push(FunctionArgument {
                         name: Some(name.into()),
@@ -308,6 +349,28 @@ impl Lowerer<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The naga function of the body lowered since [`Lowerer::begin`].
+    fn finish(&mut self, name: &str, body: Block) -> Function {
+        let mut function = Function {
+            name: Some(name.to_string()),
+            arguments: std::mem::take(&mut self.args),
+            result: None,
+            local_variables: std::mem::take(&mut self.locals),
+            expressions: std::mem::take(&mut self.exprs),
+            named_expressions: Default::default(),
+            body,
+            diagnostic_filter_leaf: None,
+        };
+        for (id, name) in &self.k.names {
+            if let Some(h) = self.lowered[id.0 as usize] {
+                if !function.expressions[h].needs_pre_emit() {
+                    function.named_expressions.insert(h, name.clone());
+                }
+            }
+        }
+        function
     }
 
     fn append(&mut self, e: Expression) -> Handle<Expression> {
@@ -326,7 +389,7 @@ impl Lowerer<'_> {
         let e = match p {
             Place::Storage(b) => Expression::GlobalVariable(self.bindings[b as usize]),
             Place::Shared(s) => Expression::GlobalVariable(self.shared[s as usize]),
-            Place::Local(l) => Expression::LocalVariable(self.local_handles[l as usize]),
+            Place::Local(l) => Expression::LocalVariable(self.local_handles[&l]),
         };
         let h = self.append(e);
         self.pre.insert(p, h);
@@ -360,9 +423,15 @@ impl Lowerer<'_> {
                 self.append(Expression::Literal(lit))
             }
             ir::Expr::Builtin(b) => {
-                let arg = self.arg_of[b];
+                let Some(&arg) = self.arg_of.get(b) else {
+                    return Err(self.error(format!(
+                        "`{}()` is not available inside a `#[kernel_fn(function)]` helper; pass it as a parameter",
+                        builtin(*b).1
+                    )));
+                };
                 self.append(Expression::FunctionArgument(arg))
             }
+            ir::Expr::Arg(i) => self.append(Expression::FunctionArgument(*i)),
             ir::Expr::Zero => {
                 let ty = self.ty(self.k.ty(id));
                 self.append(Expression::ZeroValue(ty))
@@ -410,7 +479,9 @@ impl Lowerer<'_> {
     fn eval(&mut self, id: ExprId, out: &mut Block) -> Result<(), LowerError> {
         let k = self.k;
         let h = match k.expr(id).clone() {
-            ir::Expr::Literal(_) | ir::Expr::Builtin(_) | ir::Expr::Zero => return Ok(()),
+            ir::Expr::Literal(_) | ir::Expr::Builtin(_) | ir::Expr::Zero | ir::Expr::Arg(_) => {
+                return Ok(())
+            }
             ir::Expr::Uniform { binding, field } => {
                 let base = self.place_ptr(Place::Storage(binding));
                 self.emit(out, |l| {
@@ -530,6 +601,24 @@ impl Lowerer<'_> {
                         },
                     }))
                 })?
+            }
+            ir::Expr::Call { function, args } => {
+                let arguments: Vec<_> = args
+                    .iter()
+                    .map(|a| self.operand(*a))
+                    .collect::<Result<_, _>>()?;
+                let function = self.functions[function as usize];
+                // The result is made by the call, outside any emit range.
+                let result = self.append(Expression::CallResult(function));
+                out.push(
+                    Statement::Call {
+                        function,
+                        arguments,
+                        result: Some(result),
+                    },
+                    self.here,
+                );
+                result
             }
             ir::Expr::CoopMulAdd(a, b, c) => {
                 let (a, b, c) = (self.operand(a)?, self.operand(b)?, self.operand(c)?);

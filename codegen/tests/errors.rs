@@ -96,6 +96,30 @@ fn atomic_read_by_index(counts: &mut Array<Atomic<u32>>, y: &mut Array<u32>) {
     y[i] = atomic_load(counts, i % 4);
 }
 
+/// The invocation's lane, as a WGSL function: builtins are the entry point's arguments.
+#[kernel_fn(function)]
+fn my_lane(scale: u32) -> u32 {
+    local_index() * scale
+}
+
+#[kernel_fn(function)]
+fn synced(v: f32) -> f32 {
+    workgroup_barrier();
+    v
+}
+
+#[kernel(workgroup_size = [64, 1, 1])]
+fn builtin_in_function(y: &mut Array<u32>) {
+    let i = global_id().x;
+    y[i] = my_lane(2u32);
+}
+
+#[kernel(workgroup_size = [64, 1, 1])]
+fn barrier_in_function(y: &mut Array<f32>) {
+    let i = global_id().x;
+    y[i] = synced(1.0f32);
+}
+
 fn expected(name: &str) -> String {
     let path = format!("{}/tests/errors/{name}.txt", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_default()
@@ -147,6 +171,12 @@ fn a_native_only_kernel_may_use_what_it_declares() {
     });
     assert!(!k.is_portable());
     webdit_codegen::compile(&k).expect("within its declared limits");
+}
+
+#[test]
+fn emitted_functions_take_values() {
+    check("function_builtin", builtin_in_function());
+    check("function_barrier", barrier_in_function());
 }
 
 #[test]

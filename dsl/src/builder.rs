@@ -18,6 +18,10 @@ struct Recorder {
     blocks: Vec<Block>,
     /// The kernel statement being recorded (set by [`at`] before each one).
     loc: Loc,
+    /// The emitted function being recorded (`None`: the entry point).
+    function: Option<u32>,
+    /// Emitted functions by key (name and compile-time parameters).
+    function_keys: std::collections::HashMap<String, u32>,
 }
 
 thread_local! {
@@ -65,11 +69,14 @@ pub fn build_kernel(name: &str, params: String, body: impl FnOnce()) -> Kernel {
                 expr_locs: vec![],
                 names: vec![],
                 body: vec![],
+                functions: vec![],
                 errors: vec![],
                 limits: Default::default(),
             },
             blocks: vec![vec![]],
             loc,
+            function: None,
+            function_keys: Default::default(),
         });
     });
     let reset = Reset;
@@ -198,10 +205,12 @@ pub(crate) fn literal_of(id: ExprId) -> Option<crate::ir::Literal> {
 
 fn add_local(name: &str, ty: Type, len: Option<u32>) -> u32 {
     with(|r| {
+        let owner = r.function;
         r.kernel.locals.push(Local {
             name: name.to_string(),
             ty,
             len,
+            owner,
         });
         r.kernel.locals.len() as u32 - 1
     })
@@ -650,4 +659,83 @@ impl<T> AtomicPlace<T> for Shared<crate::types::Atomic<T>> {
     fn place(&self) -> Place {
         Place::Shared(self.index)
     }
+}
+
+/// The emitted function for `key` (a `#[kernel_fn(function)]` helper with its compile-time
+/// parameters), recording it first if this kernel has not yet: `body` gets the arguments
+/// (one per `(name, type)` of `params`) and returns the result. Called by `#[kernel_fn(function)]`
+/// expansions, at the helper's name.
+#[track_caller]
+pub fn emitted_function(
+    key: &str,
+    name: &str,
+    params: &[(&str, Type)],
+    body: impl FnOnce(&[ExprId]) -> ExprId,
+) -> u32 {
+    let loc = Loc::caller();
+    if let Some(f) = with(|r| r.function_keys.get(key).copied()) {
+        return f;
+    }
+    let (outer_blocks, outer_function, outer_loc) = with(|r| {
+        let blocks = std::mem::replace(&mut r.blocks, vec![vec![]]);
+        // The function's index is only known once it is complete (callees come first).
+        let outer = r
+            .function
+            .replace(u32::MAX - r.kernel.functions.len() as u32);
+        (blocks, outer, r.loc)
+    });
+    let args: Vec<ExprId> = params
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| push_expr(IrExpr::Arg(i as u32), *t))
+        .collect();
+    let result = body(&args);
+    with(|r| {
+        let blocks = std::mem::replace(&mut r.blocks, outer_blocks);
+        let provisional = r.function.take();
+        r.function = outer_function;
+        r.loc = outer_loc;
+        let index = r.kernel.functions.len() as u32;
+        // Locals recorded under the provisional owner belong to this function.
+        for l in &mut r.kernel.locals {
+            if l.owner.is_some() && l.owner == provisional {
+                l.owner = Some(index);
+            }
+        }
+        let [body]: [Block; 1] = blocks.try_into().expect("unbalanced blocks");
+        let unique = r
+            .kernel
+            .functions
+            .iter()
+            .filter(|f| f.name == name || f.name.starts_with(&format!("{name}_")))
+            .count();
+        let name = if unique == 0 {
+            name.to_string()
+        } else {
+            format!("{name}_{unique}")
+        };
+        r.kernel.functions.push(crate::ir::Function {
+            name,
+            args,
+            arg_names: params.iter().map(|(n, _)| n.to_string()).collect(),
+            result,
+            body,
+            loc,
+        });
+        r.function_keys.insert(key.to_string(), index);
+        index
+    })
+}
+
+/// Argument `i` of the emitted function being recorded, as a kernel value.
+pub fn function_arg<T: Ty>(args: &[ExprId], i: usize) -> Expr<T> {
+    Expr::from_id(args[i])
+}
+
+/// A call of emitted function `function` with `args`, yielding its result.
+pub fn call<T: Ty>(function: u32, args: &[ExprId]) -> Expr<T> {
+    Expr::new(IrExpr::Call {
+        function,
+        args: args.to_vec(),
+    })
 }

@@ -300,6 +300,13 @@ pub enum Expr {
     Component(ExprId, u32),
     /// The zero value of the expression's type (a cooperative matrix's initial accumulator).
     Zero,
+    /// Argument `i` of the emitted function being built (see [`Function`]).
+    Arg(u32),
+    /// A call of emitted function `function` (an index into [`Kernel::functions`]).
+    Call {
+        function: u32,
+        args: Vec<ExprId>,
+    },
     /// Loads a cooperative matrix from `place[offset..]`, rows (or columns, if not
     /// `row_major`) `stride` elements apart.
     CoopLoad {
@@ -359,7 +366,10 @@ impl Expr {
     /// Literals and builtins are values everywhere; everything else is evaluated at the point
     /// where the kernel created it (this is what makes loads see the right memory state).
     pub fn needs_eval(&self) -> bool {
-        !matches!(self, Expr::Literal(_) | Expr::Builtin(_) | Expr::Zero)
+        !matches!(
+            self,
+            Expr::Literal(_) | Expr::Builtin(_) | Expr::Zero | Expr::Arg(_)
+        )
     }
 }
 
@@ -461,6 +471,23 @@ pub struct Local {
     pub name: String,
     pub ty: Type,
     pub len: Option<u32>,
+    /// The emitted function it belongs to (`None`: the kernel's entry point).
+    pub owner: Option<u32>,
+}
+
+/// A `#[kernel_fn(function)]` helper emitted as a WGSL function (instead of inlined), once
+/// per distinct compile-time parameters. Its expressions live in [`Kernel::exprs`] like the
+/// entry point's; its arguments are [`Expr::Arg`]s.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Function {
+    pub name: String,
+    pub args: Vec<ExprId>,
+    /// The helper's parameter names, for the WGSL.
+    pub arg_names: Vec<String>,
+    pub result: ExprId,
+    pub body: Block,
+    /// Where the helper is defined.
+    pub loc: Loc,
 }
 
 /// Device limits a kernel needs. [`Limits::WEBGPU`] are WebGPU's defaults, which every
@@ -513,6 +540,8 @@ pub struct Kernel {
     /// Names the kernel's author gave to values (`let row = ...`).
     pub names: Vec<(ExprId, String)>,
     pub body: Block,
+    /// Helpers emitted as functions, callees before callers.
+    pub functions: Vec<Function>,
     /// What went wrong while the kernel was built (e.g. a zero-length array); a kernel with
     /// errors is not lowered.
     pub errors: Vec<Diagnostic>,

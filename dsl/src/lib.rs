@@ -34,9 +34,9 @@ mod ops;
 mod types;
 
 pub use builder::{
-    at, build_kernel, set_workgroup_size, storage, uniform, uniform_field, Array, Expr, IntoExpr,
-    Load, LocGuard, LocalArray, MemoryPlace, Named, ReadOnly, ReadWrite, Shared, Store,
-    UniformStruct, Var,
+    at, build_kernel, call, emitted_function, function_arg, set_workgroup_size, storage, uniform,
+    uniform_field, Array, AtomicPlace, Expr, IntoExpr, Load, LocGuard, LocalArray, MemoryPlace,
+    Named, ReadOnly, ReadWrite, Shared, Store, UniformStruct, Var,
 };
 pub use control::*;
 pub use functions::*;

@@ -291,3 +291,30 @@ pub fn histogram(x: &Array<u32>, bins: &mut Array<Atomic<u32>>, p: &Uniform<Len>
         atomic_add(bins, lane, atomic_load(counts, lane));
     }
 }
+
+/// `v·σ(v)`, emitted once as a WGSL function however often it is called.
+#[kernel_fn(function)]
+pub fn silu_fn(v: f32) -> f32 {
+    v / (1.0 + exp(-v))
+}
+
+/// The mean of `silu(v·i)` for `i < n`: an emitted function with a loop and a variable that
+/// calls another emitted function; one WGSL function per `n`.
+#[kernel_fn(function)]
+pub fn mean_silu(v: f32, #[comptime] n: u32) -> f32 {
+    let mut acc = 0.0f32;
+    for i in 0u32..n {
+        acc += silu_fn(v * (i as f32));
+    }
+    acc / (n as f32)
+}
+
+/// Emitted helpers called several times, with two compile-time instantiations.
+#[kernel(workgroup_size = [64, 1, 1])]
+pub fn emitted_helpers(x: &Array<f32>, y: &mut Array<f32>, p: &Uniform<Len>) {
+    let i = global_id().x;
+    if i < p.n {
+        y[2 * i] = silu_fn(x[i]) + silu_fn(x[i] * 2.0);
+        y[2 * i + 1] = mean_silu(x[i], 4) + mean_silu(x[i], 3);
+    }
+}

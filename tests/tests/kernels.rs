@@ -979,3 +979,34 @@ fn atomics_match_reference() {
     want[16] = *x.iter().max().unwrap();
     assert_eq!(got, want);
 }
+
+/// Helpers emitted as WGSL functions (not inlined) against the CPU.
+#[test]
+fn emitted_functions_match_reference() {
+    let k = emitted_helpers();
+    assert_eq!(k.functions.len(), 3, "silu_fn once, mean_silu per n");
+    let src = compile("emitted_helpers", &k);
+    let n = 500;
+    let x: Vec<f32> = random(&mut rng("emitted"), n)
+        .iter()
+        .map(|v| v * 4.0)
+        .collect();
+    let out = run(
+        src,
+        &[
+            Arg::Input(&x),
+            Arg::Output(2 * n),
+            Arg::Uniform(Len { n: n as u32 }.to_bytes()),
+        ],
+        [groups(n as u32, 64), 1, 1],
+    );
+    let mean = |v: f64, m: u32| (0..m).map(|i| silu(v * i as f64)).sum::<f64>() / m as f64;
+    let want: Vec<f64> = x
+        .iter()
+        .flat_map(|v| {
+            let v = *v as f64;
+            [silu(v) + silu(2.0 * v), mean(v, 4) + mean(v, 3)]
+        })
+        .collect();
+    assert_close("emitted helpers", &out[0], &want, 1e-5);
+}

@@ -103,6 +103,10 @@ fn wgsl_of_dsl_constructs() {
         );
         insta::assert_snapshot!("dsl_subgroups", wgsl(&webdit_tests::subgroup_ops()));
         insta::assert_snapshot!("dsl_atomics", wgsl(&webdit_tests::histogram()));
+        insta::assert_snapshot!(
+            "dsl_emitted_functions",
+            wgsl(&webdit_tests::emitted_helpers())
+        );
         insta::assert_snapshot!("dsl_mut_helper", wgsl(&webdit_tests::sum_squares()));
         // Cooperative matrices: the registry's `matmul_coop*` variants.
         // One generic helper, instantiated in f16.

@@ -38,16 +38,124 @@ pub fn kernel(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// arrays; `#[comptime]` parameters and const generics are compile-time values.
 #[proc_macro_attribute]
 pub fn kernel_fn(attr: TokenStream, item: TokenStream) -> TokenStream {
-    if !attr.is_empty() {
-        let attr = Tokens::from(attr);
-        return Error::new_spanned(attr, "#[kernel_fn] takes no arguments")
-            .into_compile_error()
-            .into();
-    }
+    let attr = Tokens::from(attr);
+    let emit = match attr.to_string().as_str() {
+        "" => false,
+        "function" => true,
+        _ => return Error::new_spanned(
+            attr,
+            "#[kernel_fn] takes no arguments, or `function` to emit the helper as a WGSL function",
+        )
+        .into_compile_error()
+        .into(),
+    };
     let func = parse_macro_input!(item as ItemFn);
-    kernel_fn_impl(func)
-        .unwrap_or_else(Error::into_compile_error)
-        .into()
+    let result = if emit {
+        emitted_fn_impl(func)
+    } else {
+        kernel_fn_impl(func)
+    };
+    result.unwrap_or_else(Error::into_compile_error).into()
+}
+
+/// A helper's parameter: its name, type, and whether it is `#[comptime]`.
+fn helper_param(arg: &FnArg) -> syn::Result<(&syn::Ident, &Type, bool)> {
+    let FnArg::Typed(pt) = arg else {
+        return Err(Error::new_spanned(arg, "kernel helpers take no `self`"));
+    };
+    let Pat::Ident(pi) = &*pt.pat else {
+        return Err(Error::new_spanned(
+            &pt.pat,
+            "helper parameters must be plain names",
+        ));
+    };
+    Ok((&pi.ident, &pt.ty, has_attr(&pt.attrs, "comptime")))
+}
+
+/// A kernel-value parameter `id: ty`: the signature takes anything convertible, and the body
+/// sees an `Expr<ty>`.
+fn value_param(id: &syn::Ident, ty: &Type) -> (Tokens, Tokens) {
+    let tmp = format_ident!("__{}", id);
+    (
+        quote_spanned!(ty.span()=> #tmp: impl ::webdit_dsl::IntoExpr<#ty>),
+        quote_spanned!(ty.span()=>
+            let #id: ::webdit_dsl::Expr<#ty> = ::webdit_dsl::IntoExpr::into_expr(#tmp);),
+    )
+}
+
+/// `#[kernel_fn(function)]`: the helper becomes one WGSL function per distinct compile-time
+/// parameters (recorded the first time a kernel calls it), called where it is used.
+fn emitted_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    let name = &sig.ident;
+    let name_str = name.to_string();
+    let mut params = vec![];
+    let mut convert = vec![];
+    let mut values = vec![];
+    let mut describe = vec![];
+    let mut scope = Scope::default();
+    for g in sig.generics.type_params() {
+        let id = &g.ident;
+        describe.push(quote!(::std::any::type_name::<#id>().to_string()));
+    }
+    for arg in &sig.inputs {
+        let (id, ty, comptime) = helper_param(arg)?;
+        scope.plain(id);
+        let generic = matches!(ty, Type::Path(p) if sig.generics.type_params().any(|g| p.path.is_ident(&g.ident)));
+        if comptime {
+            params.push(quote!(#id: #ty));
+            describe.push(quote!(format!("{:?}", #id)));
+        } else if is_value_type(ty) || generic {
+            let (param, conv) = value_param(id, ty);
+            params.push(param);
+            convert.push(conv);
+            values.push((id.clone(), ty.clone()));
+        } else {
+            return Err(Error::new_spanned(
+                ty,
+                "a `#[kernel_fn(function)]` helper takes kernel values (f32, u32, Vec4<f32>, ...) and `#[comptime]` values; arrays and variables are for inlined helpers",
+            ));
+        }
+    }
+    let ret = match &sig.output {
+        ReturnType::Type(_, ty) => ty,
+        ReturnType::Default => {
+            return Err(Error::new_spanned(
+                &sig.ident,
+                "a `#[kernel_fn(function)]` helper returns a kernel value",
+            ))
+        }
+    };
+    let mut tr = Translator::new(scope, true);
+    let body = tr.block_inner(&block)?;
+    let types: Vec<&Type> = values.iter().map(|(_, t)| t).collect();
+    let ids: Vec<&syn::Ident> = values.iter().map(|(i, _)| i).collect();
+    let index = 0..values.len();
+    let generics = &sig.generics;
+    let where_clause = &sig.generics.where_clause;
+    let record = quote_spanned!(name.span()=>
+        ::webdit_dsl::emitted_function(&__key, #name_str, &[#((stringify!(#ids), <#types as ::webdit_dsl::Ty>::TYPE)),*], |__args| {
+            #(let #ids: ::webdit_dsl::Expr<#types> = ::webdit_dsl::function_arg::<#types>(__args, #index);)*
+            ::webdit_dsl::IntoExpr::<#ret>::into_expr({ #body }).id()
+        })
+    );
+    Ok(quote! {
+        #(#attrs)*
+        #[allow(unused_variables, unused_braces, unused_parens, clippy::unit_arg, clippy::let_unit_value, clippy::unnecessary_cast, clippy::too_many_arguments)]
+        #vis fn #name #generics (#(#params),*) -> ::webdit_dsl::Expr<#ret> #where_clause {
+            let __webdit_caller = ::webdit_dsl::LocGuard::enter();
+            #(#convert)*
+            let __parts: ::std::vec::Vec<::std::string::String> = ::std::vec![#(#describe),*];
+            let __key = format!("{}({})", #name_str, __parts.join(", "));
+            let __f = #record;
+            ::webdit_dsl::call::<#ret>(__f, &[#(#ids.id()),*])
+        }
+    })
 }
 
 /// A struct of kernel values, for kernels and helpers to pass around together (locals,
@@ -352,33 +460,22 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
     let mut convert = vec![];
     let mut scope = Scope::default();
     for arg in &sig.inputs {
-        let FnArg::Typed(pt) = arg else {
-            return Err(Error::new_spanned(arg, "kernel helpers take no `self`"));
-        };
-        let Pat::Ident(pi) = &*pt.pat else {
-            return Err(Error::new_spanned(
-                &pt.pat,
-                "helper parameters must be plain names",
-            ));
-        };
-        let id = &pi.ident;
-        let ty = &pt.ty;
+        let (id, ty, comptime) = helper_param(arg)?;
         scope.plain(id);
-        let value_ref = match &**ty {
+        let value_ref = match ty {
             Type::Reference(r) if r.mutability.is_some() && is_value(&r.elem) => Some(&r.elem),
             _ => None,
         };
-        if has_attr(&pt.attrs, "comptime") {
+        if comptime {
             params.push(quote!(#id: #ty));
         } else if let Some(elem) = value_ref {
             // The caller's variable: `*x` reads and writes it.
             scope.reference(id);
             params.push(quote_spanned!(ty.span()=> #id: ::webdit_dsl::Var<#elem>));
         } else if is_value(ty) {
-            let tmp = format_ident!("__{}", id);
-            params.push(quote_spanned!(ty.span()=> #tmp: impl ::webdit_dsl::IntoExpr<#ty>));
-            convert.push(quote_spanned!(ty.span()=>
-                let #id: ::webdit_dsl::Expr<#ty> = ::webdit_dsl::IntoExpr::into_expr(#tmp);));
+            let (param, conv) = value_param(id, ty);
+            params.push(param);
+            convert.push(conv);
         } else {
             match param_kind(ty) {
                 Some(ParamKind::Array { elem, writable }) => {
@@ -392,7 +489,7 @@ fn kernel_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
                     params.push(quote!(#id: ::webdit_dsl::LocalArray<#elem>));
                 }
                 // A `#[kernel_struct]` (rustc checks the type), passed by value.
-                _ if matches!(&**ty, Type::Path(_)) => params.push(quote!(#id: #ty)),
+                _ if matches!(ty, Type::Path(_)) => params.push(quote!(#id: #ty)),
                 _ => {
                     return Err(Error::new_spanned(
                         ty,
