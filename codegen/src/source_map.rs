@@ -16,8 +16,19 @@ pub type SourceMap = Vec<(u32, Loc)>;
 
 fn statements<'a>(block: &'a Block, out: &mut Vec<(&'a Statement, Span)>) {
     for (s, span) in block.span_iter() {
-        // naga's frontend adds `return`s at the ends of blocks: leave them out on both sides.
-        if matches!(s, Statement::Emit(_) | Statement::Return { .. }) {
+        // naga's frontend adds `return`s at the ends of blocks, and statements that yield a
+        // value (calls, atomics, subgroup operations) sit inside a `let` line: leave them out
+        // on both sides.
+        if matches!(
+            s,
+            Statement::Emit(_)
+                | Statement::Return { .. }
+                | Statement::Call { .. }
+                | Statement::Atomic { .. }
+                | Statement::SubgroupCollectiveOperation { .. }
+                | Statement::SubgroupGather { .. }
+                | Statement::SubgroupBallot { .. }
+        ) {
             continue;
         }
         out.push((s, *span));

@@ -31,21 +31,40 @@ pub fn tree_sum(buf: &Shared<f32>, #[comptime] width: u32, at: u32, lane: u32, v
 }
 
 /// The sum of `v` over the workgroup's `WG` invocations (a power of two). Every invocation
-/// gets the total.
+/// gets the total. With `subgroups`, each subgroup adds its lanes in registers
+/// (`subgroup_add`) and the workgroup adds one value per subgroup (any subgroup size: 8 on
+/// lavapipe, 32 on NVIDIA); without, a tree through workgroup memory (every adapter).
 #[kernel_fn]
-pub fn block_sum<const WG: u32>(buf: &Shared<f32>, v: f32) -> f32 {
-    let lane = local_id().x;
-    tree_sum(&buf, WG, lane, lane, v);
-    let total = buf[0];
-    workgroup_barrier();
-    total
+pub fn block_sum<const WG: u32>(buf: &Shared<f32>, v: f32, #[comptime] subgroups: bool) -> f32 {
+    if subgroups {
+        let part = subgroup_add(v);
+        if subgroup_invocation_id() == 0 {
+            buf[subgroup_id()] = part;
+        }
+        workgroup_barrier();
+        let mut total = 0.0;
+        for s in 0..num_subgroups() {
+            total += buf[s];
+        }
+        workgroup_barrier();
+        total
+    } else {
+        let lane = local_id().x;
+        tree_sum(&buf, WG, lane, lane, v);
+        let total = buf[0];
+        workgroup_barrier();
+        total
+    }
 }
 
 /// The original model's AdaLN, one workgroup per row:
 /// `y = (x - mean) / (std + 1e-5) * (1 + scale) + shift` with the *unbiased* std and the
-/// epsilon added to the std (not inside the square root), as checkpoints expect.
+/// epsilon added to the std (not inside the square root), as checkpoints expect. Its sums
+/// use subgroup operations when `subgroups` (native-only variants the runtime picks where
+/// the adapter has them) and workgroup memory otherwise.
 #[kernel(workgroup_size = [WG, 1, 1])]
 pub fn adaln<A: ScalarTy, const WG: u32>(
+    #[comptime] subgroups: bool,
     x: &Array<A>,
     mods: &Array<f32>,
     y: &mut Array<A>,
@@ -60,14 +79,14 @@ pub fn adaln<A: ScalarTy, const WG: u32>(
     for i in (lane..p.d).step_by(WG) {
         s += x[base + i] as f32;
     }
-    let mean = block_sum::<WG>(&partial, s) / (p.d as f32);
+    let mean = block_sum::<WG>(&partial, s, subgroups) / (p.d as f32);
 
     let mut v = 0.0;
     for i in (lane..p.d).step_by(WG) {
         let c = x[base + i] as f32 - mean;
         v += c * c;
     }
-    let inv = 1.0 / (sqrt(block_sum::<WG>(&partial, v) / ((p.d - 1) as f32)) + 1e-5);
+    let inv = 1.0 / (sqrt(block_sum::<WG>(&partial, v, subgroups) / ((p.d - 1) as f32)) + 1e-5);
 
     let m = (row / p.rows_per_batch) * p.mod_stride;
     for i in (lane..p.d).step_by(WG) {

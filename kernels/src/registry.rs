@@ -248,8 +248,11 @@ pub fn registry(tiles: &Tiles) -> Vec<Variant> {
     );
     add("attention_combine".into(), attention_combine::<f32>());
     add("attention_combine_f16".into(), attention_combine::<f16>());
-    add("adaln".into(), adaln::<f32, 256>());
-    add("adaln_f16".into(), adaln::<f16, 256>());
+    add("adaln".into(), adaln::<f32, 256>(false));
+    add("adaln_f16".into(), adaln::<f16, 256>(false));
+    // With subgroup sums: native-only; the runtime picks them where the adapter has subgroups.
+    add("adaln_sg".into(), adaln::<f32, 256>(true));
+    add("adaln_sg_f16".into(), adaln::<f16, 256>(true));
     add("patchify".into(), patchify::<f32, 256>());
     add("patchify_f16".into(), patchify::<f16, 256>());
     add("unpatchify".into(), unpatchify::<f32, 256>());

@@ -112,6 +112,9 @@ pub struct GpuModel {
     tiles: Tiles,
     /// Suffix of the main kernels' variants (`""` or `"_f16"`).
     sfx: &'static str,
+    /// AdaLN sums with subgroup operations (native adapters with subgroups;
+    /// `WEBDIT_NO_SUBGROUPS=1` turns them off), else through workgroup memory.
+    subgroups: bool,
     /// Products run on tensor cores (f16 storage on an adapter with cooperative matrices
     /// and 32-lane subgroups; `WEBDIT_NO_TENSOR_CORES=1` turns them off).
     coop: bool,
@@ -202,9 +205,14 @@ impl GpuModel {
             && gpu.subgroups
             && (gpu.adapter.subgroup_min_size, gpu.adapter.subgroup_max_size) == (lanes, lanes)
             && std::env::var_os("WEBDIT_NO_TENSOR_CORES").is_none();
+        #[cfg(not(target_arch = "wasm32"))]
+        let subgroups = gpu.subgroups && std::env::var_os("WEBDIT_NO_SUBGROUPS").is_none();
+        #[cfg(target_arch = "wasm32")]
+        let subgroups = false;
         Ok(GpuModel {
             tiles: Tiles::named(TILES).expect("the build's tiles are registered"),
             sfx,
+            subgroups,
             coop,
             attention_width: *width,
             k: Pipelines::default(),
@@ -554,7 +562,8 @@ impl GpuModel {
         )?));
         // AdaLN `k` of timestep slot `slot` reads that slot's rows of the modulations
         // (`[slot, batch, mw]`), so no step copies them anywhere.
-        let adaln = named(&format!("adaln{sfx}"))?;
+        let sg = if self.subgroups { "_sg" } else { "" };
+        let adaln = named(&format!("adaln{sg}{sfx}"))?;
         let row_groups = [rows as u32, 1, 1];
         let norms = (0..tr / batch)
             .map(|slot| {

@@ -481,23 +481,32 @@ fn adaln_matches_reference() {
                 scale_at: (d + 2) as u32,
                 shift_at: 1,
             };
-            let (name, input, output) = if f16 {
-                ("adaln_f16", Arg::InputF16(&x), Arg::OutputF16(rows * d))
-            } else {
-                ("adaln", Arg::Input(&x), Arg::Output(rows * d))
-            };
-            let got = run(
-                variant(name),
-                &[input, Arg::Input(&mods), output, Arg::Uniform(p.to_bytes())],
-                [rows as u32, 1, 1],
-            );
-            let tol = if f16 { 2e-3 } else { 1e-5 };
-            assert_close(
-                &format!("{name} d={d} rows={rows}"),
-                &got[0],
-                &adaln_ref(&x, &mods, &p),
-                tol,
-            );
+            // The workgroup-memory sums everywhere; the subgroup sums where the adapter has
+            // subgroups (lavapipe does, 8 lanes).
+            let sgs: &[&str] = if gpu().subgroups { &["", "_sg"] } else { &[""] };
+            for sg in sgs {
+                let (name, input, output) = if f16 {
+                    (
+                        format!("adaln{sg}_f16"),
+                        Arg::InputF16(&x),
+                        Arg::OutputF16(rows * d),
+                    )
+                } else {
+                    (format!("adaln{sg}"), Arg::Input(&x), Arg::Output(rows * d))
+                };
+                let got = run(
+                    variant(&name),
+                    &[input, Arg::Input(&mods), output, Arg::Uniform(p.to_bytes())],
+                    [rows as u32, 1, 1],
+                );
+                let tol = if f16 { 2e-3 } else { 1e-5 };
+                assert_close(
+                    &format!("{name} d={d} rows={rows}"),
+                    &got[0],
+                    &adaln_ref(&x, &mods, &p),
+                    tol,
+                );
+            }
         }
     }
 }
