@@ -50,13 +50,12 @@ impl MatmulParams {
 pub enum Epilogue {
     /// `C = A·Wᵀ`
     None,
-    /// `C = A·Wᵀ + extra[col]` (a bias).
-    Bias,
     /// `C = silu(A·Wᵀ)`
     Silu,
     /// `C += A·Wᵀ` (a residual connection, in place).
     Accumulate,
-    /// `C = A·Wᵀ + extra[row % rows_period, col]` (e.g. a position embedding).
+    /// `C = A·Wᵀ + extra[row % rows_period, col]` (e.g. a position embedding; a bias is
+    /// one row, `rows_period = 1`).
     AddRows,
 }
 
@@ -569,9 +568,6 @@ pub(crate) fn store<A: ScalarTy>(
 ) {
     if epilogue == Epilogue::None {
         c[at] = v as A;
-    }
-    if epilogue == Epilogue::Bias {
-        c[at] = (v + extra[col] as f32) as A;
     }
     if epilogue == Epilogue::Silu {
         c[at] = silu(v) as A;

@@ -149,8 +149,7 @@ pub fn matmul_coop<C: ScalarTy>(
     for i in 0..k_steps {
         let next = i + 1 < k_steps;
         if next {
-            let k0 = (i + 1) * t.bk;
-            fetch_step(&a, &w, &regs, t, tid, at, k0);
+            fetch_step(&a, &w, &regs, t, tid, at, (i + 1) * t.bk);
         }
         let a_off = (i % t.stages) * a_size;
         let w_off = (i % t.stages) * w_size;
@@ -200,7 +199,7 @@ pub fn matmul_coop<C: ScalarTy>(
     for f in 0..fm * fn_ {
         coop_store(acc[f], out, slot, FRAG, true);
         workgroup_barrier();
-        #[unroll]
+        // A GPU loop: the WGSL holds one masked store per fragment, not one per value.
         for e in 0..FRAG * FRAG / LANES {
             let idx = lane + e * LANES;
             let r = row0 + warp_row + (f / fn_) * FRAG + idx / FRAG;
@@ -236,32 +235,45 @@ fn fetch_step(
     k0: u32,
 ) {
     #[comptime]
+    let a_regs = (t.bm * t.bk / 4).div_ceil(t.threads());
+    fetch_tile(
+        &a, &regs, 0, t.bm, t, tid, at.row0, at.m, at.a_at, at.stride, k0, at.k,
+    );
+    fetch_tile(
+        &w, &regs, a_regs, t.bn, t, tid, at.col0, at.n, at.w_at, at.stride, k0, at.k,
+    );
+}
+
+/// Rows `row0..row0 + rows` (of `limit`) of one operand's K-step `k0`, from quad `base`, into
+/// `regs[first..]`, zeros past the edges.
+#[kernel_fn]
+fn fetch_tile(
+    src: &Array<Vec4<f16>>,
+    regs: &mut LocalArray<Vec4<f16>>,
+    #[comptime] first: u32,
+    #[comptime] rows: u32,
+    #[comptime] t: CoopTiles,
+    tid: u32,
+    row0: u32,
+    limit: u32,
+    base: u32,
+    stride: u32,
+    k0: u32,
+    k: u32,
+) {
+    #[comptime]
     let quads = t.bk / 4;
     #[comptime]
     let threads = t.threads();
-    #[comptime]
-    let a_loads = (t.bm * quads).div_ceil(threads);
-    let zero = vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0));
     #[unroll]
-    for l in 0..a_loads {
+    for l in 0..(rows * quads).div_ceil(threads) {
         let q = tid + l * threads;
-        let gr = at.row0 + q / quads;
+        let gr = row0 + q / quads;
         let gk = k0 + 4 * (q % quads);
-        regs[l] = if q < t.bm * quads && gr < at.m && gk < at.k {
-            a[at.a_at + gr * at.stride + gk / 4]
+        regs[first + l] = if q < rows * quads && gr < limit && gk < k {
+            src[base + gr * stride + gk / 4]
         } else {
-            zero
-        };
-    }
-    #[unroll]
-    for l in 0..(t.bn * quads).div_ceil(threads) {
-        let q = tid + l * threads;
-        let gr = at.col0 + q / quads;
-        let gk = k0 + 4 * (q % quads);
-        regs[a_loads + l] = if q < t.bn * quads && gr < at.n && gk < at.k {
-            w[at.w_at + gr * at.stride + gk / 4]
-        } else {
-            zero
+            vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0))
         };
     }
 }
@@ -279,35 +291,36 @@ fn stage_step(
     w_off: u32,
 ) {
     #[comptime]
+    let a_regs = (t.bm * t.bk / 4).div_ceil(t.threads());
+    stage_tile(&regs, &a_tile, 0, t.bm, t, tid, a_off);
+    stage_tile(&regs, &w_tile, a_regs, t.bn, t, tid, w_off);
+}
+
+/// Writes `regs[first..]` ([`fetch_tile`]'s `rows` rows) into `tile` at `off`.
+#[kernel_fn]
+fn stage_tile(
+    regs: &mut LocalArray<Vec4<f16>>,
+    tile: &Shared<f16>,
+    #[comptime] first: u32,
+    #[comptime] rows: u32,
+    #[comptime] t: CoopTiles,
+    tid: u32,
+    off: u32,
+) {
+    #[comptime]
     let quads = t.bk / 4;
     #[comptime]
     let threads = t.threads();
-    #[comptime]
-    let stride = t.stride();
-    #[comptime]
-    let a_loads = (t.bm * quads).div_ceil(threads);
     #[unroll]
-    for l in 0..a_loads {
+    for l in 0..(rows * quads).div_ceil(threads) {
         let q = tid + l * threads;
-        if q < t.bm * quads {
-            let v = regs[l];
-            let at = a_off + (q / quads) * stride + 4 * (q % quads);
-            a_tile[at] = v.x;
-            a_tile[at + 1] = v.y;
-            a_tile[at + 2] = v.z;
-            a_tile[at + 3] = v.w;
-        }
-    }
-    #[unroll]
-    for l in 0..(t.bn * quads).div_ceil(threads) {
-        let q = tid + l * threads;
-        if q < t.bn * quads {
-            let v = regs[a_loads + l];
-            let at = w_off + (q / quads) * stride + 4 * (q % quads);
-            w_tile[at] = v.x;
-            w_tile[at + 1] = v.y;
-            w_tile[at + 2] = v.z;
-            w_tile[at + 3] = v.w;
+        if q < rows * quads {
+            let v = regs[first + l];
+            let at = off + (q / quads) * t.stride() + 4 * (q % quads);
+            tile[at] = v.x;
+            tile[at + 1] = v.y;
+            tile[at + 2] = v.z;
+            tile[at + 3] = v.w;
         }
     }
 }

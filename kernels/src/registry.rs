@@ -165,10 +165,9 @@ pub fn partial_variant(tier: &str, sfx: &str) -> String {
 /// The head widths attention variants are built for; a model uses the smallest that fits.
 pub const ATTENTION_WIDTHS: [u32; 3] = [64, 128, 192];
 
-/// Epilogues and their variant-name suffixes.
-pub const EPILOGUES: [(Epilogue, &str); 5] = [
+/// Epilogues and their variant-name suffixes (a bias is `_addrows` with one row).
+pub const EPILOGUES: [(Epilogue, &str); 4] = [
     (Epilogue::None, ""),
-    (Epilogue::Bias, "_bias"),
     (Epilogue::Silu, "_silu"),
     (Epilogue::Accumulate, "_acc"),
     (Epilogue::AddRows, "_addrows"),

@@ -680,8 +680,9 @@ impl GpuModel {
             lin(patch.total),
         )?));
         if heads == Heads::Both {
+            // The bias: one row added to every row.
             forward.extend(fixed(linear(
-                "_bias",
+                "_addrows",
                 sfx,
                 [&y, &self.proj_fin, &pix, &self.proj_bias],
                 (rows, pd, d),

@@ -109,7 +109,6 @@ fn check_matmul(src: &'static kernels::KernelSource, (bm, bn): (u32, u32), case:
             let (r, col) = (i / n as usize, i % n as usize);
             match epilogue {
                 Epilogue::None => *v,
-                Epilogue::Bias => v + extra[col] as f64,
                 Epilogue::Silu => silu(*v),
                 Epilogue::Accumulate => v + prior[b * mn + i] as f64,
                 Epilogue::AddRows => v + extra[(r % period as usize) * n as usize + col] as f64,
@@ -127,7 +126,7 @@ fn check_matmul(src: &'static kernels::KernelSource, (bm, bn): (u32, u32), case:
         k as usize,
     ));
     let addend = match epilogue {
-        Epilogue::Bias | Epilogue::AddRows => abs(extra).iter().fold(0f32, |m, v| m.max(*v)),
+        Epilogue::AddRows => abs(extra).iter().fold(0f32, |m, v| m.max(*v)),
         Epilogue::Accumulate => abs(prior).iter().fold(0f32, |m, v| m.max(*v)),
         Epilogue::None | Epilogue::Silu => 0.0,
     };
@@ -178,7 +177,6 @@ fn check_tiers(name: &str, epilogue: Epilogue, f16: bool, (m, n, k, batch): (u32
 fn matmul_every_epilogue_f32() {
     for (name, epilogue) in [
         ("matmul", Epilogue::None),
-        ("matmul_bias", Epilogue::Bias),
         ("matmul_silu", Epilogue::Silu),
         ("matmul_acc", Epilogue::Accumulate),
         ("matmul_addrows", Epilogue::AddRows),
@@ -205,7 +203,7 @@ fn matmul_f16_variants() {
     for (name, epilogue) in [
         ("matmul_f16", Epilogue::None),
         ("matmul_silu_f16", Epilogue::Silu),
-        ("matmul_bias_f16", Epilogue::Bias),
+        ("matmul_addrows_f16", Epilogue::AddRows),
     ] {
         for (m, n, k, batch) in [(64, 96, 128, 1), (37, 70, 45, 2), (130, 9, 20, 1)] {
             check_tiers(name, epilogue, true, (m, n, k, batch));
@@ -912,7 +910,7 @@ fn coop_matmul_matches_reference() {
         (COOP_TILES_LARGE, Epilogue::None),
     ];
     let epilogues = [
-        (COOP_TILES, Epilogue::Bias),
+        (COOP_TILES, Epilogue::Silu),
         (COOP_TILES, Epilogue::AddRows),
     ];
     for (t, epilogue) in tiles.into_iter().chain(epilogues) {
