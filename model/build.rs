@@ -19,16 +19,28 @@ fn tiles() -> (&'static str, Tiles) {
     Tiles::CHOICES[0]
 }
 
+/// `kernels.rs`'s description of one variant: what `KernelSource::leak` builds at run time.
 fn source(variant: &str, k: &Kernel) -> String {
-    let bindings: Vec<&str> = k
+    let bindings: Vec<String> = k
         .bindings
         .iter()
-        .map(|b| match &b.kind {
-            BindingKind::Storage { writable: true, .. } => "Binding::StorageReadWrite",
-            BindingKind::Storage {
-                writable: false, ..
-            } => "Binding::Storage",
-            BindingKind::Uniform(_) => "Binding::Uniform",
+        .map(|b| {
+            let (kind, scalar, uniform) = match &b.kind {
+                BindingKind::Storage { elem, writable } => (
+                    if *writable {
+                        "StorageReadWrite"
+                    } else {
+                        "Storage"
+                    },
+                    format!("Some(Scalar::{:?})", elem.scalar()),
+                    "None".to_string(),
+                ),
+                BindingKind::Uniform(l) => ("Uniform", "None".into(), format!("Some({:?})", l.name)),
+            };
+            format!(
+                "Param {{ name: {:?}, kind: Binding::{kind}, scalar: {scalar}, uniform: {uniform} }}",
+                b.name
+            )
         })
         .collect();
     format!(

@@ -24,9 +24,9 @@ pub fn table(b: &Bench, models: &[(String, Config)], big: (usize, usize, usize))
     // The cost of a dispatch itself: a one-workgroup kernel on one element.
     {
         let kernel = gpu.kernel(source("sampler_step")).unwrap();
-        let (x, eps) = (buffer(gpu, 4), buffer(gpu, 4));
+        let (x, eps, seed) = (buffer(gpu, 4), buffer(gpu, 4), buffer(gpu, 8));
         let p = gpu.uniform("p", &step_params(1).to_bytes());
-        let bind = kernel.bind(gpu, &[&x, &eps, &p]).unwrap();
+        let bind = kernel.bind(gpu, &[&x, &eps, &seed, &p]).unwrap();
         let secs = b.time(&kernel, &bind, [1, 1, 1]);
         b.row("one dispatch", "sampler_step", "1", secs, 0.0, 12.0);
     }
@@ -82,9 +82,9 @@ pub fn table(b: &Bench, models: &[(String, Config)], big: (usize, usize, usize))
             // Sampler step.
             let kernel = gpu.kernel(source("sampler_step")).unwrap();
             let len = batch * c.image_len();
-            let (x, eps) = (buffer(gpu, len * 4), buffer(gpu, len * 4));
+            let (x, eps, seed) = (buffer(gpu, len * 4), buffer(gpu, len * 4), buffer(gpu, 8));
             let p = gpu.uniform("p", &step_params(len as u32).to_bytes());
-            let bind = kernel.bind(gpu, &[&x, &eps, &p]).unwrap();
+            let bind = kernel.bind(gpu, &[&x, &eps, &seed, &p]).unwrap();
             let secs = b.time(&kernel, &bind, [(len as u32).div_ceil(256), 1, 1]);
             b.row(
                 &format!("{name} b{batch} sampler step"),
@@ -141,6 +141,11 @@ pub fn time_plan(b: &Bench, f16: bool, plan: &MatmulPlan) -> (f64, String) {
     let gpu = b.gpu;
     let (m, n, k) = plan.shape;
     let sfx = if f16 { "_f16" } else { "" };
+    let store = if f16 {
+        webdit_kernels::Store::F16
+    } else {
+        webdit_kernels::Store::F32
+    };
     let e = if f16 { 2 } else { 4 };
     let (a, w, c) = (
         buffer(gpu, m * k * e),
@@ -165,7 +170,10 @@ pub fn time_plan(b: &Bench, f16: bool, plan: &MatmulPlan) -> (f64, String) {
     // Split-K: partial products over K slices, then the reduction (as in the runtime).
     let splits = plan.splits;
     let partial = gpu
-        .kernel(source(&webdit_kernels::partial_variant(plan.tier, sfx)))
+        .kernel(source(
+            &webdit_kernels::Key::partial(plan.tier_key().expect("a registered tier"), store)
+                .name(),
+        ))
         .expect("pipeline");
     let reduce = gpu
         .kernel(source(&format!("splitk_reduce{sfx}")))
@@ -244,8 +252,6 @@ pub fn model_products(c: &Config, batch: usize) -> [(&'static str, (usize, usize
 pub fn step_params(n: u32) -> StepParams {
     StepParams {
         n,
-        seed_lo: 1,
-        seed_hi: 2,
         stream: 3,
         a: 1.0,
         b: 0.1,

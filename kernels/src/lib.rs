@@ -12,5 +12,5 @@ mod registry;
 pub mod sampler;
 
 pub use registry::{
-    partial_variant, registry, Tiles, Variant, ATTENTION_WIDTHS, EPILOGUES, MATMUL_TIERS,
+    registry, Key, Store, Tier, Tiles, Variant, ATTENTION_WIDTHS, EPILOGUES, MATMUL_TIERS,
 };

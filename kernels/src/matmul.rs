@@ -46,7 +46,7 @@ impl MatmulParams {
 }
 
 /// What happens to each output before it is stored; chosen at compile time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Epilogue {
     /// `C = A·Wᵀ`
     None,

@@ -6,7 +6,8 @@ use webdit_dsl::{f16, ScalarTy};
 
 /// One compiled-to-WGSL instance of a kernel.
 pub struct Variant {
-    /// Unique name; the runtime looks kernels up by it.
+    pub key: Key,
+    /// Unique name (`key.name()`).
     pub name: String,
     pub kernel: Kernel,
 }
@@ -132,33 +133,39 @@ impl Default for Tiles {
 /// wide kernel; `matmul_scalar` runs the scalar one (any K).
 pub const MATMUL_TIERS: [&str; 4] = ["matmul", "matmul_mid", "matmul_small", "matmul_scalar"];
 
-/// The kernel of tier `tier` (an index into [`MATMUL_TIERS`]) at tiles `t`.
-fn tier_kernel<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
-    tiles: &Tiles,
-    tier: usize,
-    t: MatmulTiles,
-    e: Epilogue,
-) -> Kernel {
-    let k = if tier + 1 == MATMUL_TIERS.len() {
-        matmul::<A, W, C>(t, e)
-    } else {
-        matmul_wide::<A, W, C>(t, e)
-    };
-    if tier == 0 {
-        k.needs(tiles.limits)
-    } else {
-        k
+/// A matmul tier: which tiles of [`Tiles`] a product runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tier {
+    Large,
+    Mid,
+    Small,
+    Scalar,
+}
+
+impl Tier {
+    /// Largest tiles first.
+    pub const ALL: [Tier; 4] = [Tier::Large, Tier::Mid, Tier::Small, Tier::Scalar];
+
+    pub fn name(self) -> &'static str {
+        MATMUL_TIERS[self as usize]
     }
 }
 
-/// The variant computing the f32 partial products of a split-K at tier `tier` (a
-/// [`MATMUL_TIERS`] name) for data with variant suffix `sfx` (`""` or `"_f16"`): for f32
-/// data that is the tier's plain product.
-pub fn partial_variant(tier: &str, sfx: &str) -> String {
-    if sfx.is_empty() {
-        tier.to_string()
-    } else {
-        format!("{tier}_partial{sfx}")
+/// Storage precision of a kernel's activations and weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Store {
+    F32,
+    /// f16 storage, f32 accumulation (needs `shader-f16`).
+    F16,
+}
+
+impl Store {
+    /// The variant-name suffix.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Store::F32 => "",
+            Store::F16 => "_f16",
+        }
     }
 }
 
@@ -173,93 +180,280 @@ pub const EPILOGUES: [(Epilogue, &str); 4] = [
     (Epilogue::AddRows, "_addrows"),
 ];
 
+fn epilogue_suffix(e: Epilogue) -> &'static str {
+    EPILOGUES
+        .iter()
+        .find(|(x, _)| *x == e)
+        .map(|(_, s)| *s)
+        .expect("every epilogue is listed")
+}
+
+/// A kernel variant, typed: the one list the registry, the build script and the runtime
+/// derive from. [`Key::name`] is the variant's name (its WGSL file, its pipeline label);
+/// [`Key::all`] is every variant a build compiles; [`Key::kernel`] builds one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// `out = a · wᵀ` through an epilogue, at a tier's tiles.
+    Matmul {
+        tier: Tier,
+        epilogue: Epilogue,
+        store: Store,
+    },
+    /// The f32 partial products of a split-K over f16 data (tiers below the largest).
+    MatmulPartialF16 {
+        tier: Tier,
+    },
+    /// Sums a split-K's partial products through an epilogue.
+    SplitkReduce {
+        epilogue: Epilogue,
+        store: Store,
+    },
+    /// Tensor cores (f16 data; native-only): 128×128 tiles, or 256×128 with `large`.
+    Coop {
+        large: bool,
+        epilogue: Epilogue,
+    },
+    /// `out = x · wᵀ` for a few rows (the timestep path), optionally through SiLU, with f32
+    /// or f16 (`w16`) weights.
+    Matvec {
+        silu: bool,
+        w16: bool,
+    },
+    /// Attention over whole key ranges, for head widths up to `width`.
+    Attention {
+        width: u32,
+        store: Store,
+    },
+    /// Attention over one slice of the keys per workgroup (partial outputs and statistics).
+    AttentionSplit {
+        width: u32,
+        store: Store,
+    },
+    /// Combines [`Key::AttentionSplit`]'s slices.
+    AttentionCombine {
+        store: Store,
+    },
+    /// Adaptive layer norm, its row sums through subgroups (native-only) or workgroup memory.
+    AdaLn {
+        subgroups: bool,
+        store: Store,
+    },
+    Patchify {
+        store: Store,
+    },
+    Unpatchify {
+        store: Store,
+    },
+    TimestepEmbedding,
+    SamplerStep,
+    Silu,
+}
+
+impl Key {
+    /// The variant computing the f32 partial products of a split-K at `tier` over data
+    /// stored as `store`: for f32 data that is the tier's plain product.
+    pub fn partial(tier: Tier, store: Store) -> Key {
+        match store {
+            Store::F32 => Key::Matmul {
+                tier,
+                epilogue: Epilogue::None,
+                store,
+            },
+            Store::F16 => Key::MatmulPartialF16 { tier },
+        }
+    }
+
+    /// The variant's name.
+    pub fn name(&self) -> String {
+        match *self {
+            Key::Matmul {
+                tier,
+                epilogue,
+                store,
+            } => format!(
+                "{}{}{}",
+                tier.name(),
+                epilogue_suffix(epilogue),
+                store.suffix()
+            ),
+            Key::MatmulPartialF16 { tier } => format!("{}_partial_f16", tier.name()),
+            Key::SplitkReduce { epilogue, store } => format!(
+                "splitk_reduce{}{}",
+                epilogue_suffix(epilogue),
+                store.suffix()
+            ),
+            Key::Coop { large, epilogue } => format!(
+                "matmul_coop{}{}_f16",
+                if large { "_large" } else { "" },
+                epilogue_suffix(epilogue)
+            ),
+            Key::Matvec { silu, w16 } => format!(
+                "matvec{}{}",
+                if silu { "_silu" } else { "" },
+                if w16 { "_w16" } else { "" }
+            ),
+            Key::Attention { width, store } => format!("attention_d{width}{}", store.suffix()),
+            Key::AttentionSplit { width, store } => {
+                format!("attention_split_d{width}{}", store.suffix())
+            }
+            Key::AttentionCombine { store } => format!("attention_combine{}", store.suffix()),
+            Key::AdaLn { subgroups, store } => format!(
+                "adaln{}{}",
+                if subgroups { "_sg" } else { "" },
+                store.suffix()
+            ),
+            Key::Patchify { store } => format!("patchify{}", store.suffix()),
+            Key::Unpatchify { store } => format!("unpatchify{}", store.suffix()),
+            Key::TimestepEmbedding => "timestep_embedding".into(),
+            Key::SamplerStep => "sampler_step".into(),
+            Key::Silu => "silu".into(),
+        }
+    }
+
+    /// Every variant of a build, in the registry's order.
+    pub fn all() -> Vec<Key> {
+        let stores = [Store::F32, Store::F16];
+        let mut v = vec![];
+        for (epilogue, _) in EPILOGUES {
+            for tier in Tier::ALL {
+                for store in stores {
+                    v.push(Key::Matmul {
+                        tier,
+                        epilogue,
+                        store,
+                    });
+                }
+            }
+            for store in stores {
+                v.push(Key::SplitkReduce { epilogue, store });
+            }
+        }
+        for tier in &Tier::ALL[1..] {
+            v.push(Key::MatmulPartialF16 { tier: *tier });
+        }
+        for (epilogue, _) in EPILOGUES {
+            for large in [false, true] {
+                v.push(Key::Coop { large, epilogue });
+            }
+        }
+        for silu in [false, true] {
+            for w16 in [false, true] {
+                v.push(Key::Matvec { silu, w16 });
+            }
+        }
+        for store in stores {
+            for width in ATTENTION_WIDTHS {
+                v.push(Key::Attention { width, store });
+            }
+        }
+        for store in stores {
+            for width in ATTENTION_WIDTHS {
+                v.push(Key::AttentionSplit { width, store });
+            }
+        }
+        for store in stores {
+            v.push(Key::AttentionCombine { store });
+        }
+        for subgroups in [false, true] {
+            for store in stores {
+                v.push(Key::AdaLn { subgroups, store });
+            }
+        }
+        for store in stores {
+            v.push(Key::Patchify { store });
+        }
+        for store in stores {
+            v.push(Key::Unpatchify { store });
+        }
+        v.extend([Key::TimestepEmbedding, Key::SamplerStep, Key::Silu]);
+        v
+    }
+
+    /// The variant's kernel at `tiles`.
+    pub fn kernel(&self, tiles: &Tiles) -> Kernel {
+        use crate::sampler::*;
+        use crate::{attention::*, layout::*, matmul::*, matmul_coop::*, matvec::*, norm::*};
+        /// Builds a kernel generic over the storage type.
+        macro_rules! by_store {
+            ($store:expr, $f:ident $(::<$($g:tt),*>)? ($($arg:expr),*)) => {
+                match $store {
+                    Store::F32 => $f::<f32 $($(, $g)*)?>($($arg),*),
+                    Store::F16 => $f::<f16 $($(, $g)*)?>($($arg),*),
+                }
+            };
+        }
+        match *self {
+            Key::Matmul {
+                tier,
+                epilogue,
+                store,
+            } => {
+                let (t, t16) = tiles.tiers()[tier as usize];
+                match store {
+                    Store::F32 => tier_kernel::<f32, f32, f32>(tiles, tier, t, epilogue),
+                    Store::F16 => tier_kernel::<f16, f16, f16>(tiles, tier, t16, epilogue),
+                }
+            }
+            Key::MatmulPartialF16 { tier } => {
+                let (t, _) = tiles.tiers()[tier as usize];
+                tier_kernel::<f16, f16, f32>(tiles, tier, t, Epilogue::None)
+            }
+            Key::SplitkReduce { epilogue, store } => by_store!(store, splitk_reduce(epilogue)),
+            Key::Coop { large, epilogue } => {
+                let t = if large { COOP_TILES_LARGE } else { COOP_TILES };
+                matmul_coop::<f16>(t, epilogue).needs(t.limits())
+            }
+            Key::Matvec { silu, w16: false } => matvec::<f32, f32>(silu),
+            Key::Matvec { silu, w16: true } => matvec::<f32, f16>(silu),
+            Key::Attention { width, store } => match width {
+                64 => by_store!(store, attention::<64>()),
+                128 => by_store!(store, attention::<128>()),
+                _ => by_store!(store, attention::<192>()),
+            },
+            Key::AttentionSplit { width, store } => match width {
+                64 => by_store!(store, attention_split::<64>()),
+                128 => by_store!(store, attention_split::<128>()),
+                _ => by_store!(store, attention_split::<192>()),
+            },
+            Key::AttentionCombine { store } => by_store!(store, attention_combine()),
+            Key::AdaLn { subgroups, store } => by_store!(store, adaln::<256>(subgroups)),
+            Key::Patchify { store } => by_store!(store, patchify::<256>()),
+            Key::Unpatchify { store } => by_store!(store, unpatchify::<256>()),
+            Key::TimestepEmbedding => timestep_embedding::<256>(),
+            Key::SamplerStep => sampler_step::<256>(),
+            Key::Silu => crate::elementwise::silu_map::<256>(),
+        }
+    }
+}
+
+/// The kernel of `tier` at tiles `t`.
+fn tier_kernel<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
+    tiles: &Tiles,
+    tier: Tier,
+    t: MatmulTiles,
+    e: Epilogue,
+) -> Kernel {
+    match tier {
+        Tier::Scalar => matmul::<A, W, C>(t, e),
+        Tier::Large => matmul_wide::<A, W, C>(t, e).needs(tiles.limits),
+        Tier::Mid | Tier::Small => matmul_wide::<A, W, C>(t, e),
+    }
+}
+
 /// Builds every registered variant with the given tiles. f32 variants are named plainly;
 /// `_f16` variants keep weights and activations in f16 (accumulating in f32) and need
-/// `shader-f16`.
+/// `shader-f16`; the tensor-core, subgroup and (with such tiles) large-tile variants are
+/// native-only (the web build leaves them out; the runtime uses them where the adapter
+/// grants what they need).
 pub fn registry(tiles: &Tiles) -> Vec<Variant> {
-    use crate::sampler::*;
-    use crate::{attention::*, layout::*, matmul::*, matmul_coop::*, matvec::*, norm::*};
-    let mut v = vec![];
-    let mut add = |name: String, kernel: Kernel| v.push(Variant { name, kernel });
-    let tiers = MATMUL_TIERS.into_iter().zip(tiles.tiers()).enumerate();
-    for (e, suffix) in EPILOGUES {
-        for (i, (name, (t, t16))) in tiers.clone() {
-            add(
-                format!("{name}{suffix}"),
-                tier_kernel::<f32, f32, f32>(tiles, i, t, e),
-            );
-            add(
-                format!("{name}{suffix}_f16"),
-                tier_kernel::<f16, f16, f16>(tiles, i, t16, e),
-            );
-        }
-        add(format!("splitk_reduce{suffix}"), splitk_reduce::<f32>(e));
-        add(
-            format!("splitk_reduce{suffix}_f16"),
-            splitk_reduce::<f16>(e),
-        );
-    }
-    // Partial products of a split-K of f16 data (every tier but the largest) write f32;
-    // those of f32 data are the tier's plain variant (see [`partial_variant`]).
-    for (i, (name, (t, _))) in tiers.skip(1) {
-        add(
-            format!("{name}_partial_f16"),
-            tier_kernel::<f16, f16, f32>(tiles, i, t, Epilogue::None),
-        );
-    }
-    // Tensor cores (native-only: the runtime uses them where the adapter has cooperative
-    // matrices; the web build leaves them out).
-    for (e, suffix) in EPILOGUES {
-        for (name, t) in [
-            ("matmul_coop", COOP_TILES),
-            ("matmul_coop_large", COOP_TILES_LARGE),
-        ] {
-            add(
-                format!("{name}{suffix}_f16"),
-                matmul_coop::<f16>(t, e).needs(t.limits()),
-            );
-        }
-    }
-    for (silu, suffix) in [(false, ""), (true, "_silu")] {
-        add(format!("matvec{suffix}"), matvec::<f32, f32>(silu));
-        add(format!("matvec{suffix}_w16"), matvec::<f32, f16>(silu));
-    }
-    add("attention_d64".into(), attention::<f32, 64>());
-    add("attention_d128".into(), attention::<f32, 128>());
-    add("attention_d192".into(), attention::<f32, 192>());
-    add("attention_d64_f16".into(), attention::<f16, 64>());
-    add("attention_d128_f16".into(), attention::<f16, 128>());
-    add("attention_d192_f16".into(), attention::<f16, 192>());
-    add("attention_split_d64".into(), attention_split::<f32, 64>());
-    add("attention_split_d128".into(), attention_split::<f32, 128>());
-    add("attention_split_d192".into(), attention_split::<f32, 192>());
-    add(
-        "attention_split_d64_f16".into(),
-        attention_split::<f16, 64>(),
-    );
-    add(
-        "attention_split_d128_f16".into(),
-        attention_split::<f16, 128>(),
-    );
-    add(
-        "attention_split_d192_f16".into(),
-        attention_split::<f16, 192>(),
-    );
-    add("attention_combine".into(), attention_combine::<f32>());
-    add("attention_combine_f16".into(), attention_combine::<f16>());
-    add("adaln".into(), adaln::<f32, 256>(false));
-    add("adaln_f16".into(), adaln::<f16, 256>(false));
-    // With subgroup sums: native-only; the runtime picks them where the adapter has subgroups.
-    add("adaln_sg".into(), adaln::<f32, 256>(true));
-    add("adaln_sg_f16".into(), adaln::<f16, 256>(true));
-    add("patchify".into(), patchify::<f32, 256>());
-    add("patchify_f16".into(), patchify::<f16, 256>());
-    add("unpatchify".into(), unpatchify::<f32, 256>());
-    add("unpatchify_f16".into(), unpatchify::<f16, 256>());
-    add("timestep_embedding".into(), timestep_embedding::<256>());
-    add("sampler_step".into(), sampler_step::<256>());
-    add("silu".into(), crate::elementwise::silu_map::<256>());
-    v
+    Key::all()
+        .into_iter()
+        .map(|key| Variant {
+            name: key.name(),
+            kernel: key.kernel(tiles),
+            key,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -275,5 +469,11 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let names: std::collections::HashSet<String> = Key::all().iter().map(Key::name).collect();
+        assert_eq!(names.len(), Key::all().len());
     }
 }

@@ -11,8 +11,6 @@ use webdit_dsl::prelude::*;
 #[derive(Uniform)]
 pub struct StepParams {
     pub n: u32,
-    pub seed_lo: u32,
-    pub seed_hi: u32,
     /// The noise stream: the step index t (T for the initial noise).
     pub stream: u32,
     pub a: f32,
@@ -89,9 +87,15 @@ pub fn gaussian(seed: Vec2<u32>, stream: u32, i: u32) -> f32 {
 }
 
 /// `x = a·x + b·eps + c·z` (or, with `clip`, `b` times the clipped image estimate), one
-/// invocation per element (a = 0 ignores whatever x held).
+/// invocation per element (a = 0 ignores whatever x held). The 64-bit seed is two words
+/// of `seed` (low first), so one write reseeds every step of a recorded generation.
 #[kernel(workgroup_size = [WG, 1, 1])]
-pub fn sampler_step<const WG: u32>(x: &mut Array<f32>, eps: &Array<f32>, p: &Uniform<StepParams>) {
+pub fn sampler_step<const WG: u32>(
+    x: &mut Array<f32>,
+    eps: &Array<f32>,
+    seed: &Array<u32>,
+    p: &Uniform<StepParams>,
+) {
     let i = global_id().x + global_id().y * (num_workgroups().x * WG);
     if i < p.n {
         let mut e = eps[i];
@@ -103,7 +107,7 @@ pub fn sampler_step<const WG: u32>(x: &mut Array<f32>, eps: &Array<f32>, p: &Uni
             v += p.a * x[i];
         }
         if p.c != 0.0 {
-            v += p.c * gaussian(vec2(p.seed_lo, p.seed_hi), p.stream, i);
+            v += p.c * gaussian(vec2(seed[0], seed[1]), p.stream, i);
         }
         x[i] = v;
     }

@@ -238,7 +238,7 @@ impl Gpu {
                 binding: i as u32,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
-                    ty: match b {
+                    ty: match b.kind {
                         Binding::Storage => wgpu::BufferBindingType::Storage { read_only: true },
                         Binding::StorageReadWrite => {
                             wgpu::BufferBindingType::Storage { read_only: false }

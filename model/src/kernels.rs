@@ -1,6 +1,9 @@
 //! The WGSL of every registered kernel variant, compiled from the DSL by `build.rs` and
 //! embedded in the binary, with what the runtime needs to bind it.
 
+use webdit_dsl::ir::{self, Scalar};
+pub use webdit_kernels::Key;
+
 /// How a kernel parameter is bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binding {
@@ -9,10 +12,53 @@ pub enum Binding {
     Uniform,
 }
 
+/// One parameter of a kernel, as the `#[kernel]` function declares it: the contract the
+/// runtime binds by (by name, checking element type and access).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Param {
+    /// The kernel function's parameter name.
+    pub name: &'static str,
+    pub kind: Binding,
+    /// The scalar type of a storage array's elements (of its vectors' components).
+    pub scalar: Option<Scalar>,
+    /// The name of a uniform's `#[derive(Uniform)]` struct.
+    pub uniform: Option<&'static str>,
+}
+
+impl Param {
+    /// The description of a kernel's binding.
+    pub fn of(b: &ir::Binding) -> Param {
+        let name: &'static str = Box::leak(b.name.clone().into_boxed_str());
+        match &b.kind {
+            ir::BindingKind::Storage { elem, writable } => Param {
+                name,
+                kind: if *writable {
+                    Binding::StorageReadWrite
+                } else {
+                    Binding::Storage
+                },
+                scalar: Some(elem.scalar()),
+                uniform: None,
+            },
+            ir::BindingKind::Uniform(layout) => Param {
+                name,
+                kind: Binding::Uniform,
+                scalar: None,
+                uniform: Some(Box::leak(layout.name.clone().into_boxed_str())),
+            },
+        }
+    }
+
+    /// Whether the kernel writes the buffer.
+    pub fn writes(&self) -> bool {
+        self.kind == Binding::StorageReadWrite
+    }
+}
+
 /// One compiled kernel variant.
 #[derive(Debug)]
 pub struct KernelSource {
-    /// The registry's variant name.
+    /// The registry's variant name (`Key::name`).
     pub name: &'static str,
     /// The WGSL entry point.
     pub entry: &'static str,
@@ -20,7 +66,8 @@ pub struct KernelSource {
     pub params: &'static str,
     pub wgsl: &'static str,
     pub workgroup_size: [u32; 3],
-    pub bindings: &'static [Binding],
+    /// The kernel's parameters, in binding order.
+    pub bindings: &'static [Param],
     /// Needs `shader-f16`.
     pub f16: bool,
     /// Bytes of workgroup memory (more than WebGPU's 16 KiB only in native-only variants).
@@ -41,6 +88,11 @@ pub fn by_name(name: &str) -> Option<&'static KernelSource> {
     ALL.iter().copied().find(|k| k.name == name)
 }
 
+/// The variant `key`, if this build has it (a web build leaves the native-only ones out).
+pub fn by_key(key: Key) -> Option<&'static KernelSource> {
+    by_name(&key.name())
+}
+
 impl KernelSource {
     /// A source for a kernel compiled at run time (tests, tile sweeps): `wgsl` is what
     /// `webdit_codegen::compile` wrote for `kernel`. Leaks, like the embedded ones are static.
@@ -49,18 +101,7 @@ impl KernelSource {
         kernel: &webdit_dsl::ir::Kernel,
         wgsl: String,
     ) -> &'static KernelSource {
-        use webdit_dsl::ir::BindingKind;
-        let bindings: Vec<Binding> = kernel
-            .bindings
-            .iter()
-            .map(|b| match &b.kind {
-                BindingKind::Storage { writable: true, .. } => Binding::StorageReadWrite,
-                BindingKind::Storage {
-                    writable: false, ..
-                } => Binding::Storage,
-                BindingKind::Uniform(_) => Binding::Uniform,
-            })
-            .collect();
+        let bindings: Vec<Param> = kernel.bindings.iter().map(Param::of).collect();
         let s = |v: String| -> &'static str { Box::leak(v.into_boxed_str()) };
         Box::leak(Box::new(KernelSource {
             name: s(name.to_string()),

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod cpu;
+pub mod forward;
 pub mod gpu;
 pub mod kernels;
 pub mod noise;

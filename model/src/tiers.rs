@@ -37,6 +37,13 @@ pub struct MatmulPlan {
 }
 
 impl MatmulPlan {
+    /// The plan's tier (`None` for a tile outside the registry's, as a sweep's).
+    pub fn tier_key(&self) -> Option<webdit_kernels::Tier> {
+        webdit_kernels::Tier::ALL
+            .into_iter()
+            .find(|t| t.name() == self.tier)
+    }
+
     /// Uniforms of the split-K's partial products: slice `z` (`workgroup_id().z`) reads
     /// its stretch of K and writes its own `m × n` block of the partials.
     pub fn partial_params(&self) -> MatmulParams {

@@ -667,8 +667,6 @@ fn sampler_step_matches_reference() {
         let [u, v] = x0.unwrap_or([0.0, 0.0]);
         let p = StepParams {
             n: n as u32,
-            seed_lo: seed as u32,
-            seed_hi: (seed >> 32) as u32,
             stream: 9,
             a,
             b,
@@ -679,7 +677,12 @@ fn sampler_step_matches_reference() {
         };
         let got = run(
             variant("sampler_step"),
-            &[Arg::InOut(&x), Arg::Input(&eps), Arg::Uniform(p.to_bytes())],
+            &[
+                Arg::InOut(&x),
+                Arg::Input(&eps),
+                Arg::InputBytes(bytemuck::cast_slice(&[seed as u32, (seed >> 32) as u32])),
+                Arg::Uniform(p.to_bytes()),
+            ],
             [groups(n as u32, 256), 1, 1],
         );
         let want: Vec<f64> = (0..n)
@@ -702,19 +705,21 @@ fn sampler_step_matches_reference() {
 #[test]
 fn split_k_matches_reference() {
     use webdit_kernels::matmul::SplitParams;
+    use webdit_kernels::{Key, Store, Tier};
     let tiles = build_tiles();
     let mut rng = rng("split-k");
     for (f16, (tier, t)) in [false, true].into_iter().flat_map(|f| {
         [
-            (f, ("matmul_mid", tiles.mid)),
-            (f, ("matmul_small", tiles.small)),
-            (f, ("matmul_scalar", tiles.scalar)),
+            (f, (Tier::Mid, tiles.mid)),
+            (f, (Tier::Small, tiles.small)),
+            (f, (Tier::Scalar, tiles.scalar)),
         ]
     }) {
         if f16 && !gpu().f16 {
             continue;
         }
         let sfx = if f16 { "_f16" } else { "" };
+        let store = if f16 { Store::F16 } else { Store::F32 };
         for (m, n, k, splits, epilogue, e) in [
             (
                 64usize,
@@ -743,7 +748,7 @@ fn split_k_matches_reference() {
             let leak = |v: Vec<f32>| -> &'static [f32] { Box::leak(v.into_boxed_slice()) };
             let (a, w, prior) = (leak(a), leak(w), leak(prior));
             let parts = run(
-                variant(&webdit_kernels::partial_variant(tier, sfx)),
+                variant(&Key::partial(tier, store).name()),
                 &[
                     input(a),
                     input(w),
@@ -785,7 +790,7 @@ fn split_k_matches_reference() {
                 })
                 .collect();
             assert_close(
-                &format!("split-k {tier}{sfx} {m}x{n}x{k}/{splits}"),
+                &format!("split-k {}{sfx} {m}x{n}x{k}/{splits}", tier.name()),
                 &got[0],
                 &want,
                 if f16 { 2e-3 } else { 1e-5 },

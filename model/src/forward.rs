@@ -1,0 +1,1064 @@
+//! The forward plan: what a generator runs, as data. Building a plan for a model, a batch and
+//! a step plan lists every dispatch (a name, a typed kernel variant, shapes, named tensors
+//! bound to the kernel's named parameters, workgroup counts) and every tensor; it needs no
+//! GPU, so `webdit plan` prints it anywhere. The runtime ([`crate::runtime`]) executes a plan
+//! with one small loop; memory comes from the tensors' lifetimes ([`Plan::allocate`]), not
+//! from the order the code that built the plan happened to run in.
+//!
+//! Each op is checked against its kernel's contract when it is added (the parameters the
+//! `#[kernel]` function declares, with their element types and access, and its uniform
+//! struct): a missing, unknown or mistyped binding is an error naming the op and the
+//! parameter, when the plan is built, never a wrong bind group at run time.
+
+use crate::config::Config;
+use crate::kernels::{by_key, Binding, KernelSource, Param};
+use crate::runtime::{Precision, RuntimeError};
+use crate::sampler::Step;
+use crate::tiers::{attention_chunks, plan_coop, plan_matmul, SCRATCH_FLOATS};
+use std::fmt;
+use webdit_dsl::ir::Scalar;
+use webdit_dsl::UniformStruct;
+use webdit_kernels::attention::{AttentionParams, BQ};
+use webdit_kernels::layout::{PatchParams, SinusParams};
+use webdit_kernels::matmul::{Epilogue, MatmulParams};
+use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
+use webdit_kernels::norm::AdaLnParams;
+use webdit_kernels::sampler::StepParams;
+use webdit_kernels::{Key, Store, Tiles, ATTENTION_WIDTHS};
+
+/// What a plan is built for, besides the model's configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub precision: Precision,
+    pub tiles: Tiles,
+    /// AdaLN row sums through subgroups (native adapters with subgroups).
+    pub subgroups: bool,
+    /// Products on tensor cores where they fill the GPU (f16, cooperative matrices).
+    pub coop: bool,
+}
+
+/// What a plan computes at the end of each model evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heads {
+    /// eps only (sampling).
+    Eps,
+    /// eps and x0 (a single forward pass, [`crate::GpuModel::forward`]).
+    Both,
+}
+
+/// When an op runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Once, when the generator is built (the timestep path for every step).
+    Precompute,
+    /// Once per generation, before the first step (the initial noise).
+    Init,
+    /// Every model evaluation.
+    Model,
+    /// After every model evaluation (the sampler's update).
+    Update,
+}
+
+/// How a tensor's memory is provided.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TensorKind {
+    /// A weight of the model (uploaded once by [`crate::GpuModel`], under this name).
+    Weight,
+    /// Filled by the host when the generator is built.
+    Constant(Vec<u8>),
+    /// Lives as long as the generator (the image, eps, modulations, the seed).
+    State,
+    /// Written and read within one model evaluation: shares memory with every tensor whose
+    /// lifetime does not overlap its own.
+    Transient,
+    /// Bound to a parameter the kernel variant declares but does not read (the `extra` of a
+    /// matmul without a row table): a 16-byte placeholder of any type.
+    Unused,
+}
+
+/// A tensor of the plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub name: String,
+    pub scalar: Scalar,
+    /// Elements.
+    pub len: usize,
+    pub kind: TensorKind,
+}
+
+impl Tensor {
+    /// Bytes, rounded up to whole 4-byte words (at least 16).
+    pub fn bytes(&self) -> u64 {
+        (self.len as u64 * self.scalar.size() as u64)
+            .next_multiple_of(4)
+            .max(16)
+    }
+}
+
+/// A tensor's index in [`Plan::tensors`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TensorId(pub usize);
+
+/// One dispatch of the plan.
+#[derive(Clone, Debug)]
+pub struct Op {
+    /// Where in the model (`block2.mlp_in`, `final.unpatchify`): labels the GPU work.
+    pub name: String,
+    pub key: Key,
+    pub kernel: &'static KernelSource,
+    /// The problem's shape, for people (`64×1152×384` for a product: M×N×K).
+    pub shape: String,
+    pub phase: Phase,
+    /// Tensors bound to the kernel's storage parameters, by the parameter's name.
+    pub args: Vec<(&'static str, TensorId)>,
+    /// The uniform's bytes: one set, or one per timestep slot (an AdaLN reads its step's
+    /// modulations; the sampler has per-step coefficients).
+    pub params: Vec<Vec<u8>>,
+    pub groups: [u32; 3],
+    /// The problem's floor: FLOPs and bytes (each operand once).
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+impl Op {
+    /// The tensors it reads and those it writes (through parameters the kernel declares
+    /// writable; an accumulating product reads and writes its output).
+    pub fn access(&self) -> (Vec<TensorId>, Vec<TensorId>) {
+        let mut reads = vec![];
+        let mut writes = vec![];
+        for (name, t) in &self.args {
+            let p = self.param(name).expect("checked when the op was added");
+            if p.writes() {
+                writes.push(*t);
+            } else {
+                reads.push(*t);
+            }
+        }
+        (reads, writes)
+    }
+
+    fn param(&self, name: &str) -> Option<&'static Param> {
+        self.kernel.bindings.iter().find(|p| p.name == name)
+    }
+
+    /// Workgroups of one dispatch.
+    pub fn workgroups(&self) -> u64 {
+        self.groups.iter().map(|g| *g as u64).product()
+    }
+}
+
+/// A model's forward pass and sampling loop for one batch size and one step plan.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Label for printing (`favicon-s, batch 1, f16`).
+    pub title: String,
+    pub batch: usize,
+    /// Timestep slots (steps of the plan, at least 1).
+    pub slots: usize,
+    pub tensors: Vec<Tensor>,
+    /// In execution order within each phase; phases in [`Phase`] order.
+    pub ops: Vec<Op>,
+    /// The image being denoised, `[batch, c, s, s]` f32.
+    pub image: TensorId,
+    pub eps: TensorId,
+    /// The image estimate (only with [`Heads::Both`]).
+    pub x0: Option<TensorId>,
+    /// The sampler's 64-bit seed, two u32 words.
+    pub seed: TensorId,
+}
+
+/// The AdaLNs in the order of the stacked modulation rows.
+pub fn norm_names(c: &Config) -> Vec<String> {
+    let mut v: Vec<String> = (0..c.depth)
+        .flat_map(|i| [format!("blocks.{i}.norm1"), format!("blocks.{i}.norm2")])
+        .collect();
+    v.push("final_norm".into());
+    v
+}
+
+/// The weight tensors of a model, by name, with their lengths (what [`crate::GpuModel`]
+/// uploads; every plan's weights are among them).
+pub fn weights(c: &Config) -> Vec<(String, usize)> {
+    let (d, pd, inner, hid) = (c.dim, c.patch_dim(), c.inner(), c.hidden());
+    let mut v = vec![
+        ("patch_embed".to_string(), d * pd),
+        ("pos".into(), c.tokens() * d),
+    ];
+    for i in 0..c.depth {
+        v.push((format!("blocks.{i}.qkv"), 3 * inner * d));
+        v.push((format!("blocks.{i}.to_out"), d * inner));
+        v.push((format!("blocks.{i}.mlp_in"), hid * d));
+        v.push((format!("blocks.{i}.mlp_out"), d * hid));
+    }
+    v.extend([
+        ("to_pixels".into(), pd * d),
+        ("proj_fin".into(), pd * d),
+        ("proj_bias".into(), pd),
+        ("time1".into(), c.time_emb_dim * d / 2),
+        ("time3".into(), c.time_emb_dim * c.time_emb_dim),
+        ("mods".into(), norm_names(c).len() * 2 * d * c.time_emb_dim),
+    ]);
+    v
+}
+
+/// Which weights are stored in the main precision (the rest, the timestep path's, are f32).
+pub fn weight_scalar(name: &str, precision: Precision) -> Scalar {
+    let main = match precision {
+        Precision::F32 => Scalar::F32,
+        Precision::F16 => Scalar::F16,
+    };
+    match name {
+        "time1" | "time3" | "mods" => Scalar::F32,
+        _ => main,
+    }
+}
+
+/// Builds a plan op by op, checking each against its kernel's contract.
+struct Builder {
+    tensors: Vec<Tensor>,
+    ops: Vec<Op>,
+    phase: Phase,
+    prefix: String,
+    unused: Option<TensorId>,
+}
+
+/// `name` of the op's uniform struct `P`, and its bytes per slot.
+struct Params {
+    struct_name: String,
+    bytes: Vec<Vec<u8>>,
+}
+
+impl Params {
+    fn one<P: UniformStruct>(p: &P) -> Params {
+        Params::per_slot(std::slice::from_ref(p))
+    }
+
+    fn per_slot<P: UniformStruct>(ps: &[P]) -> Params {
+        Params {
+            struct_name: P::layout().name,
+            bytes: ps.iter().map(UniformStruct::to_bytes).collect(),
+        }
+    }
+}
+
+fn contract(msg: String) -> RuntimeError {
+    RuntimeError::Contract(msg)
+}
+
+impl Builder {
+    fn tensor(&mut self, name: &str, scalar: Scalar, len: usize, kind: TensorKind) -> TensorId {
+        self.tensors.push(Tensor {
+            name: name.into(),
+            scalar,
+            len,
+            kind,
+        });
+        TensorId(self.tensors.len() - 1)
+    }
+
+    /// An intermediate tensor named after the current op prefix: transient within the
+    /// model evaluation, kept for the generator's life in the other phases.
+    fn temp(&mut self, name: &str, scalar: Scalar, len: usize) -> TensorId {
+        let name = format!("{}{name}", self.prefix);
+        let kind = match self.phase {
+            Phase::Model => TensorKind::Transient,
+            _ => TensorKind::State,
+        };
+        self.tensor(&name, scalar, len, kind)
+    }
+
+    fn unused(&mut self) -> TensorId {
+        match self.unused {
+            Some(t) => t,
+            None => {
+                let t = self.tensor("unused", Scalar::U32, 4, TensorKind::Unused);
+                self.unused = Some(t);
+                t
+            }
+        }
+    }
+
+    /// Adds a dispatch of `key` binding `args` by parameter name, checked against the
+    /// kernel's declared parameters: every storage parameter bound once, with a tensor of
+    /// its element type, the uniform by its struct.
+    #[allow(clippy::too_many_arguments)]
+    fn op(
+        &mut self,
+        name: &str,
+        key: Key,
+        shape: String,
+        args: &[(&'static str, TensorId)],
+        params: Params,
+        groups: [u32; 3],
+        (flops, bytes): (f64, f64),
+    ) -> Result<(), RuntimeError> {
+        let name = format!("{}{name}", self.prefix);
+        let kernel = by_key(key).ok_or_else(|| RuntimeError::NoVariant(key.name()))?;
+        let at = |what: String| contract(format!("op `{name}` (kernel `{}`): {what}", kernel.name));
+        for (arg, t) in args {
+            let Some(p) = kernel.bindings.iter().find(|p| p.name == *arg) else {
+                return Err(at(format!("the kernel has no parameter `{arg}`")));
+            };
+            if p.kind == Binding::Uniform {
+                return Err(at(format!(
+                    "`{arg}` is the uniform; pass it as the op's params"
+                )));
+            }
+            let tensor = &self.tensors[t.0];
+            if tensor.kind == TensorKind::Unused {
+                if p.writes() {
+                    return Err(at(format!("`{arg}` is written, so it needs a real tensor")));
+                }
+            } else if p.scalar != Some(tensor.scalar) {
+                return Err(at(format!(
+                    "`{arg}` holds {:?}, but tensor `{}` is {:?}",
+                    p.scalar.expect("storage"),
+                    tensor.name,
+                    tensor.scalar
+                )));
+            }
+            if p.writes() && matches!(tensor.kind, TensorKind::Weight | TensorKind::Constant(_)) {
+                return Err(at(format!(
+                    "`{arg}` is written, but `{}` is read-only",
+                    tensor.name
+                )));
+            }
+            if args.iter().filter(|(a, _)| a == arg).count() > 1 {
+                return Err(at(format!("`{arg}` is bound twice")));
+            }
+        }
+        for p in kernel.bindings {
+            match p.kind {
+                Binding::Uniform => {
+                    if p.uniform != Some(params.struct_name.as_str()) {
+                        return Err(at(format!(
+                            "the uniform `{}` is {}, but the op passes {}",
+                            p.name,
+                            p.uniform.unwrap_or("?"),
+                            params.struct_name
+                        )));
+                    }
+                }
+                _ => {
+                    if !args.iter().any(|(a, _)| *a == p.name) {
+                        return Err(at(format!("parameter `{}` is not bound", p.name)));
+                    }
+                }
+            }
+        }
+        self.ops.push(Op {
+            name,
+            key,
+            kernel,
+            shape,
+            phase: self.phase,
+            args: args.to_vec(),
+            params: params.bytes,
+            groups,
+            flops,
+            bytes,
+        });
+        Ok(())
+    }
+}
+
+/// Workgroups of 256 invocations over `n` elements.
+fn lin(n: usize) -> [u32; 3] {
+    [(n as u32).div_ceil(256), 1, 1]
+}
+
+/// The epilogue's bytes beyond the operands (an accumulated output is also read).
+fn epilogue_reads(e: Epilogue, m: usize, n: usize, period: usize) -> usize {
+    match e {
+        Epilogue::Accumulate => m * n,
+        Epilogue::AddRows => period * n,
+        _ => 0,
+    }
+}
+
+impl Builder {
+    /// `out = x · wᵀ` through `epilogue` (`extra`: the row table of [`Epilogue::AddRows`],
+    /// `period` rows): tensor-core tiles where they fill the GPU, else the tier whose tiles
+    /// do, with K split across workgroups (partial products, then a reduction) where a
+    /// single pass would leave the GPU idle.
+    #[allow(clippy::too_many_arguments)]
+    fn linear(
+        &mut self,
+        o: &Options,
+        name: &str,
+        store: Store,
+        epilogue: Epilogue,
+        [x, w, out]: [TensorId; 3],
+        extra: Option<TensorId>,
+        (m, n, k): (usize, usize, usize),
+        period: usize,
+    ) -> Result<(), RuntimeError> {
+        let extra = match extra {
+            Some(t) => t,
+            None => self.unused(),
+        };
+        let elem = match store {
+            Store::F32 => 4,
+            Store::F16 => 2,
+        };
+        let flops = 2.0 * (m * n * k) as f64;
+        let bytes =
+            ((m * k + n * k + m * n + epilogue_reads(epilogue, m, n, period)) * elem) as f64;
+        let shape = format!("{m}×{n}×{k}");
+        let params = MatmulParams {
+            rows_period: period as u32,
+            ..MatmulParams::new(m as u32, n as u32, k as u32)
+        };
+        let args = [("a", x), ("w", w), ("c", out), ("extra", extra)];
+        if o.coop && store == Store::F16 && k.is_multiple_of(4) {
+            if let Some((tier, _, groups)) = plan_coop((m, n, k)) {
+                let large = tier.ends_with("large");
+                let key = Key::Coop { large, epilogue };
+                return self.op(
+                    name,
+                    key,
+                    shape,
+                    &args,
+                    Params::one(&params),
+                    groups,
+                    (flops, bytes),
+                );
+            }
+        }
+        let plan = plan_matmul(&o.tiles, (m, n, k), SCRATCH_FLOATS);
+        let tier = plan.tier_key().expect("a registered tier");
+        let key = Key::Matmul {
+            tier,
+            epilogue,
+            store,
+        };
+        if plan.splits == 1 {
+            return self.op(
+                name,
+                key,
+                shape,
+                &args,
+                Params::one(&params),
+                plan.groups,
+                (flops, bytes),
+            );
+        }
+        let splits = plan.splits as usize;
+        let parts = self.temp(&format!("{name}.partials"), Scalar::F32, m * n * splits);
+        let unused = self.unused();
+        self.op(
+            &format!("{name}.partial"),
+            Key::partial(tier, store),
+            format!("{shape} K/{splits}"),
+            &[("a", x), ("w", w), ("c", parts), ("extra", unused)],
+            Params::one(&plan.partial_params()),
+            [plan.groups[0], plan.groups[1], plan.splits],
+            (flops, ((m * k + n * k) * elem + m * n * splits * 4) as f64),
+        )?;
+        self.op(
+            &format!("{name}.reduce"),
+            Key::SplitkReduce { epilogue, store },
+            format!("{m}×{n} ×{splits}"),
+            &[("parts", parts), ("c", out), ("extra", extra)],
+            Params::one(&plan.reduce_params(period as u32)),
+            lin(m * n),
+            (
+                (m * n * splits) as f64,
+                (m * n * splits * 4 + (m * n + epilogue_reads(epilogue, m, n, period)) * elem)
+                    as f64,
+            ),
+        )
+    }
+}
+
+impl Plan {
+    /// The plan for `batch` images of model `c` following `steps` (all images share each
+    /// step's t), or, with `ts`, one forward pass at timesteps `ts` (one per image).
+    pub fn build(
+        c: &Config,
+        o: &Options,
+        batch: usize,
+        steps: &[Step],
+        heads: Heads,
+        ts: Option<&[f32]>,
+    ) -> Result<Plan, RuntimeError> {
+        if batch == 0 {
+            return Err(RuntimeError::NoBatch);
+        }
+        if !c.dim_head.is_multiple_of(4) {
+            return Err(RuntimeError::Unsupported(format!(
+                "dim_head {} is not a multiple of 4 (attention reads vec4s)",
+                c.dim_head
+            )));
+        }
+        let store = match o.precision {
+            Precision::F32 => Store::F32,
+            Precision::F16 => Store::F16,
+        };
+        let act = match store {
+            Store::F32 => Scalar::F32,
+            Store::F16 => Scalar::F16,
+        };
+        let ts: Vec<f32> = match ts {
+            Some(ts) => ts.to_vec(),
+            None => steps
+                .iter()
+                .flat_map(|s| std::iter::repeat_n(s.t as f32, batch))
+                .collect(),
+        };
+        let (n, d, pd, inner, hid) = (c.tokens(), c.dim, c.patch_dim(), c.inner(), c.hidden());
+        let rows = batch * n;
+        let mut b = Builder {
+            tensors: vec![],
+            ops: vec![],
+            phase: Phase::Precompute,
+            prefix: String::new(),
+            unused: None,
+        };
+        for (name, len) in weights(c) {
+            let scalar = weight_scalar(&name, o.precision);
+            b.tensor(&name, scalar, len, TensorKind::Weight);
+        }
+        let weight = |b: &Builder, name: &str| {
+            TensorId(
+                b.tensors
+                    .iter()
+                    .position(|t| t.name == name)
+                    .expect("a weight of the model"),
+            )
+        };
+        let img = batch * c.image_len();
+        let image = b.tensor("image", Scalar::F32, img, TensorKind::State);
+        let eps = b.tensor("eps", Scalar::F32, img, TensorKind::State);
+        let seed = b.tensor("seed", Scalar::U32, 2, TensorKind::State);
+        let mw = norm_names(c).len() * 2 * d;
+        let tr = ts.len().max(1);
+        let slots = tr / batch;
+        let mods = b.tensor("modulations", Scalar::F32, tr * mw, TensorKind::State);
+
+        // The timestep path for every step at once (f32), once.
+        let t_bytes = bytemuck::cast_slice(if ts.is_empty() { &[0.0f32] } else { &ts }).to_vec();
+        let t = b.tensor("timesteps", Scalar::F32, tr, TensorKind::Constant(t_bytes));
+        let temb = b.tensor("time.sinusoid", Scalar::F32, tr * d / 2, TensorKind::State);
+        let te1 = b.tensor(
+            "time.hidden",
+            Scalar::F32,
+            tr * c.time_emb_dim,
+            TensorKind::State,
+        );
+        let te = b.tensor(
+            "time.embedding",
+            Scalar::F32,
+            tr * c.time_emb_dim,
+            TensorKind::State,
+        );
+        b.op(
+            "time.sinusoid",
+            Key::TimestepEmbedding,
+            format!("{tr}×{}", d / 2),
+            &[("t", t), ("out", temb)],
+            Params::one(&SinusParams {
+                width: (d / 2) as u32,
+                total: (tr * d / 2) as u32,
+            }),
+            lin(tr * d / 2),
+            (0.0, (tr * d / 2 * 4) as f64),
+        )?;
+        let time_linear = |b: &mut Builder,
+                           name: &str,
+                           [x, w, out]: [TensorId; 3],
+                           (nn, k): (usize, usize),
+                           silu: bool|
+         -> Result<(), RuntimeError> {
+            if tr <= 16 {
+                b.op(
+                    name,
+                    Key::Matvec { silu, w16: false },
+                    format!("{tr}×{nn}×{k}"),
+                    &[("x", x), ("w", w), ("y", out)],
+                    Params::one(&MatvecParams {
+                        n: nn as u32,
+                        k: k as u32,
+                    }),
+                    [(nn as u32).div_ceil(OUTPUTS), tr as u32, 1],
+                    (
+                        2.0 * (tr * nn * k) as f64,
+                        ((tr * k + nn * k + tr * nn) * 4) as f64,
+                    ),
+                )
+            } else {
+                let e = if silu { Epilogue::Silu } else { Epilogue::None };
+                b.linear(o, name, Store::F32, e, [x, w, out], None, (tr, nn, k), 1)
+            }
+        };
+        let (time1, time3, mods_w) = (weight(&b, "time1"), weight(&b, "time3"), weight(&b, "mods"));
+        time_linear(
+            &mut b,
+            "time.mlp_in",
+            [temb, time1, te1],
+            (c.time_emb_dim, d / 2),
+            true,
+        )?;
+        time_linear(
+            &mut b,
+            "time.mlp_out",
+            [te1, time3, te],
+            (c.time_emb_dim, c.time_emb_dim),
+            false,
+        )?;
+        time_linear(
+            &mut b,
+            "time.modulations",
+            [te, mods_w, mods],
+            (mw, c.time_emb_dim),
+            false,
+        )?;
+
+        // The initial noise: stream T, x = z.
+        b.phase = Phase::Init;
+        let sampler = |b: &mut Builder, name: &str, p: Vec<StepParams>| {
+            b.op(
+                name,
+                Key::SamplerStep,
+                format!("{img}"),
+                &[("x", image), ("eps", eps), ("seed", seed)],
+                Params::per_slot(&p),
+                lin(img),
+                (0.0, (img * 12) as f64),
+            )
+        };
+        let sp = |s: &Step| {
+            let [u, v] = s.x0.unwrap_or([0.0, 0.0]);
+            StepParams {
+                n: img as u32,
+                stream: s.t as u32,
+                a: s.a,
+                b: s.b,
+                c: s.c,
+                clip: s.x0.is_some() as u32,
+                u,
+                v,
+            }
+        };
+        let init = Step {
+            t: c.steps,
+            a: 0.0,
+            b: 0.0,
+            c: 1.0,
+            x0: None,
+        };
+        sampler(&mut b, "init_noise", vec![sp(&init)])?;
+
+        // The model.
+        b.phase = Phase::Model;
+        let patch = PatchParams {
+            channels: c.channels as u32,
+            size: c.input as u32,
+            patch: c.patch as u32,
+            total: img as u32,
+        };
+        let patches = b.temp("patches", act, rows * pd);
+        let h = b.temp("residual", act, rows * d);
+        b.op(
+            "patchify",
+            Key::Patchify { store },
+            format!("{img}"),
+            &[("image", image), ("tokens", patches)],
+            Params::one(&patch),
+            lin(img),
+            (0.0, (img * (4 + act.size() as usize)) as f64),
+        )?;
+        let (pe, pos) = (weight(&b, "patch_embed"), weight(&b, "pos"));
+        b.linear(
+            o,
+            "patch_embed",
+            store,
+            Epilogue::AddRows,
+            [patches, pe, h],
+            Some(pos),
+            (rows, d, pd),
+            n,
+        )?;
+        // AdaLN `k` at timestep slot `slot` reads that slot's rows of the modulations
+        // (`[slot, batch, mw]`): one uniform per slot.
+        let norm = |b: &mut Builder, name: &str, k: usize, x: TensorId, y: TensorId| {
+            let ps: Vec<AdaLnParams> = (0..slots)
+                .map(|slot| {
+                    let scale_at = (slot * batch * mw + k * 2 * d) as u32;
+                    AdaLnParams {
+                        d: d as u32,
+                        rows_per_batch: n as u32,
+                        mod_stride: mw as u32,
+                        scale_at,
+                        shift_at: scale_at + d as u32,
+                    }
+                })
+                .collect();
+            b.op(
+                name,
+                Key::AdaLn {
+                    subgroups: o.subgroups,
+                    store,
+                },
+                format!("{rows}×{d}"),
+                &[("x", x), ("mods", mods), ("y", y)],
+                Params::per_slot(&ps),
+                [rows as u32, 1, 1],
+                (
+                    (8 * rows * d) as f64,
+                    (2 * rows * d * act.size() as usize + 2 * batch * d * 4) as f64,
+                ),
+            )
+        };
+        // Attention, with its keys cut into slices where the grid is too small for the GPU.
+        let width = *ATTENTION_WIDTHS
+            .iter()
+            .find(|w| **w as usize >= c.dim_head)
+            .expect("config validated");
+        let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32)
+            .split(attention_chunks(n, c.heads, batch));
+        let q_blocks = (n as u32).div_ceil(BQ);
+        let (n_heads, nb) = (c.heads as u32, batch as u32);
+        let att_flops = (4 * batch * c.heads * n * n * c.dim_head) as f64;
+        let att_bytes = (rows * 4 * inner * act.size() as usize) as f64;
+        let attention = |b: &mut Builder, qkv: TensorId, out: TensorId| {
+            let shape = format!("{batch}×{}×{n}×{}", c.heads, c.dim_head);
+            if att.chunks == 1 {
+                return b.op(
+                    "attention",
+                    Key::Attention { width, store },
+                    shape,
+                    &[("qkv", qkv), ("out", out)],
+                    Params::one(&att),
+                    [q_blocks, n_heads, nb],
+                    (att_flops, att_bytes),
+                );
+            }
+            let rows_all = batch * c.heads * att.chunks as usize * n;
+            let parts = b.temp("attention.slices", Scalar::F32, rows_all * c.dim_head);
+            let stats = b.temp("attention.stats", Scalar::F32, rows_all * 2);
+            b.op(
+                "attention.split",
+                Key::AttentionSplit { width, store },
+                format!("{shape} /{}", att.chunks),
+                &[("qkv", qkv), ("parts", parts), ("stats", stats)],
+                Params::one(&att),
+                [q_blocks * att.chunks, n_heads, nb],
+                (
+                    att_flops,
+                    (rows * 3 * inner * act.size() as usize + rows_all * (c.dim_head + 2) * 4)
+                        as f64,
+                ),
+            )?;
+            let quads = n * c.heads * c.dim_head / 4;
+            b.op(
+                "attention.combine",
+                Key::AttentionCombine { store },
+                format!("{shape} /{}", att.chunks),
+                &[("parts", parts), ("stats", stats), ("out", out)],
+                Params::one(&att),
+                [(quads as u32).div_ceil(256), nb, 1],
+                (
+                    0.0,
+                    (rows_all * (c.dim_head + 2) * 4 + rows * inner * act.size() as usize) as f64,
+                ),
+            )
+        };
+        for i in 0..c.depth {
+            b.prefix = format!("block{i}.");
+            let w = |b: &Builder, what: &str| weight(b, &format!("blocks.{i}.{what}"));
+            let (wqkv, wout, win, wmout) = (
+                w(&b, "qkv"),
+                w(&b, "to_out"),
+                w(&b, "mlp_in"),
+                w(&b, "mlp_out"),
+            );
+            let y = b.temp("norm1", act, rows * d);
+            norm(&mut b, "norm1", 2 * i, h, y)?;
+            let qkv = b.temp("qkv", act, rows * 3 * inner);
+            b.linear(
+                o,
+                "qkv",
+                store,
+                Epilogue::None,
+                [y, wqkv, qkv],
+                None,
+                (rows, 3 * inner, d),
+                1,
+            )?;
+            let att_out = b.temp("attention", act, rows * inner);
+            attention(&mut b, qkv, att_out)?;
+            b.linear(
+                o,
+                "attention_out",
+                store,
+                Epilogue::Accumulate,
+                [att_out, wout, h],
+                None,
+                (rows, d, inner),
+                1,
+            )?;
+            let y2 = b.temp("norm2", act, rows * d);
+            norm(&mut b, "norm2", 2 * i + 1, h, y2)?;
+            let ff = b.temp("mlp", act, rows * hid);
+            b.linear(
+                o,
+                "mlp_in",
+                store,
+                Epilogue::Silu,
+                [y2, win, ff],
+                None,
+                (rows, hid, d),
+                1,
+            )?;
+            b.linear(
+                o,
+                "mlp_out",
+                store,
+                Epilogue::Accumulate,
+                [ff, wmout, h],
+                None,
+                (rows, d, hid),
+                1,
+            )?;
+        }
+        b.prefix = "final.".into();
+        let y = b.temp("norm", act, rows * d);
+        norm(&mut b, "norm", 2 * c.depth, h, y)?;
+        let pix = b.temp("pixels", act, rows * pd);
+        let to_pixels = weight(&b, "to_pixels");
+        b.linear(
+            o,
+            "to_pixels",
+            store,
+            Epilogue::None,
+            [y, to_pixels, pix],
+            None,
+            (rows, pd, d),
+            1,
+        )?;
+        let unpatchify = |b: &mut Builder, name: &str, tokens: TensorId, out: TensorId| {
+            b.op(
+                name,
+                Key::Unpatchify { store },
+                format!("{img}"),
+                &[("tokens", tokens), ("image", out)],
+                Params::one(&patch),
+                lin(img),
+                (0.0, (img * (4 + act.size() as usize)) as f64),
+            )
+        };
+        unpatchify(&mut b, "unpatchify", pix, eps)?;
+        let x0 = if heads == Heads::Both {
+            let x0 = b.tensor("x0", Scalar::F32, img, TensorKind::State);
+            let pix0 = b.temp("x0_pixels", act, rows * pd);
+            let (proj, bias) = (weight(&b, "proj_fin"), weight(&b, "proj_bias"));
+            // The bias: one row added to every row.
+            b.linear(
+                o,
+                "x0",
+                store,
+                Epilogue::AddRows,
+                [y, proj, pix0],
+                Some(bias),
+                (rows, pd, d),
+                1,
+            )?;
+            unpatchify(&mut b, "x0_unpatchify", pix0, x0)?;
+            Some(x0)
+        } else {
+            None
+        };
+        b.prefix.clear();
+
+        // The sampler: one uniform per step.
+        b.phase = Phase::Update;
+        if !steps.is_empty() {
+            sampler(&mut b, "sampler_step", steps.iter().map(sp).collect())?;
+        }
+        let title = format!(
+            "batch {batch}, {}, {} steps",
+            match o.precision {
+                Precision::F32 => "f32",
+                Precision::F16 => "f16",
+            },
+            steps.len()
+        );
+        let plan = Plan {
+            title,
+            batch,
+            slots,
+            tensors: b.tensors,
+            ops: b.ops,
+            image,
+            eps,
+            x0,
+            seed,
+        };
+        plan.check_lifetimes()?;
+        Ok(plan)
+    }
+
+    /// The ops of `phase`.
+    pub fn phase(&self, phase: Phase) -> impl Iterator<Item = &Op> {
+        self.ops.iter().filter(move |o| o.phase == phase)
+    }
+
+    /// Dispatches of one sampling step (a model evaluation and the update).
+    pub fn dispatches_per_step(&self) -> usize {
+        self.phase(Phase::Model).count() + self.phase(Phase::Update).count()
+    }
+
+    /// For every tensor, the first and last op (index into [`Plan::ops`]) using it.
+    fn uses(&self) -> Vec<Option<(usize, usize)>> {
+        let mut uses: Vec<Option<(usize, usize)>> = vec![None; self.tensors.len()];
+        for (i, op) in self.ops.iter().enumerate() {
+            for (_, t) in &op.args {
+                let u = &mut uses[t.0];
+                *u = Some(u.map_or((i, i), |(a, _)| (a, i)));
+            }
+        }
+        uses
+    }
+
+    /// A transient tensor lives within one model evaluation and is written before it is
+    /// read there, so that its memory can be shared.
+    fn check_lifetimes(&self) -> Result<(), RuntimeError> {
+        let uses = self.uses();
+        for (id, t) in self.tensors.iter().enumerate() {
+            if t.kind != TensorKind::Transient {
+                continue;
+            }
+            let Some((first, last)) = uses[id] else {
+                return Err(contract(format!("tensor `{}` is never used", t.name)));
+            };
+            let outside = (first..=last)
+                .filter(|i| self.ops[*i].args.iter().any(|(_, x)| x.0 == id))
+                .find(|i| self.ops[*i].phase != Phase::Model);
+            if let Some(i) = outside {
+                return Err(contract(format!(
+                    "transient tensor `{}` is used by `{}` outside the model evaluation",
+                    t.name, self.ops[i].name
+                )));
+            }
+            let (reads, writes) = self.ops[first].access();
+            if !writes.contains(&TensorId(id)) || reads.contains(&TensorId(id)) {
+                return Err(contract(format!(
+                    "transient tensor `{}` is read by `{}` before anything writes it",
+                    t.name, self.ops[first].name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Memory for the transient tensors from their lifetimes: `(slot of each tensor, bytes
+    /// of each slot)`; tensors whose lifetimes do not overlap share a slot (best fit, grown
+    /// when none fits). Other tensors get `None` (their own buffer, or a weight).
+    pub fn allocate(&self) -> (Vec<Option<usize>>, Vec<u64>) {
+        let uses = self.uses();
+        let mut order: Vec<usize> = (0..self.tensors.len())
+            .filter(|i| self.tensors[*i].kind == TensorKind::Transient)
+            .collect();
+        order.sort_by_key(|i| uses[*i].map(|u| u.0));
+        let mut slot_of = vec![None; self.tensors.len()];
+        // (bytes, last op using it)
+        let mut slots: Vec<(u64, usize)> = vec![];
+        for id in order {
+            let (first, last) = uses[id].expect("checked: used");
+            let need = self.tensors[id].bytes();
+            let free = |s: &(u64, usize)| s.1 < first;
+            let fit = (0..slots.len())
+                .filter(|s| free(&slots[*s]) && slots[*s].0 >= need)
+                .min_by_key(|s| slots[*s].0);
+            let grow = (0..slots.len())
+                .filter(|s| free(&slots[*s]))
+                .max_by_key(|s| slots[*s].0);
+            let s = match fit.or(grow) {
+                Some(s) => s,
+                None => {
+                    slots.push((0, 0));
+                    slots.len() - 1
+                }
+            };
+            slots[s] = (slots[s].0.max(need), last);
+            slot_of[id] = Some(s);
+        }
+        (slot_of, slots.into_iter().map(|s| s.0).collect())
+    }
+}
+
+impl fmt::Display for Plan {
+    /// The plan as Markdown tables: the ops of every phase, then the memory.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = |t: &TensorId| self.tensors[t.0].name.as_str();
+        writeln!(
+            f,
+            "# {}: {} dispatches per step ({} of the model, {} update), {} once per generation, {} when built\n",
+            self.title,
+            self.dispatches_per_step(),
+            self.phase(Phase::Model).count(),
+            self.phase(Phase::Update).count(),
+            self.phase(Phase::Init).count(),
+            self.phase(Phase::Precompute).count(),
+        )?;
+        writeln!(
+            f,
+            "| phase | op | kernel | shape | reads | writes | workgroups | MFLOP | KB |\n|---|---|---|---|---|---|---|---|---|"
+        )?;
+        for op in &self.ops {
+            let (reads, writes) = op.access();
+            let list = |v: &[TensorId]| {
+                v.iter()
+                    .filter(|t| self.tensors[t.0].kind != TensorKind::Unused)
+                    .map(name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            writeln!(
+                f,
+                "| {:?} | {} | {} | {} | {} | {} | {}×{}×{} | {:.2} | {:.1} |",
+                op.phase,
+                op.name,
+                op.kernel.name,
+                op.shape,
+                list(&reads),
+                list(&writes),
+                op.groups[0],
+                op.groups[1],
+                op.groups[2],
+                op.flops / 1e6,
+                op.bytes / 1e3
+            )?;
+        }
+        let (slot_of, slots) = self.allocate();
+        let transient: u64 = self
+            .tensors
+            .iter()
+            .filter(|t| t.kind == TensorKind::Transient)
+            .map(Tensor::bytes)
+            .sum();
+        writeln!(
+            f,
+            "\n{} transient tensors in {} buffers: {:.1} KB instead of {:.1} KB\n",
+            slot_of.iter().flatten().count(),
+            slots.len(),
+            slots.iter().sum::<u64>() as f64 / 1e3,
+            transient as f64 / 1e3
+        )?;
+        writeln!(f, "| buffer | KB | tensors |\n|---|---|---|")?;
+        for (s, bytes) in slots.iter().enumerate() {
+            let names: Vec<&str> = (0..self.tensors.len())
+                .filter(|i| slot_of[*i] == Some(s))
+                .map(|i| self.tensors[i].name.as_str())
+                .collect();
+            writeln!(
+                f,
+                "| {s} | {:.1} | {} |",
+                *bytes as f64 / 1e3,
+                names.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
