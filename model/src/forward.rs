@@ -994,7 +994,7 @@ impl fmt::Display for Plan {
         let name = |t: &TensorId| self.tensors[t.0].name.as_str();
         writeln!(
             f,
-            "# {}: {} dispatches per step ({} of the model, {} update), {} once per generation, {} when built\n",
+            "{}: {} dispatches per step ({} of the model, {} update), {} once per generation, {} when built\n",
             self.title,
             self.dispatches_per_step(),
             self.phase(Phase::Model).count(),
@@ -1060,5 +1060,215 @@ impl fmt::Display for Plan {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampler::{plan as steps_of, Sampler};
+
+    fn options(precision: Precision, subgroups: bool, coop: bool) -> Options {
+        Options {
+            precision,
+            tiles: Tiles::default(),
+            subgroups,
+            coop,
+        }
+    }
+
+    fn plans() -> Vec<Plan> {
+        let mut v = vec![];
+        for c in [Config::favicon_s(), Config::favicon_b()] {
+            let steps = steps_of(&c, Sampler::Ddpm, c.steps).unwrap();
+            for batch in [1, 3, 16] {
+                for o in [
+                    options(Precision::F32, false, false),
+                    options(Precision::F16, false, false),
+                    options(Precision::F16, true, true),
+                ] {
+                    v.push(Plan::build(&c, &o, batch, &steps, Heads::Eps, None).unwrap());
+                }
+            }
+            let o = options(Precision::F32, false, false);
+            v.push(Plan::build(&c, &o, 2, &[], Heads::Both, Some(&[3.0, 900.0])).unwrap());
+        }
+        v
+    }
+
+    /// Tensors sharing memory are never alive at once, and every slot holds its tensors.
+    #[test]
+    fn shared_memory_never_overlaps() {
+        for plan in plans() {
+            let (slot_of, bytes) = plan.allocate();
+            let uses = plan.uses();
+            let transients: Vec<usize> = (0..plan.tensors.len())
+                .filter(|i| plan.tensors[*i].kind == TensorKind::Transient)
+                .collect();
+            for &a in &transients {
+                let s = slot_of[a].expect("every transient has memory");
+                assert!(
+                    bytes[s] >= plan.tensors[a].bytes(),
+                    "{}",
+                    plan.tensors[a].name
+                );
+                for &b in &transients {
+                    if a != b && slot_of[b] == Some(s) {
+                        let ((a0, a1), (b0, b1)) = (uses[a].unwrap(), uses[b].unwrap());
+                        assert!(
+                            a1 < b0 || b1 < a0,
+                            "{}: `{}` and `{}` overlap",
+                            plan.title,
+                            plan.tensors[a].name,
+                            plan.tensors[b].name
+                        );
+                    }
+                }
+            }
+            // Sharing pays: less than half of what a buffer per tensor would take.
+            let all: u64 = transients.iter().map(|t| plan.tensors[*t].bytes()).sum();
+            assert!(bytes.iter().sum::<u64>() * 2 < all, "{}", plan.title);
+        }
+    }
+
+    /// Every variant a plan names is in this (native) build, and every op binds what its
+    /// kernel declares.
+    #[test]
+    fn every_key_is_in_the_build() {
+        for key in Key::all() {
+            assert!(by_key(key).is_some(), "{key:?}");
+        }
+        for plan in plans() {
+            for op in &plan.ops {
+                let storage = op
+                    .kernel
+                    .bindings
+                    .iter()
+                    .filter(|p| p.kind != Binding::Uniform);
+                assert_eq!(storage.count(), op.args.len(), "{}", op.name);
+            }
+        }
+    }
+
+    fn builder() -> Builder {
+        Builder {
+            tensors: vec![],
+            ops: vec![],
+            phase: Phase::Model,
+            prefix: "block0.".into(),
+            unused: None,
+        }
+    }
+
+    /// A plan that does not match its kernel is an error naming the op and the parameter.
+    #[test]
+    fn contract_mismatches_are_errors() {
+        let mut b = builder();
+        let x = b.temp("x", Scalar::F32, 64);
+        let h = b.temp("h", Scalar::F16, 64);
+        let w = b.tensor("w", Scalar::F32, 64, TensorKind::Weight);
+        let key = Key::AdaLn {
+            subgroups: false,
+            store: Store::F32,
+        };
+        let p = || {
+            Params::one(&AdaLnParams {
+                d: 8,
+                rows_per_batch: 8,
+                mod_stride: 16,
+                scale_at: 0,
+                shift_at: 8,
+            })
+        };
+        let err = |b: &mut Builder, args: &[(&'static str, TensorId)], params: Params| {
+            b.op(
+                "norm1",
+                key,
+                String::new(),
+                args,
+                params,
+                [1, 1, 1],
+                (0.0, 0.0),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        let msg = err(&mut b, &[("x", x), ("mods", w), ("out", x)], p());
+        assert_eq!(
+            msg,
+            "forward plan: op `block0.norm1` (kernel `adaln`): the kernel has no parameter `out`"
+        );
+        let msg = err(&mut b, &[("x", h), ("mods", w), ("y", x)], p());
+        assert!(
+            msg.ends_with("`x` holds F32, but tensor `block0.h` is F16"),
+            "{msg}"
+        );
+        let msg = err(&mut b, &[("x", x), ("mods", w)], p());
+        assert!(msg.ends_with("parameter `y` is not bound"), "{msg}");
+        let msg = err(&mut b, &[("x", x), ("mods", x), ("y", w)], p());
+        assert!(
+            msg.ends_with("`y` is written, but `w` is read-only"),
+            "{msg}"
+        );
+        let msg = err(
+            &mut b,
+            &[("x", x), ("mods", w), ("y", x)],
+            Params::one(&PatchParams {
+                channels: 3,
+                size: 8,
+                patch: 4,
+                total: 192,
+            }),
+        );
+        assert!(
+            msg.ends_with("the uniform `p` is AdaLnParams, but the op passes PatchParams"),
+            "{msg}"
+        );
+        assert!(b.ops.is_empty());
+    }
+
+    /// A transient read before anything writes it is refused when the plan is checked.
+    #[test]
+    fn reading_an_unwritten_transient_is_an_error() {
+        let mut b = builder();
+        let (x, y) = (b.temp("x", Scalar::F32, 64), b.temp("y", Scalar::F32, 64));
+        let mods = b.tensor("mods", Scalar::F32, 64, TensorKind::State);
+        let p = Params::one(&AdaLnParams {
+            d: 8,
+            rows_per_batch: 8,
+            mod_stride: 16,
+            scale_at: 0,
+            shift_at: 8,
+        });
+        let key = Key::AdaLn {
+            subgroups: false,
+            store: Store::F32,
+        };
+        b.op(
+            "norm",
+            key,
+            String::new(),
+            &[("x", x), ("mods", mods), ("y", y)],
+            p,
+            [1, 1, 1],
+            (0.0, 0.0),
+        )
+        .unwrap();
+        let plan = Plan {
+            title: String::new(),
+            batch: 1,
+            slots: 1,
+            tensors: b.tensors,
+            ops: b.ops,
+            image: mods,
+            eps: mods,
+            x0: None,
+            seed: mods,
+        };
+        let msg = plan.check_lifetimes().unwrap_err().to_string();
+        assert!(
+            msg.contains("`block0.x` is read by `block0.norm` before anything writes it"),
+            "{msg}"
+        );
     }
 }

@@ -89,6 +89,27 @@ enum Command {
     },
     /// Print a checkpoint's configuration and tensors.
     Info { file: PathBuf },
+    /// Print the forward plan a generation runs: every dispatch (op, kernel variant, shape,
+    /// tensors read and written, workgroups, FLOPs and bytes) and the memory it shares.
+    /// Needs no GPU: the adapter's capabilities are flags.
+    Plan {
+        /// A preset (favicon-s, favicon-b).
+        #[arg(long, default_value = "favicon-s")]
+        model: String,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long, value_enum, default_value = "f16")]
+        precision: PrecisionArg,
+        /// Plan as on an adapter with subgroups (native).
+        #[arg(long)]
+        subgroups: bool,
+        /// Plan as on an adapter with cooperative matrices (native, f16).
+        #[arg(long)]
+        tensor_cores: bool,
+        /// Denoising steps (default: the model's T).
+        #[arg(long)]
+        steps: Option<usize>,
+    },
     /// Convert the original project's WTS1 `matrices.bin` to safetensors.
     Convert {
         from: PathBuf,
@@ -509,6 +530,35 @@ fn convert(from: &Path, to: &Path, preset_name: &Option<String>) -> Result<()> {
     Ok(())
 }
 
+fn print_plan(
+    model: &str,
+    batch: usize,
+    precision: PrecisionArg,
+    subgroups: bool,
+    coop: bool,
+    steps: Option<usize>,
+) -> Result<()> {
+    use webdit_model::forward::{Heads, Options, Plan};
+    let c = preset(&Some(model.to_string()))?.expect("named");
+    let precision = match precision {
+        PrecisionArg::F32 => Precision::F32,
+        PrecisionArg::F16 => Precision::F16,
+    };
+    if coop && precision != Precision::F16 {
+        bail!("tensor cores take f16 data: add --precision f16");
+    }
+    let options = Options {
+        precision,
+        tiles: webdit_kernels::Tiles::named(webdit_model::kernels::TILES).expect("registered"),
+        subgroups,
+        coop,
+    };
+    let steps = plan(&c, Sampler::Ddpm, steps.unwrap_or(c.steps))?;
+    let p = Plan::build(&c, &options, batch, &steps, Heads::Eps, None)?;
+    println!("# {model}, {p}");
+    Ok(())
+}
+
 fn main() {
     let result = match Cli::parse().command {
         Command::Generate {
@@ -544,6 +594,14 @@ fn main() {
             )
         }
         Command::Info { file } => info(&file),
+        Command::Plan {
+            model,
+            batch,
+            precision,
+            subgroups,
+            tensor_cores,
+            steps,
+        } => print_plan(&model, batch, precision, subgroups, tensor_cores, steps),
         Command::Convert { from, to, preset } => convert(&from, &to, &preset),
     };
     if let Err(e) = result {
