@@ -14,6 +14,63 @@ fn random_checkpoint(config: Config) -> Checkpoint {
     })
 }
 
+/// Prints, per model, batch and precision, every dispatch of one sampling step timed alone
+/// (the plan's ops, GPU timestamps over back-to-back repetitions), their sum, and the step
+/// as the whole generation runs it: the difference is what dispatching costs.
+pub fn ops(b: &Bench, models: &[(String, Config)]) {
+    let gpu = b.gpu;
+    for (name, c) in models {
+        let ckpt = random_checkpoint(c.clone());
+        let steps = plan(c, Sampler::Ddpm, c.steps).unwrap();
+        for precision in [Precision::F32, Precision::F16] {
+            if precision == Precision::F16 && !gpu.f16 {
+                continue;
+            }
+            let model = GpuModel::new(gpu, &ckpt, Some(precision)).unwrap();
+            for batch in [1usize, 16] {
+                let g = model.generator(gpu, batch, &steps).unwrap();
+                pollster::block_on(g.generate(gpu, 0)).unwrap();
+                println!(
+                    "\n## one step, op by op: {name}, batch {batch}, {precision:?} ({} dispatches)\n",
+                    g.plan().dispatches_per_step()
+                );
+                println!(
+                    "| op | kernel | shape | time | achieved | % of floor |\n|---|---|---|---|---|---|"
+                );
+                let mut sum = 0.0;
+                for (op, kernel, bind, groups) in g.step_dispatches() {
+                    b.burn(2);
+                    let secs = b.time(kernel, bind, groups);
+                    sum += secs;
+                    b.row(
+                        &op.name,
+                        kernel.src.name,
+                        &op.shape,
+                        secs,
+                        op.flops,
+                        op.bytes,
+                    );
+                }
+                let mut times: Vec<f64> = (0..11)
+                    .map(|_| {
+                        b.burn(10);
+                        let t = Instant::now();
+                        pollster::block_on(g.generate(gpu, 1)).unwrap();
+                        t.elapsed().as_secs_f64()
+                    })
+                    .collect();
+                times.sort_by(f64::total_cmp);
+                let step = times[5] / g.len() as f64;
+                println!(
+                    "\nSum of the ops alone: {:.1} µs; one step of a whole generation (median of 11, wall clock / steps): {:.1} µs.",
+                    sum * 1e6,
+                    step * 1e6
+                );
+            }
+        }
+    }
+}
+
 /// Prints the whole-generation table (or, with `--submit-steps`, the steps-per-submit one).
 pub fn generations(b: &Bench, models: Vec<(String, Config)>) {
     let gpu = b.gpu;

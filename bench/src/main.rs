@@ -36,6 +36,10 @@ pub struct Args {
     /// Also time every plan (tier, slices of K) of the model's products.
     #[arg(long)]
     plans: bool,
+    /// Time every op of one sampling step of the forward plan, alone, instead of the
+    /// kernel table.
+    #[arg(long)]
+    ops: bool,
     /// Time whole generations (f32) at these numbers of steps per submit instead.
     #[arg(long, value_delimiter = ',')]
     submit_steps: Vec<usize>,
@@ -70,7 +74,11 @@ fn main() {
     if args.coop {
         coop::coop(&b, big);
     }
-    products::table(&b, &models, big);
+    if args.ops {
+        generation::ops(&b, &models);
+    } else {
+        products::table(&b, &models, big);
+    }
     if args.sweep {
         sweep::sweep(&b, big);
     }
