@@ -25,8 +25,9 @@ pub fn table(b: &Bench, models: &[(String, Config)], big: (usize, usize, usize))
     {
         let kernel = gpu.kernel(source("sampler_step")).unwrap();
         let (x, eps, seed) = (buffer(gpu, 4), buffer(gpu, 4), buffer(gpu, 8));
-        let p = gpu.uniform("p", &step_params(1).to_bytes());
-        let bind = kernel.bind(gpu, &[&x, &eps, &seed, &p]).unwrap();
+        let tokens = buffer(gpu, 4);
+        let p = gpu.uniform("p", &step_params(1, 1, 1, 1).to_bytes());
+        let bind = kernel.bind(gpu, &[&x, &eps, &tokens, &seed, &p]).unwrap();
         let secs = b.time(&kernel, &bind, [1, 1, 1]);
         b.row("one dispatch", "sampler_step", "1", secs, 0.0, 12.0);
     }
@@ -83,8 +84,15 @@ pub fn table(b: &Bench, models: &[(String, Config)], big: (usize, usize, usize))
             let kernel = gpu.kernel(source("sampler_step")).unwrap();
             let len = batch * c.image_len();
             let (x, eps, seed) = (buffer(gpu, len * 4), buffer(gpu, len * 4), buffer(gpu, 8));
-            let p = gpu.uniform("p", &step_params(len as u32).to_bytes());
-            let bind = kernel.bind(gpu, &[&x, &eps, &seed, &p]).unwrap();
+            let tokens = buffer(gpu, len * 4);
+            let sp = step_params(
+                len as u32,
+                c.channels as u32,
+                c.input as u32,
+                c.patch as u32,
+            );
+            let p = gpu.uniform("p", &sp.to_bytes());
+            let bind = kernel.bind(gpu, &[&x, &eps, &tokens, &seed, &p]).unwrap();
             let secs = b.time(&kernel, &bind, [(len as u32).div_ceil(256), 1, 1]);
             b.row(
                 &format!("{name} b{batch} sampler step"),
@@ -92,7 +100,7 @@ pub fn table(b: &Bench, models: &[(String, Config)], big: (usize, usize, usize))
                 &format!("{len}"),
                 secs,
                 0.0,
-                (3 * len * 4) as f64,
+                (4 * len * 4) as f64,
             );
         }
         // All modulations of one step: a matrix-vector product.
@@ -248,10 +256,14 @@ pub fn model_products(c: &Config, batch: usize) -> [(&'static str, (usize, usize
     ]
 }
 
-/// A DDPM-like sampler step over `n` elements.
-pub fn step_params(n: u32) -> StepParams {
+/// A DDPM-like sampler step over `n` elements of images of `size`² pixels and `channels`
+/// channels in patches of `patch`².
+pub fn step_params(n: u32, channels: u32, size: u32, patch: u32) -> StepParams {
     StepParams {
         n,
+        channels,
+        size,
+        patch,
         stream: 3,
         a: 1.0,
         b: 0.1,

@@ -15,7 +15,7 @@ pub struct PatchParams {
 
 /// The token-layout index of image element `o` (`[b, c, size, size]` → `[b, g·g, c·p·p]`).
 #[kernel_fn]
-fn token_index(o: u32, channels: u32, size: u32, patch: u32) -> u32 {
+pub fn token_index(o: u32, channels: u32, size: u32, patch: u32) -> u32 {
     let g = size / patch;
     let x = o % size;
     let y = (o / size) % size;

@@ -1,5 +1,6 @@
 //! Row-wise normalization with workgroup reductions.
 
+use crate::matmul::{store, Epilogue};
 use webdit_dsl::prelude::*;
 
 /// Shape of an AdaLN: rows of width `d`; the `rows_per_batch` rows of batch item b share
@@ -93,5 +94,76 @@ pub fn adaln<A: ScalarTy, const WG: u32>(
         let scale = mods[m + p.scale_at + i];
         let shift = mods[m + p.shift_at + i];
         y[base + i] = ((x[base + i] as f32 - mean) * inv * (1.0 + scale) + shift) as A;
+    }
+}
+
+/// Shape of [`splitk_reduce_adaln`]: a split-K reduction of `splits` partial products of
+/// `rows × n` outputs, then an AdaLN of each output row (as [`AdaLnParams`], `d = n`).
+#[derive(Uniform)]
+pub struct ReduceNormParams {
+    pub mn: u32,
+    pub n: u32,
+    pub splits: u32,
+    pub rows_period: u32,
+    pub rows_per_batch: u32,
+    pub mod_stride: u32,
+    pub scale_at: u32,
+    pub shift_at: u32,
+}
+
+/// A split-K reduction whose outputs (through the epilogue: the residual accumulated, or a
+/// row table added) are normalized at once: one workgroup per row sums its partial
+/// products, stores the row, and writes the AdaLN of the stored (storage-rounded) values to
+/// `y`, so the reduction and the next AdaLN take one dispatch. The same sums in the same
+/// order as [`crate::matmul::splitk_reduce`] followed by [`adaln`], so the same bits.
+#[kernel(workgroup_size = [WG, 1, 1])]
+pub fn splitk_reduce_adaln<A: ScalarTy, const WG: u32>(
+    #[comptime] epilogue: Epilogue,
+    #[comptime] subgroups: bool,
+    parts: &Array<f32>,
+    c: &mut Array<A>,
+    extra: &Array<A>,
+    mods: &Array<f32>,
+    y: &mut Array<A>,
+    p: &Uniform<ReduceNormParams>,
+) {
+    let partial = Shared::<f32>::new(WG);
+    let row = workgroup_id().x;
+    let lane = local_id().x;
+    let base = row * p.n;
+
+    let mut s = 0.0;
+    for i in (lane..p.n).step_by(WG) {
+        let mut v = 0.0;
+        for z in 0..p.splits {
+            v += parts[z * p.mn + base + i];
+        }
+        store(
+            &c,
+            &extra,
+            epilogue,
+            base + i,
+            row,
+            i,
+            p.rows_period,
+            p.n,
+            v,
+        );
+        s += c[base + i] as f32;
+    }
+    let mean = block_sum::<WG>(&partial, s, subgroups) / (p.n as f32);
+
+    let mut v = 0.0;
+    for i in (lane..p.n).step_by(WG) {
+        let c = c[base + i] as f32 - mean;
+        v += c * c;
+    }
+    let inv = 1.0 / (sqrt(block_sum::<WG>(&partial, v, subgroups) / ((p.n - 1) as f32)) + 1e-5);
+
+    let m = (row / p.rows_per_batch) * p.mod_stride;
+    for i in (lane..p.n).step_by(WG) {
+        let scale = mods[m + p.scale_at + i];
+        let shift = mods[m + p.shift_at + i];
+        y[base + i] = ((c[base + i] as f32 - mean) * inv * (1.0 + scale) + shift) as A;
     }
 }

@@ -238,6 +238,13 @@ pub enum Key {
         subgroups: bool,
         store: Store,
     },
+    /// A split-K reduction through an epilogue (accumulate, or add rows), then the AdaLN of
+    /// every stored row, in one dispatch.
+    SplitkReduceAdaLn {
+        epilogue: Epilogue,
+        subgroups: bool,
+        store: Store,
+    },
     Patchify {
         store: Store,
     },
@@ -245,7 +252,11 @@ pub enum Key {
         store: Store,
     },
     TimestepEmbedding,
-    SamplerStep,
+    /// The sampler's update of the image, reading eps and writing the next patch
+    /// embedding's input in token layout.
+    SamplerStep {
+        store: Store,
+    },
     Silu,
 }
 
@@ -305,7 +316,17 @@ impl Key {
             Key::Patchify { store } => format!("patchify{}", store.suffix()),
             Key::Unpatchify { store } => format!("unpatchify{}", store.suffix()),
             Key::TimestepEmbedding => "timestep_embedding".into(),
-            Key::SamplerStep => "sampler_step".into(),
+            Key::SplitkReduceAdaLn {
+                epilogue,
+                subgroups,
+                store,
+            } => format!(
+                "splitk_reduce{}_adaln{}{}",
+                epilogue_suffix(epilogue),
+                if subgroups { "_sg" } else { "" },
+                store.suffix()
+            ),
+            Key::SamplerStep { store } => format!("sampler_step{}", store.suffix()),
             Key::Silu => "silu".into(),
         }
     }
@@ -359,13 +380,28 @@ impl Key {
                 v.push(Key::AdaLn { subgroups, store });
             }
         }
+        for epilogue in [Epilogue::Accumulate, Epilogue::AddRows] {
+            for subgroups in [false, true] {
+                for store in stores {
+                    v.push(Key::SplitkReduceAdaLn {
+                        epilogue,
+                        subgroups,
+                        store,
+                    });
+                }
+            }
+        }
         for store in stores {
             v.push(Key::Patchify { store });
         }
         for store in stores {
             v.push(Key::Unpatchify { store });
         }
-        v.extend([Key::TimestepEmbedding, Key::SamplerStep, Key::Silu]);
+        v.push(Key::TimestepEmbedding);
+        for store in stores {
+            v.push(Key::SamplerStep { store });
+        }
+        v.push(Key::Silu);
         v
     }
 
@@ -420,7 +456,12 @@ impl Key {
             Key::Patchify { store } => by_store!(store, patchify::<256>()),
             Key::Unpatchify { store } => by_store!(store, unpatchify::<256>()),
             Key::TimestepEmbedding => timestep_embedding::<256>(),
-            Key::SamplerStep => sampler_step::<256>(),
+            Key::SplitkReduceAdaLn {
+                epilogue,
+                subgroups,
+                store,
+            } => by_store!(store, splitk_reduce_adaln::<256>(epilogue, subgroups)),
+            Key::SamplerStep { store } => by_store!(store, sampler_step::<256>()),
             Key::Silu => crate::elementwise::silu_map::<256>(),
         }
     }

@@ -3,6 +3,7 @@
 //! reproduces an image exactly and nothing is read back between steps. The definition is
 //! shared bit for bit with `model/train/noise.py` (fixtures) and the CPU reference.
 
+use crate::layout::token_index;
 use webdit_dsl::prelude::*;
 
 /// One update `x = a·x + b·eps + c·z` over `n` elements (DDPM's form, with per-step
@@ -11,6 +12,10 @@ use webdit_dsl::prelude::*;
 #[derive(Uniform)]
 pub struct StepParams {
     pub n: u32,
+    /// The image's geometry, for the token layout of `eps` and `tokens`.
+    pub channels: u32,
+    pub size: u32,
+    pub patch: u32,
     /// The noise stream: the step index t (T for the initial noise).
     pub stream: u32,
     pub a: f32,
@@ -87,18 +92,25 @@ pub fn gaussian(seed: Vec2<u32>, stream: u32, i: u32) -> f32 {
 }
 
 /// `x = a·x + b·eps + c·z` (or, with `clip`, `b` times the clipped image estimate), one
-/// invocation per element (a = 0 ignores whatever x held). The 64-bit seed is two words
-/// of `seed` (low first), so one write reseeds every step of a recorded generation.
+/// invocation per image element (a = 0 ignores whatever x held). `x` is the image
+/// (`[batch, c, s, s]`, f32); `eps` is the model's output as it leaves the last product, in
+/// token layout (`[batch, tokens, c·p·p]`, storage type `A`), and the new `x` is also written
+/// to `tokens` in that layout for the next step's patch embedding, so a step needs neither a
+/// patchify nor an unpatchify dispatch. The 64-bit seed is two words of `seed` (low first),
+/// so one write reseeds every step of a recorded generation. Noise is drawn per image
+/// element, as on the CPU.
 #[kernel(workgroup_size = [WG, 1, 1])]
-pub fn sampler_step<const WG: u32>(
+pub fn sampler_step<A: ScalarTy, const WG: u32>(
     x: &mut Array<f32>,
-    eps: &Array<f32>,
+    eps: &Array<A>,
+    tokens: &mut Array<A>,
     seed: &Array<u32>,
     p: &Uniform<StepParams>,
 ) {
     let i = global_id().x + global_id().y * (num_workgroups().x * WG);
     if i < p.n {
-        let mut e = eps[i];
+        let t = token_index(i, p.channels, p.size, p.patch);
+        let mut e = eps[t] as f32;
         if p.clip != 0 {
             e = clamp(p.u * x[i] + p.v * e, -1.0, 1.0);
         }
@@ -110,5 +122,6 @@ pub fn sampler_step<const WG: u32>(
             v += p.c * gaussian(vec2(seed[0], seed[1]), p.stream, i);
         }
         x[i] = v;
+        tokens[t] = v as A;
     }
 }

@@ -22,7 +22,7 @@ use webdit_kernels::attention::{AttentionParams, BQ};
 use webdit_kernels::layout::{PatchParams, SinusParams};
 use webdit_kernels::matmul::{Epilogue, MatmulParams};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
-use webdit_kernels::norm::AdaLnParams;
+use webdit_kernels::norm::{AdaLnParams, ReduceNormParams};
 use webdit_kernels::sampler::StepParams;
 use webdit_kernels::{Key, Store, Tiles, ATTENTION_WIDTHS};
 
@@ -160,8 +160,9 @@ pub struct Plan {
     pub ops: Vec<Op>,
     /// The image being denoised, `[batch, c, s, s]` f32.
     pub image: TensorId,
-    pub eps: TensorId,
-    /// The image estimate (only with [`Heads::Both`]).
+    /// The model's outputs as images (only with [`Heads::Both`]): eps and the image
+    /// estimate.
+    pub eps: Option<TensorId>,
     pub x0: Option<TensorId>,
     /// The sampler's 64-bit seed, two u32 words.
     pub seed: TensorId,
@@ -220,6 +221,53 @@ struct Builder {
     phase: Phase,
     prefix: String,
     unused: Option<TensorId>,
+    /// What every AdaLN shares, once the modulations exist.
+    norms: Option<NormCtx>,
+}
+
+/// An AdaLN to apply to a product's output (its residual row): AdaLN number `index` of
+/// the stacked modulations, into `y`.
+struct Norm {
+    /// The op's full name (`block1.norm1`).
+    name: String,
+    index: usize,
+    y: TensorId,
+}
+
+/// The geometry every AdaLN of a plan shares.
+#[derive(Clone, Copy)]
+struct NormCtx {
+    /// `[slot, batch, mod_stride]` modulations.
+    mods: TensorId,
+    mod_stride: usize,
+    slots: usize,
+    batch: usize,
+    rows: usize,
+    rows_per_batch: usize,
+    d: usize,
+    subgroups: bool,
+    store: Store,
+}
+
+impl NormCtx {
+    /// AdaLN `k` at timestep slot `slot` reads that slot's rows of the modulations.
+    fn adaln(&self, slot: usize, k: usize) -> AdaLnParams {
+        let scale_at = (slot * self.batch * self.mod_stride + k * 2 * self.d) as u32;
+        AdaLnParams {
+            d: self.d as u32,
+            rows_per_batch: self.rows_per_batch as u32,
+            mod_stride: self.mod_stride as u32,
+            scale_at,
+            shift_at: scale_at + self.d as u32,
+        }
+    }
+
+    fn elem(&self) -> usize {
+        match self.store {
+            Store::F32 => 4,
+            Store::F16 => 2,
+        }
+    }
 }
 
 /// `name` of the op's uniform struct `P`, and its bytes per slot.
@@ -392,6 +440,7 @@ impl Builder {
         extra: Option<TensorId>,
         (m, n, k): (usize, usize, usize),
         period: usize,
+        then: Option<Norm>,
     ) -> Result<(), RuntimeError> {
         let extra = match extra {
             Some(t) => t,
@@ -414,15 +463,9 @@ impl Builder {
             if let Some((tier, _, groups)) = plan_coop((m, n, k)) {
                 let large = tier.ends_with("large");
                 let key = Key::Coop { large, epilogue };
-                return self.op(
-                    name,
-                    key,
-                    shape,
-                    &args,
-                    Params::one(&params),
-                    groups,
-                    (flops, bytes),
-                );
+                let p = Params::one(&params);
+                self.op(name, key, shape, &args, p, groups, (flops, bytes))?;
+                return self.then_norm(then, out);
             }
         }
         let plan = plan_matmul(&o.tiles, (m, n, k), SCRATCH_FLOATS);
@@ -433,15 +476,9 @@ impl Builder {
             store,
         };
         if plan.splits == 1 {
-            return self.op(
-                name,
-                key,
-                shape,
-                &args,
-                Params::one(&params),
-                plan.groups,
-                (flops, bytes),
-            );
+            let p = Params::one(&params);
+            self.op(name, key, shape, &args, p, plan.groups, (flops, bytes))?;
+            return self.then_norm(then, out);
         }
         let splits = plan.splits as usize;
         let parts = self.temp(&format!("{name}.partials"), Scalar::F32, m * n * splits);
@@ -455,6 +492,49 @@ impl Builder {
             [plan.groups[0], plan.groups[1], plan.splits],
             (flops, ((m * k + n * k) * elem + m * n * splits * 4) as f64),
         )?;
+        let reduce_bytes =
+            (m * n * splits * 4 + (m * n + epilogue_reads(epilogue, m, n, period)) * elem) as f64;
+        // A reduction that writes whole rows of the residual takes the AdaLN that follows.
+        let fuse = matches!(epilogue, Epilogue::Accumulate | Epilogue::AddRows);
+        if let (Some(norm), true, Some(ctx)) = (&then, fuse, self.norms) {
+            let ps: Vec<ReduceNormParams> = (0..ctx.slots)
+                .map(|slot| {
+                    let a = ctx.adaln(slot, norm.index);
+                    ReduceNormParams {
+                        mn: (m * n) as u32,
+                        n: n as u32,
+                        splits: splits as u32,
+                        rows_period: period as u32,
+                        rows_per_batch: a.rows_per_batch,
+                        mod_stride: a.mod_stride,
+                        scale_at: a.scale_at,
+                        shift_at: a.shift_at,
+                    }
+                })
+                .collect();
+            return self.op(
+                &format!("{name}.reduce+{}", norm.name),
+                Key::SplitkReduceAdaLn {
+                    epilogue,
+                    subgroups: o.subgroups,
+                    store,
+                },
+                format!("{m}×{n} ×{splits}"),
+                &[
+                    ("parts", parts),
+                    ("c", out),
+                    ("extra", extra),
+                    ("mods", ctx.mods),
+                    ("y", norm.y),
+                ],
+                Params::per_slot(&ps),
+                [m as u32, 1, 1],
+                (
+                    (m * n * (splits + 8)) as f64,
+                    reduce_bytes + (m * n * elem) as f64,
+                ),
+            );
+        }
         self.op(
             &format!("{name}.reduce"),
             Key::SplitkReduce { epilogue, store },
@@ -462,12 +542,35 @@ impl Builder {
             &[("parts", parts), ("c", out), ("extra", extra)],
             Params::one(&plan.reduce_params(period as u32)),
             lin(m * n),
+            ((m * n * splits) as f64, reduce_bytes),
+        )?;
+        self.then_norm(then, out)
+    }
+
+    /// The AdaLN `then` asks for, of `x`, as its own dispatch.
+    fn then_norm(&mut self, then: Option<Norm>, x: TensorId) -> Result<(), RuntimeError> {
+        let Some(norm) = then else { return Ok(()) };
+        let ctx = self.norms.expect("norms are planned after their context");
+        let prefix = std::mem::take(&mut self.prefix);
+        let ps: Vec<AdaLnParams> = (0..ctx.slots).map(|s| ctx.adaln(s, norm.index)).collect();
+        let (rows, d) = (ctx.rows, ctx.d);
+        let result = self.op(
+            &norm.name,
+            Key::AdaLn {
+                subgroups: ctx.subgroups,
+                store: ctx.store,
+            },
+            format!("{rows}×{d}"),
+            &[("x", x), ("mods", ctx.mods), ("y", norm.y)],
+            Params::per_slot(&ps),
+            [rows as u32, 1, 1],
             (
-                (m * n * splits) as f64,
-                (m * n * splits * 4 + (m * n + epilogue_reads(epilogue, m, n, period)) * elem)
-                    as f64,
+                (8 * rows * d) as f64,
+                (2 * rows * d * ctx.elem() + 2 * ctx.batch * d * 4) as f64,
             ),
-        )
+        );
+        self.prefix = prefix;
+        result
     }
 }
 
@@ -514,6 +617,7 @@ impl Plan {
             phase: Phase::Precompute,
             prefix: String::new(),
             unused: None,
+            norms: None,
         };
         for (name, len) in weights(c) {
             let scalar = weight_scalar(&name, o.precision);
@@ -529,7 +633,6 @@ impl Plan {
         };
         let img = batch * c.image_len();
         let image = b.tensor("image", Scalar::F32, img, TensorKind::State);
-        let eps = b.tensor("eps", Scalar::F32, img, TensorKind::State);
         let seed = b.tensor("seed", Scalar::U32, 2, TensorKind::State);
         let mw = norm_names(c).len() * 2 * d;
         let tr = ts.len().max(1);
@@ -588,7 +691,17 @@ impl Plan {
                 )
             } else {
                 let e = if silu { Epilogue::Silu } else { Epilogue::None };
-                b.linear(o, name, Store::F32, e, [x, w, out], None, (tr, nn, k), 1)
+                b.linear(
+                    o,
+                    name,
+                    Store::F32,
+                    e,
+                    [x, w, out],
+                    None,
+                    (tr, nn, k),
+                    1,
+                    None,
+                )
             }
         };
         let (time1, time3, mods_w) = (weight(&b, "time1"), weight(&b, "time3"), weight(&b, "mods"));
@@ -614,23 +727,52 @@ impl Plan {
             false,
         )?;
 
-        // The initial noise: stream T, x = z.
-        b.phase = Phase::Init;
+        b.norms = Some(NormCtx {
+            mods,
+            mod_stride: mw,
+            slots,
+            batch,
+            rows,
+            rows_per_batch: n,
+            d,
+            subgroups: o.subgroups,
+            store,
+        });
+        // The image in token layout, what the patch embedding reads; the model's output
+        // (eps) in token layout, what the sampler reads. Sampling keeps both across steps
+        // (the sampler writes the next step's tokens), so a step has no layout dispatches.
+        let patch = PatchParams {
+            channels: c.channels as u32,
+            size: c.input as u32,
+            patch: c.patch as u32,
+            total: img as u32,
+        };
+        let layout_cost = (0.0, (img * (4 + act.size() as usize)) as f64);
+        let patches = b.tensor("tokens", act, rows * pd, TensorKind::State);
+        let pix = b.tensor("eps_tokens", act, rows * pd, TensorKind::State);
         let sampler = |b: &mut Builder, name: &str, p: Vec<StepParams>| {
             b.op(
                 name,
-                Key::SamplerStep,
+                Key::SamplerStep { store },
                 format!("{img}"),
-                &[("x", image), ("eps", eps), ("seed", seed)],
+                &[
+                    ("x", image),
+                    ("eps", pix),
+                    ("tokens", patches),
+                    ("seed", seed),
+                ],
                 Params::per_slot(&p),
                 lin(img),
-                (0.0, (img * 12) as f64),
+                (0.0, (img * (8 + 2 * act.size() as usize)) as f64),
             )
         };
         let sp = |s: &Step| {
             let [u, v] = s.x0.unwrap_or([0.0, 0.0]);
             StepParams {
                 n: img as u32,
+                channels: patch.channels,
+                size: patch.size,
+                patch: patch.patch,
                 stream: s.t as u32,
                 a: s.a,
                 b: s.b,
@@ -640,35 +782,41 @@ impl Plan {
                 v,
             }
         };
-        let init = Step {
-            t: c.steps,
-            a: 0.0,
-            b: 0.0,
-            c: 1.0,
-            x0: None,
-        };
-        sampler(&mut b, "init_noise", vec![sp(&init)])?;
+        if heads == Heads::Eps {
+            // The initial noise: stream T, x = z.
+            b.phase = Phase::Init;
+            let init = Step {
+                t: c.steps,
+                a: 0.0,
+                b: 0.0,
+                c: 1.0,
+                x0: None,
+            };
+            sampler(&mut b, "init_noise", vec![sp(&init)])?;
+        }
 
         // The model.
         b.phase = Phase::Model;
-        let patch = PatchParams {
-            channels: c.channels as u32,
-            size: c.input as u32,
-            patch: c.patch as u32,
-            total: img as u32,
-        };
-        let patches = b.temp("patches", act, rows * pd);
+        if heads == Heads::Both {
+            // A forward pass of the image the host wrote.
+            b.op(
+                "patchify",
+                Key::Patchify { store },
+                format!("{img}"),
+                &[("image", image), ("tokens", patches)],
+                Params::one(&patch),
+                lin(img),
+                layout_cost,
+            )?;
+        }
         let h = b.temp("residual", act, rows * d);
-        b.op(
-            "patchify",
-            Key::Patchify { store },
-            format!("{img}"),
-            &[("image", image), ("tokens", patches)],
-            Params::one(&patch),
-            lin(img),
-            (0.0, (img * (4 + act.size() as usize)) as f64),
-        )?;
         let (pe, pos) = (weight(&b, "patch_embed"), weight(&b, "pos"));
+        let mut y = b.temp("block0.norm1", act, rows * d);
+        let norm1 = Norm {
+            name: "block0.norm1".into(),
+            index: 0,
+            y,
+        };
         b.linear(
             o,
             "patch_embed",
@@ -678,38 +826,8 @@ impl Plan {
             Some(pos),
             (rows, d, pd),
             n,
+            Some(norm1),
         )?;
-        // AdaLN `k` at timestep slot `slot` reads that slot's rows of the modulations
-        // (`[slot, batch, mw]`): one uniform per slot.
-        let norm = |b: &mut Builder, name: &str, k: usize, x: TensorId, y: TensorId| {
-            let ps: Vec<AdaLnParams> = (0..slots)
-                .map(|slot| {
-                    let scale_at = (slot * batch * mw + k * 2 * d) as u32;
-                    AdaLnParams {
-                        d: d as u32,
-                        rows_per_batch: n as u32,
-                        mod_stride: mw as u32,
-                        scale_at,
-                        shift_at: scale_at + d as u32,
-                    }
-                })
-                .collect();
-            b.op(
-                name,
-                Key::AdaLn {
-                    subgroups: o.subgroups,
-                    store,
-                },
-                format!("{rows}×{d}"),
-                &[("x", x), ("mods", mods), ("y", y)],
-                Params::per_slot(&ps),
-                [rows as u32, 1, 1],
-                (
-                    (8 * rows * d) as f64,
-                    (2 * rows * d * act.size() as usize + 2 * batch * d * 4) as f64,
-                ),
-            )
-        };
         // Attention, with its keys cut into slices where the grid is too small for the GPU.
         let width = *ATTENTION_WIDTHS
             .iter()
@@ -764,116 +882,147 @@ impl Plan {
                 ),
             )
         };
+        // Each block's AdaLNs are planned with the product whose residual they normalize
+        // (fused into its split-K reduction where there is one).
         for i in 0..c.depth {
             b.prefix = format!("block{i}.");
             let w = |b: &Builder, what: &str| weight(b, &format!("blocks.{i}.{what}"));
-            let (wqkv, wout, win, wmout) = (
-                w(&b, "qkv"),
-                w(&b, "to_out"),
-                w(&b, "mlp_in"),
-                w(&b, "mlp_out"),
-            );
-            let y = b.temp("norm1", act, rows * d);
-            norm(&mut b, "norm1", 2 * i, h, y)?;
+            let (wqkv, wout) = (w(&b, "qkv"), w(&b, "to_out"));
+            let (win, wmout) = (w(&b, "mlp_in"), w(&b, "mlp_out"));
             let qkv = b.temp("qkv", act, rows * 3 * inner);
+            let e = Epilogue::None;
             b.linear(
                 o,
                 "qkv",
                 store,
-                Epilogue::None,
+                e,
                 [y, wqkv, qkv],
                 None,
                 (rows, 3 * inner, d),
                 1,
+                None,
             )?;
             let att_out = b.temp("attention", act, rows * inner);
             attention(&mut b, qkv, att_out)?;
+            let y2 = b.temp("norm2", act, rows * d);
+            let norm2 = Norm {
+                name: format!("block{i}.norm2"),
+                index: 2 * i + 1,
+                y: y2,
+            };
+            let e = Epilogue::Accumulate;
+            let shape = (rows, d, inner);
             b.linear(
                 o,
                 "attention_out",
                 store,
-                Epilogue::Accumulate,
+                e,
                 [att_out, wout, h],
                 None,
-                (rows, d, inner),
+                shape,
                 1,
+                Some(norm2),
             )?;
-            let y2 = b.temp("norm2", act, rows * d);
-            norm(&mut b, "norm2", 2 * i + 1, h, y2)?;
             let ff = b.temp("mlp", act, rows * hid);
+            let e = Epilogue::Silu;
             b.linear(
                 o,
                 "mlp_in",
                 store,
-                Epilogue::Silu,
+                e,
                 [y2, win, ff],
                 None,
                 (rows, hid, d),
                 1,
+                None,
             )?;
+            // The next block's first AdaLN, or the final one.
+            let last = i + 1 == c.depth;
+            y = if last {
+                b.tensor("final.norm", act, rows * d, TensorKind::Transient)
+            } else {
+                b.tensor(
+                    &format!("block{}.norm1", i + 1),
+                    act,
+                    rows * d,
+                    TensorKind::Transient,
+                )
+            };
+            let next = Norm {
+                name: b.tensors[y.0].name.clone(),
+                index: 2 * i + 2,
+                y,
+            };
+            let e = Epilogue::Accumulate;
+            let shape = (rows, d, hid);
             b.linear(
                 o,
                 "mlp_out",
                 store,
-                Epilogue::Accumulate,
+                e,
                 [ff, wmout, h],
                 None,
-                (rows, d, hid),
+                shape,
                 1,
+                Some(next),
             )?;
         }
         b.prefix = "final.".into();
-        let y = b.temp("norm", act, rows * d);
-        norm(&mut b, "norm", 2 * c.depth, h, y)?;
-        let pix = b.temp("pixels", act, rows * pd);
         let to_pixels = weight(&b, "to_pixels");
+        let e = Epilogue::None;
         b.linear(
             o,
             "to_pixels",
             store,
-            Epilogue::None,
+            e,
             [y, to_pixels, pix],
             None,
             (rows, pd, d),
             1,
+            None,
         )?;
-        let unpatchify = |b: &mut Builder, name: &str, tokens: TensorId, out: TensorId| {
-            b.op(
-                name,
-                Key::Unpatchify { store },
-                format!("{img}"),
-                &[("tokens", tokens), ("image", out)],
-                Params::one(&patch),
-                lin(img),
-                (0.0, (img * (4 + act.size() as usize)) as f64),
-            )
-        };
-        unpatchify(&mut b, "unpatchify", pix, eps)?;
-        let x0 = if heads == Heads::Both {
-            let x0 = b.tensor("x0", Scalar::F32, img, TensorKind::State);
+        let mut eps = None;
+        let mut x0 = None;
+        if heads == Heads::Both {
+            let unpatchify = |b: &mut Builder, name: &str, tokens: TensorId, out: TensorId| {
+                b.op(
+                    name,
+                    Key::Unpatchify { store },
+                    format!("{img}"),
+                    &[("tokens", tokens), ("image", out)],
+                    Params::one(&patch),
+                    lin(img),
+                    layout_cost,
+                )
+            };
+            let e_img = b.tensor("eps", Scalar::F32, img, TensorKind::State);
+            unpatchify(&mut b, "unpatchify", pix, e_img)?;
+            let x0_img = b.tensor("x0", Scalar::F32, img, TensorKind::State);
             let pix0 = b.temp("x0_pixels", act, rows * pd);
             let (proj, bias) = (weight(&b, "proj_fin"), weight(&b, "proj_bias"));
             // The bias: one row added to every row.
+            let e = Epilogue::AddRows;
+            let shape = (rows, pd, d);
             b.linear(
                 o,
                 "x0",
                 store,
-                Epilogue::AddRows,
+                e,
                 [y, proj, pix0],
                 Some(bias),
-                (rows, pd, d),
+                shape,
                 1,
+                None,
             )?;
-            unpatchify(&mut b, "x0_unpatchify", pix0, x0)?;
-            Some(x0)
-        } else {
-            None
-        };
+            unpatchify(&mut b, "x0_unpatchify", pix0, x0_img)?;
+            eps = Some(e_img);
+            x0 = Some(x0_img);
+        }
         b.prefix.clear();
 
         // The sampler: one uniform per step.
         b.phase = Phase::Update;
-        if !steps.is_empty() {
+        if heads == Heads::Eps && !steps.is_empty() {
             sampler(&mut b, "sampler_step", steps.iter().map(sp).collect())?;
         }
         let title = format!(
@@ -1157,6 +1306,7 @@ mod tests {
             phase: Phase::Model,
             prefix: "block0.".into(),
             unused: None,
+            norms: None,
         }
     }
 
@@ -1261,7 +1411,7 @@ mod tests {
             tensors: b.tensors,
             ops: b.ops,
             image: mods,
-            eps: mods,
+            eps: None,
             x0: None,
             seed: mods,
         };

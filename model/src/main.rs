@@ -555,7 +555,9 @@ fn print_plan(
     };
     let steps = plan(&c, Sampler::Ddpm, steps.unwrap_or(c.steps))?;
     let p = Plan::build(&c, &options, batch, &steps, Heads::Eps, None)?;
-    println!("# {model}, {p}");
+    // A closed pipe (`| head`) ends the listing, not the program with a panic.
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "# {model}, {p}");
     Ok(())
 }
 

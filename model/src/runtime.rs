@@ -244,7 +244,7 @@ pub struct Generator {
     plan: Plan,
     /// The image being denoised, `[batch, c, s, s]` f32.
     pub x: wgpu::Buffer,
-    eps: wgpu::Buffer,
+    eps: Option<wgpu::Buffer>,
     x0: Option<wgpu::Buffer>,
     seed: wgpu::Buffer,
     init: Vec<Dispatch>,
@@ -289,7 +289,8 @@ impl GpuModel {
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         g.record_model(&mut enc.begin_compute_pass(&Default::default()), 0);
         gpu.queue.submit([enc.finish()]);
-        let eps = bytemuck::pod_collect_to_vec(&gpu.read(&g.eps).await?);
+        let eps = g.eps.as_ref().expect("a plan with both heads");
+        let eps = bytemuck::pod_collect_to_vec(&gpu.read(eps).await?);
         let x0 = g.x0.as_ref().expect("a plan with both heads");
         let x0 = bytemuck::pod_collect_to_vec(&gpu.read(x0).await?);
         Ok((eps, x0))
@@ -431,7 +432,7 @@ impl GpuModel {
             batch,
             steps,
             x: take(plan.image.0).expect("state"),
-            eps: take(plan.eps.0).expect("state"),
+            eps: plan.eps.and_then(|t| take(t.0)),
             x0: plan.x0.and_then(|t| take(t.0)),
             seed: take(plan.seed.0).expect("state"),
             init,

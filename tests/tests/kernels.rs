@@ -521,6 +521,126 @@ fn silu_matches_reference() {
 }
 
 /// Patchify and unpatchify against the index formulas of the model reference, as a round trip.
+/// A split-K reduction through the residual's epilogue fused with the next AdaLN: the
+/// stored rows and their AdaLN against the CPU (f32 and f16, tree and subgroup sums,
+/// accumulate and row-table epilogues, widths that are not multiples of the workgroup).
+#[test]
+fn splitk_reduce_adaln_matches_reference() {
+    use webdit_kernels::norm::ReduceNormParams;
+    let mut rng = rng("splitk_reduce_adaln");
+    let sgs: &[&str] = if gpu().subgroups { &["", "_sg"] } else { &[""] };
+    for f16 in [false, true] {
+        if f16 && !gpu().f16 {
+            continue;
+        }
+        let round = |v: Vec<f32>| if f16 { round_f16(&v) } else { v };
+        for (e, acc) in [("_acc", true), ("_addrows", false)] {
+            for (d, rows_per_batch, batch, splits) in
+                [(512, 64, 1, 16), (100, 7, 3, 3), (3, 5, 1, 2)]
+            {
+                let rows = rows_per_batch * batch;
+                let parts: Vec<f32> = random(&mut rng, splits * rows * d)
+                    .iter()
+                    .map(|v| v * 2.0)
+                    .collect();
+                let prior = round(random(&mut rng, rows * d));
+                let extra = round(random(&mut rng, rows_per_batch * d));
+                let mod_stride = 2 * d + 3;
+                let mods = random(&mut rng, batch * mod_stride);
+                let stored: Vec<f32> = (0..rows * d)
+                    .map(|i| {
+                        let v: f64 = (0..splits).map(|z| parts[z * rows * d + i] as f64).sum();
+                        let (r, col) = (i / d, i % d);
+                        let base = if acc {
+                            prior[i] as f64
+                        } else {
+                            extra[(r % rows_per_batch) * d + col] as f64
+                        };
+                        (base + v) as f32
+                    })
+                    .collect();
+                let stored = round(stored);
+                let norm = AdaLnParams {
+                    d: d as u32,
+                    rows_per_batch: rows_per_batch as u32,
+                    mod_stride: mod_stride as u32,
+                    scale_at: 2,
+                    shift_at: (d + 3) as u32,
+                };
+                let p = ReduceNormParams {
+                    mn: (rows * d) as u32,
+                    n: d as u32,
+                    splits: splits as u32,
+                    rows_period: rows_per_batch as u32,
+                    rows_per_batch: norm.rows_per_batch,
+                    mod_stride: norm.mod_stride,
+                    scale_at: norm.scale_at,
+                    shift_at: norm.shift_at,
+                };
+                for sg in sgs {
+                    let name = format!(
+                        "splitk_reduce{e}_adaln{sg}{}",
+                        if f16 { "_f16" } else { "" }
+                    );
+                    let prior16 = half_bytes(&prior);
+                    let (c, extra_arg, y) = if f16 {
+                        // An f16 accumulator cannot be read back in place here: its rows are
+                        // checked through their AdaLN.
+                        let c = if acc {
+                            Arg::InputBytes(&prior16)
+                        } else {
+                            Arg::OutputF16(rows * d)
+                        };
+                        (c, Arg::InputF16(&extra), Arg::OutputF16(rows * d))
+                    } else {
+                        (
+                            Arg::InOut(&prior),
+                            Arg::Input(&extra),
+                            Arg::Output(rows * d),
+                        )
+                    };
+                    let got = run(
+                        variant(&name),
+                        &[
+                            Arg::Input(&parts),
+                            c,
+                            extra_arg,
+                            Arg::Input(&mods),
+                            y,
+                            Arg::Uniform(p.to_bytes()),
+                        ],
+                        [rows as u32, 1, 1],
+                    );
+                    let what = format!("{name} d={d} rows={rows} splits={splits}");
+                    let tol = if f16 { 2e-3 } else { 1e-5 };
+                    let want_c: Vec<f64> = stored.iter().map(|v| *v as f64).collect();
+                    if got.len() == 2 {
+                        assert_close(&format!("{what} rows"), &got[0], &want_c, tol);
+                    }
+                    assert_close(
+                        &what,
+                        got.last().unwrap(),
+                        &adaln_ref(&stored, &mods, &norm),
+                        tol,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// f16 storage words of `v`.
+fn half_bytes(v: &[f32]) -> Vec<u8> {
+    let mut h: Vec<u16> = v
+        .iter()
+        .map(|x| half::f16::from_f32(*x).to_bits())
+        .collect();
+    if h.len() % 2 == 1 {
+        h.push(0);
+    }
+    bytemuck::cast_slice(&h).to_vec()
+}
+
 #[test]
 fn patchify_and_unpatchify() {
     let mut rng = rng("patchify");
@@ -650,23 +770,51 @@ fn philox_on_the_gpu_is_bit_exact() {
     }
 }
 
-/// The sampler update, with noise, against the CPU noise definition.
+/// The token-layout index of image element `o` (`[b, c, s, s]` → `[b, g·g, c·p·p]`).
+fn token_index(o: usize, channels: usize, size: usize, patch: usize) -> usize {
+    let g = size / patch;
+    let (x, y) = (o % size, (o / size) % size);
+    let (ch, b) = ((o / (size * size)) % channels, o / (size * size * channels));
+    let n = (y / patch) * g + x / patch;
+    let e = (ch * patch + y % patch) * patch + x % patch;
+    (b * g * g + n) * (channels * patch * patch) + e
+}
+
+/// The sampler update, with noise, against the CPU noise definition: eps read and the new
+/// image also written in token layout (f32 and f16 storage).
 #[test]
 fn sampler_step_matches_reference() {
     let mut rng = rng("sampler_step");
-    // (n, a, b, c, image estimate (u, v) for a clipped DDIM step)
-    for (n, a, b, c, x0) in [
-        (12288usize, 1.03f32, -0.2f32, 0.4f32, None),
-        (5, 0.0, 0.0, 1.0, None),
-        (70000, 0.5, 0.5, 0.0, None),
-        (1000, 0.9, 0.3, 0.0, Some([3.0f32, -2.0f32])),
-    ] {
+    // ((batch, channels, size, patch), a, b, c, image estimate (u, v) for a clipped DDIM step)
+    for (f16, ((batch, ch, size, patch), a, b, c, x0)) in [false, true].into_iter().flat_map(|f| {
+        [
+            (
+                (1usize, 3usize, 64usize, 8usize),
+                1.03f32,
+                -0.2f32,
+                0.4f32,
+                None,
+            ),
+            ((5, 1, 1, 1), 0.0, 0.0, 1.0, None),
+            ((7, 1, 100, 10), 0.5, 0.5, 0.0, None),
+            ((2, 5, 10, 5), 0.9, 0.3, 0.0, Some([3.0f32, -2.0f32])),
+        ]
+        .map(|case| (f, case))
+    }) {
+        if f16 && !gpu().f16 {
+            continue;
+        }
+        let n = batch * ch * size * size;
         let x = random(&mut rng, n);
         let eps = random(&mut rng, n);
+        let eps = if f16 { round_f16(&eps) } else { eps };
         let seed = 0x1234_5678_9abc_def0u64;
         let [u, v] = x0.unwrap_or([0.0, 0.0]);
         let p = StepParams {
             n: n as u32,
+            channels: ch as u32,
+            size: size as u32,
+            patch: patch as u32,
             stream: 9,
             a,
             b,
@@ -676,10 +824,23 @@ fn sampler_step_matches_reference() {
             v,
         };
         let got = run(
-            variant("sampler_step"),
+            variant(if f16 {
+                "sampler_step_f16"
+            } else {
+                "sampler_step"
+            }),
             &[
                 Arg::InOut(&x),
-                Arg::Input(&eps),
+                if f16 {
+                    Arg::InputF16(&eps)
+                } else {
+                    Arg::Input(&eps)
+                },
+                if f16 {
+                    Arg::OutputF16(n)
+                } else {
+                    Arg::Output(n)
+                },
                 Arg::InputBytes(bytemuck::cast_slice(&[seed as u32, (seed >> 32) as u32])),
                 Arg::Uniform(p.to_bytes()),
             ],
@@ -688,15 +849,27 @@ fn sampler_step_matches_reference() {
         let want: Vec<f64> = (0..n)
             .map(|i| {
                 let z = noise::gaussian(seed, 9, i as u32) as f64;
+                let e = eps[token_index(i, ch, size, patch)] as f64;
                 let e = match x0 {
                     // Clipped: u·x + v·eps ranges over ±5 here, so both clamps are hit.
-                    Some(_) => (u as f64 * x[i] as f64 + v as f64 * eps[i] as f64).clamp(-1.0, 1.0),
-                    None => eps[i] as f64,
+                    Some(_) => (u as f64 * x[i] as f64 + v as f64 * e).clamp(-1.0, 1.0),
+                    None => e,
                 };
                 a as f64 * x[i] as f64 + b as f64 * e + c as f64 * z
             })
             .collect();
-        assert_close(&format!("sampler_step n={n}"), &got[0], &want, 2e-5);
+        let what = format!("sampler_step f16={f16} {batch}×{ch}×{size}²/{patch}");
+        assert_close(&what, &got[0], &want, 2e-5);
+        let mut tokens = vec![0.0; n];
+        for (i, w) in want.iter().enumerate() {
+            tokens[token_index(i, ch, size, patch)] = *w;
+        }
+        assert_close(
+            &format!("{what} tokens"),
+            &got[1],
+            &tokens,
+            if f16 { 1e-3 } else { 2e-5 },
+        );
     }
 }
 
