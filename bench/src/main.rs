@@ -43,6 +43,9 @@ pub struct Args {
     /// Time whole generations (f32) at these numbers of steps per submit instead.
     #[arg(long, value_delimiter = ',')]
     submit_steps: Vec<usize>,
+    /// Only the whole-model generations (no kernel table).
+    #[arg(long)]
+    generations_only: bool,
     /// Skip the whole-model generations.
     #[arg(long)]
     kernels_only: bool,
@@ -76,7 +79,7 @@ fn main() {
     }
     if args.ops {
         generation::ops(&b, &models);
-    } else {
+    } else if !args.generations_only {
         products::table(&b, &models, big);
     }
     if args.sweep {

@@ -213,11 +213,11 @@ pub enum Key {
         large: bool,
         epilogue: Epilogue,
     },
-    /// `out = x · wᵀ` for a few rows (the timestep path), optionally through SiLU, with f32
-    /// or f16 (`w16`) weights.
+    /// The f32 partial products of a split-K on tensor cores (128×128 tiles, f16 data).
+    CoopPartial,
+    /// `out = x · wᵀ` for a few rows (the timestep path, f32), optionally through SiLU.
     Matvec {
         silu: bool,
-        w16: bool,
     },
     /// Attention over whole key ranges, for head widths up to `width`.
     Attention {
@@ -257,7 +257,6 @@ pub enum Key {
     SamplerStep {
         store: Store,
     },
-    Silu,
 }
 
 impl Key {
@@ -298,11 +297,8 @@ impl Key {
                 if large { "_large" } else { "" },
                 epilogue_suffix(epilogue)
             ),
-            Key::Matvec { silu, w16 } => format!(
-                "matvec{}{}",
-                if silu { "_silu" } else { "" },
-                if w16 { "_w16" } else { "" }
-            ),
+            Key::CoopPartial => "matmul_coop_partial_f16".into(),
+            Key::Matvec { silu } => format!("matvec{}", if silu { "_silu" } else { "" }),
             Key::Attention { width, store } => format!("attention_d{width}{}", store.suffix()),
             Key::AttentionSplit { width, store } => {
                 format!("attention_split_d{width}{}", store.suffix())
@@ -327,7 +323,6 @@ impl Key {
                 store.suffix()
             ),
             Key::SamplerStep { store } => format!("sampler_step{}", store.suffix()),
-            Key::Silu => "silu".into(),
         }
     }
 
@@ -357,10 +352,9 @@ impl Key {
                 v.push(Key::Coop { large, epilogue });
             }
         }
+        v.push(Key::CoopPartial);
         for silu in [false, true] {
-            for w16 in [false, true] {
-                v.push(Key::Matvec { silu, w16 });
-            }
+            v.push(Key::Matvec { silu });
         }
         for store in stores {
             for width in ATTENTION_WIDTHS {
@@ -401,7 +395,6 @@ impl Key {
         for store in stores {
             v.push(Key::SamplerStep { store });
         }
-        v.push(Key::Silu);
         v
     }
 
@@ -439,8 +432,10 @@ impl Key {
                 let t = if large { COOP_TILES_LARGE } else { COOP_TILES };
                 matmul_coop::<f16>(t, epilogue).needs(t.limits())
             }
-            Key::Matvec { silu, w16: false } => matvec::<f32, f32>(silu),
-            Key::Matvec { silu, w16: true } => matvec::<f32, f16>(silu),
+            Key::CoopPartial => {
+                matmul_coop::<f32>(COOP_TILES, Epilogue::None).needs(COOP_TILES.limits())
+            }
+            Key::Matvec { silu } => matvec::<f32, f32>(silu),
             Key::Attention { width, store } => match width {
                 64 => by_store!(store, attention::<64>()),
                 128 => by_store!(store, attention::<128>()),
@@ -462,7 +457,6 @@ impl Key {
                 store,
             } => by_store!(store, splitk_reduce_adaln::<256>(epilogue, subgroups)),
             Key::SamplerStep { store } => by_store!(store, sampler_step::<256>()),
-            Key::Silu => crate::elementwise::silu_map::<256>(),
         }
     }
 }

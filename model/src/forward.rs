@@ -14,7 +14,9 @@ use crate::config::Config;
 use crate::kernels::{by_key, Binding, KernelSource, Param};
 use crate::runtime::{Precision, RuntimeError};
 use crate::sampler::Step;
-use crate::tiers::{attention_chunks, plan_coop, plan_matmul, SCRATCH_FLOATS};
+use crate::tiers::{
+    attention_chunks, plan_coop, plan_coop_split, plan_matmul, MatmulPlan, SCRATCH_FLOATS,
+};
 use std::fmt;
 use webdit_dsl::ir::Scalar;
 use webdit_dsl::UniformStruct;
@@ -35,6 +37,12 @@ pub struct Options {
     pub subgroups: bool,
     /// Products on tensor cores where they fill the GPU (f16, cooperative matrices).
     pub coop: bool,
+    /// With `coop`: products too small to fill the GPU on tensor cores split K across
+    /// workgroups there (partial products, then a reduction) instead of running on the f16
+    /// kernels.
+    pub coop_split: bool,
+    /// Workgroups a product needs on tensor cores ([`crate::tiers::COOP_MIN_GROUPS`]).
+    pub coop_min_groups: u32,
 }
 
 /// What a plan computes at the end of each model evaluation.
@@ -460,7 +468,7 @@ impl Builder {
         };
         let args = [("a", x), ("w", w), ("c", out), ("extra", extra)];
         if o.coop && store == Store::F16 && k.is_multiple_of(4) {
-            if let Some((tier, _, groups)) = plan_coop((m, n, k)) {
+            if let Some((tier, _, groups)) = plan_coop((m, n, k), o.coop_min_groups) {
                 let large = tier.ends_with("large");
                 let key = Key::Coop { large, epilogue };
                 let p = Params::one(&params);
@@ -475,21 +483,30 @@ impl Builder {
             epilogue,
             store,
         };
-        if plan.splits == 1 {
-            let p = Params::one(&params);
-            self.op(name, key, shape, &args, p, plan.groups, (flops, bytes))?;
-            return self.then_norm(then, out);
-        }
-        let splits = plan.splits as usize;
+        // Partial products of a split-K: on tensor cores where they fill the GPU that way.
+        let coop_split = (o.coop && o.coop_split && store == Store::F16)
+            .then(|| plan_coop_split((m, n, k), SCRATCH_FLOATS, o.coop_min_groups))
+            .flatten();
+        let (partial, splits, groups) = match coop_split {
+            Some((splits, groups)) => (Key::CoopPartial, splits, groups),
+            None if plan.splits == 1 => {
+                let p = Params::one(&params);
+                self.op(name, key, shape, &args, p, plan.groups, (flops, bytes))?;
+                return self.then_norm(then, out);
+            }
+            None => (Key::partial(tier, store), plan.splits, plan.groups),
+        };
+        let plan = MatmulPlan { splits, ..plan };
+        let splits = splits as usize;
         let parts = self.temp(&format!("{name}.partials"), Scalar::F32, m * n * splits);
         let unused = self.unused();
         self.op(
             &format!("{name}.partial"),
-            Key::partial(tier, store),
+            partial,
             format!("{shape} K/{splits}"),
             &[("a", x), ("w", w), ("c", parts), ("extra", unused)],
             Params::one(&plan.partial_params()),
-            [plan.groups[0], plan.groups[1], plan.splits],
+            [groups[0], groups[1], plan.splits],
             (flops, ((m * k + n * k) * elem + m * n * splits * 4) as f64),
         )?;
         let reduce_bytes =
@@ -676,7 +693,7 @@ impl Plan {
             if tr <= 16 {
                 b.op(
                     name,
-                    Key::Matvec { silu, w16: false },
+                    Key::Matvec { silu },
                     format!("{tr}×{nn}×{k}"),
                     &[("x", x), ("w", w), ("y", out)],
                     Params::one(&MatvecParams {
@@ -1223,6 +1240,8 @@ mod tests {
             tiles: Tiles::default(),
             subgroups,
             coop,
+            coop_split: coop,
+            coop_min_groups: crate::tiers::COOP_MIN_GROUPS,
         }
     }
 

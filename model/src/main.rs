@@ -552,6 +552,8 @@ fn print_plan(
         tiles: webdit_kernels::Tiles::named(webdit_model::kernels::TILES).expect("registered"),
         subgroups,
         coop,
+        coop_split: coop,
+        coop_min_groups: webdit_model::tiers::COOP_MIN_GROUPS,
     };
     let steps = plan(&c, Sampler::Ddpm, steps.unwrap_or(c.steps))?;
     let p = Plan::build(&c, &options, batch, &steps, Heads::Eps, None)?;

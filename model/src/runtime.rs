@@ -166,6 +166,11 @@ impl GpuModel {
             tiles: Tiles::named(TILES).expect("the build's tiles are registered"),
             subgroups,
             coop,
+            coop_split: std::env::var_os("WEBDIT_NO_COOP_SPLIT").is_none(),
+            coop_min_groups: std::env::var("WEBDIT_COOP_MIN_GROUPS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(crate::tiers::COOP_MIN_GROUPS),
         };
         // A plan fails here, before anything is uploaded, for a model the kernels cannot run.
         Plan::build(&c, &options, 1, &[], Heads::Both, Some(&[0.0]))?;

@@ -143,19 +143,41 @@ pub const COOP_MIN_GROUPS: u32 = 64;
 /// The tensor-core variant (a prefix of `matmul_coop*`), its tiles and workgroups for an
 /// `m × n × k` product, if it has [`COOP_MIN_GROUPS`]: the 256×128 tile for products of at
 /// least 2³² multiply-adds (1.3–1.6× faster there on an H200), else the 128×128 one.
-pub fn plan_coop((m, n, k): (usize, usize, usize)) -> Option<(&'static str, CoopTiles, [u32; 3])> {
+pub fn plan_coop(
+    (m, n, k): (usize, usize, usize),
+    min_groups: u32,
+) -> Option<(&'static str, CoopTiles, [u32; 3])> {
     let (name, t) = if m as u64 * n as u64 * k as u64 >= 1 << 32 {
         ("matmul_coop_large", COOP_TILES_LARGE)
     } else {
         ("matmul_coop", COOP_TILES)
     };
     let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
-    (groups[0] * groups[1] >= COOP_MIN_GROUPS).then_some((name, t, groups))
+    (groups[0] * groups[1] >= min_groups).then_some((name, t, groups))
 }
 
 /// Slices of the keys for attention over `n` tokens, `heads` heads and `batch` items: the
 /// fewest (a power of 2, at most 16, each at least a key tile long) that give
 /// [`ATTENTION_GROUPS`] workgroups; 1 runs the unsplit kernel.
+/// A split-K over tensor cores for a product [`plan_coop`] leaves short of workgroups: the
+/// 128×128 tile and the fewest slices of K (each at least [`MIN_SLICE`] long, a multiple
+/// of 4, partial outputs within `scratch` floats) that reach [`COOP_MIN_GROUPS`]; `(splits,
+/// workgroups of one slice)`.
+pub fn plan_coop_split(
+    (m, n, k): (usize, usize, usize),
+    scratch: usize,
+    min_groups: u32,
+) -> Option<(u32, [u32; 3])> {
+    let t = COOP_TILES;
+    let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
+    (1..=MAX_SPLITS.ilog2())
+        .map(|e| 1u32 << e)
+        .take_while(|s| k / *s as usize >= MIN_SLICE && m * n * *s as usize <= scratch)
+        .filter(|s| k.is_multiple_of(*s as usize * 4))
+        .find(|s| groups[0] * groups[1] * s >= min_groups)
+        .map(|s| (s, groups))
+}
+
 pub fn attention_chunks(n: usize, heads: usize, batch: usize) -> u32 {
     use webdit_kernels::attention::{BKV, BQ};
     let groups = n.div_ceil(BQ as usize) * heads * batch;

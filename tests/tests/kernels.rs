@@ -288,6 +288,7 @@ fn matvec_matches_reference() {
     for (name, silu_after, f16w) in [
         ("matvec", false, false),
         ("matvec_silu", true, false),
+        // f16 weights: compiled here (the model's timestep path keeps f32 weights).
         ("matvec_silu_w16", true, true),
     ] {
         if f16w && !gpu().f16 {
@@ -313,8 +314,16 @@ fn matvec_matches_reference() {
             } else {
                 Arg::Input(&w)
             };
+            let src = if f16w {
+                webdit_tests::compile(
+                    name,
+                    &webdit_kernels::matvec::matvec::<f32, webdit_dsl::f16>(silu_after),
+                )
+            } else {
+                variant(name)
+            };
             let got = run(
-                variant(name),
+                src,
                 &[
                     Arg::Input(&x),
                     warg,
@@ -514,7 +523,8 @@ fn silu_matches_reference() {
     let mut rng = rng("silu");
     for n in [1usize, 255, 256, 1000, 65536 + 3] {
         let x: Vec<f32> = random(&mut rng, n).iter().map(|v| v * 20.0).collect();
-        let out = [run_map(variant("silu"), &x, 256)];
+        let src = webdit_tests::compile("silu", &webdit_kernels::elementwise::silu_map::<256>());
+        let out = [run_map(src, &x, 256)];
         let want: Vec<f64> = x.iter().map(|v| silu(*v as f64)).collect();
         assert_close(&format!("silu n={n}"), &out[0], &want, 1e-6);
     }

@@ -476,7 +476,14 @@ fn tensor_core_model_matches_cpu() {
         return;
     }
     let mut rng = rng("tensor cores");
-    for (config, batch) in [(Config::favicon_s(), 16), (Config::favicon_b(), 16)] {
+    // Batch 16: whole products and split-K on tensor cores; batch 1: split-K (the larger
+    // products) and the f16 kernels (the rest).
+    for (config, batch) in [
+        (Config::favicon_s(), 16),
+        (Config::favicon_b(), 16),
+        (Config::favicon_s(), 1),
+        (Config::favicon_b(), 1),
+    ] {
         let ckpt = random_checkpoint(config.clone(), &mut rng);
         let x = random(&mut rng, batch * config.image_len());
         let t: Vec<f32> = (0..batch).map(|i| (7 + 13 * i) as f32).collect();
