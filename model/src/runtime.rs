@@ -15,6 +15,7 @@ use crate::forward::{self, Heads, Op, Options, Phase, Plan, TensorKind};
 use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernels::{Binding, KernelSource, TILES};
 use crate::sampler::Step;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use web_time::Instant;
@@ -105,16 +106,19 @@ pub struct GpuModel {
 }
 
 /// The weight `name` of [`forward::weights`], from the checkpoint's PyTorch tensors.
-fn weight_data(c: &Config, ckpt: &Checkpoint, name: &str) -> Vec<f32> {
-    let get = |n: &str| ckpt.get(n).to_vec();
+/// Borrowed where it is one checkpoint tensor as it is.
+fn weight_data<'a>(c: &Config, ckpt: &'a Checkpoint, name: &str) -> Cow<'a, [f32]> {
+    let get = |n: &str| Cow::Borrowed(ckpt.get(n));
     if let Some(rest) = name.strip_prefix("blocks.") {
         let (i, what) = rest.split_once('.').expect("blocks.<i>.<what>");
         let b = format!("blocks.{i}.");
         return match what {
-            "qkv" => ["to_q", "to_k", "to_v"]
-                .iter()
-                .flat_map(|q| get(&format!("{b}attn.{q}.weight")))
-                .collect(),
+            "qkv" => Cow::Owned(
+                ["to_q", "to_k", "to_v"]
+                    .iter()
+                    .flat_map(|q| ckpt.get(&format!("{b}attn.{q}.weight")).iter().copied())
+                    .collect(),
+            ),
             "to_out" => get(&format!("{b}attn.to_out.weight")),
             "mlp_in" => get(&format!("{b}ff.net.0.weight")),
             "mlp_out" => get(&format!("{b}ff.net.2.weight")),
@@ -122,18 +126,17 @@ fn weight_data(c: &Config, ckpt: &Checkpoint, name: &str) -> Vec<f32> {
         };
     }
     match name {
-        "pos" => c.pos_embedding(),
+        "pos" => Cow::Owned(c.pos_embedding()),
         "proj_bias" => get("proj_fin.bias"),
         "time1" => get("time_mlp.1.weight"),
         "time3" => get("time_mlp.3.weight"),
-        "mods" => forward::norm_names(c)
-            .iter()
-            .flat_map(|n| {
-                let mut v = get(&format!("{n}.scale_proj.weight"));
-                v.extend(get(&format!("{n}.shift_proj.weight")));
-                v
-            })
-            .collect(),
+        "mods" => Cow::Owned(
+            forward::norm_names(c)
+                .iter()
+                .flat_map(|n| ["scale", "shift"].map(|w| format!("{n}.{w}_proj.weight")))
+                .flat_map(|w| ckpt.get(&w).iter().copied())
+                .collect(),
+        ),
         other => get(&format!("{other}.weight")),
     }
 }
@@ -179,17 +182,17 @@ impl GpuModel {
             .map(|(name, len)| {
                 let data = weight_data(&c, ckpt, &name);
                 assert_eq!(data.len(), len, "weight `{name}` (checkpoint validated)");
-                let bytes = match forward::weight_scalar(&name, precision) {
+                let buffer = match forward::weight_scalar(&name, precision) {
                     Scalar::F16 => {
-                        let h: Vec<half::f16> =
-                            data.iter().map(|v| half::f16::from_f32(*v)).collect();
-                        let mut b: Vec<u8> = bytemuck::cast_slice(&h).to_vec();
-                        b.resize(b.len().next_multiple_of(4), 0);
-                        b
+                        // Whole 4-byte words; the slice conversion uses the CPU's f16
+                        // instructions where it has them.
+                        use half::slice::HalfFloatSliceExt;
+                        let mut h = vec![half::f16::ZERO; len.next_multiple_of(2)];
+                        h[..len].convert_from_f32_slice(&data);
+                        gpu.storage_init(&name, bytemuck::cast_slice(&h))
                     }
-                    _ => bytemuck::cast_slice(&data).to_vec(),
+                    _ => gpu.storage_init(&name, bytemuck::cast_slice(&data)),
                 };
-                let buffer = gpu.storage_init(&name, &bytes);
                 (name, buffer)
             })
             .collect();
