@@ -2,7 +2,9 @@
 
 use crate::timing::Bench;
 use web_time::Instant;
-use webdit_model::{plan, Checkpoint, Config, GpuModel, Precision, Sampler};
+use webdit_model::{
+    plan, Checkpoint, Config, Generator, GpuModel, Precision, RuntimeError, Sampler,
+};
 
 fn random_checkpoint(config: Config) -> Checkpoint {
     let mut s = 0x2545F4914F6CDD1Du64;
@@ -19,6 +21,46 @@ fn random_checkpoint(config: Config) -> Checkpoint {
 /// as the whole generation runs it: the difference is what dispatching costs.
 pub fn ops(b: &Bench, models: &[(String, Config)]) {
     let gpu = b.gpu;
+    each_generator(b, models, |name, _, precision, batch, g| {
+        println!(
+            "\n## one step, op by op: {name}, batch {batch}, {precision:?} ({} dispatches)\n",
+            g.plan().dispatches_per_step()
+        );
+        println!(
+            "| op | kernel | shape | time | achieved | % of floor |\n|---|---|---|---|---|---|"
+        );
+        let mut sum = 0.0;
+        for (op, kernel, bind, groups) in g.step_dispatches() {
+            b.burn(2);
+            let secs = b.time(kernel, bind, groups);
+            sum += secs;
+            b.row(
+                &op.name,
+                kernel.src.name,
+                &op.shape,
+                secs,
+                op.flops,
+                op.bytes,
+            );
+        }
+        let (t, _) = median(b, &|| pollster::block_on(g.generate(gpu, 1)).map(|_| ()));
+        let step = t / g.len() as f64;
+        println!(
+                    "\nSum of the ops alone: {:.1} µs; one step of a whole generation (median of 11, wall clock / steps): {:.1} µs.",
+                    sum * 1e6,
+                    step * 1e6
+                );
+    });
+}
+
+/// Runs `f(model name, config, precision, batch, generator)` for every model, precision the
+/// adapter has and batch (1, 16), the generator built and run once (pipelines compiled).
+fn each_generator(
+    b: &Bench,
+    models: &[(String, Config)],
+    mut f: impl FnMut(&str, &Config, Precision, usize, &Generator),
+) {
+    let gpu = b.gpu;
     for (name, c) in models {
         let ckpt = random_checkpoint(c.clone());
         let steps = plan(c, Sampler::Ddpm, c.steps).unwrap();
@@ -30,45 +72,24 @@ pub fn ops(b: &Bench, models: &[(String, Config)]) {
             for batch in [1usize, 16] {
                 let g = model.generator(gpu, batch, &steps).unwrap();
                 pollster::block_on(g.generate(gpu, 0)).unwrap();
-                println!(
-                    "\n## one step, op by op: {name}, batch {batch}, {precision:?} ({} dispatches)\n",
-                    g.plan().dispatches_per_step()
-                );
-                println!(
-                    "| op | kernel | shape | time | achieved | % of floor |\n|---|---|---|---|---|---|"
-                );
-                let mut sum = 0.0;
-                for (op, kernel, bind, groups) in g.step_dispatches() {
-                    b.burn(2);
-                    let secs = b.time(kernel, bind, groups);
-                    sum += secs;
-                    b.row(
-                        &op.name,
-                        kernel.src.name,
-                        &op.shape,
-                        secs,
-                        op.flops,
-                        op.bytes,
-                    );
-                }
-                let mut times: Vec<f64> = (0..11)
-                    .map(|_| {
-                        b.burn(10);
-                        let t = Instant::now();
-                        pollster::block_on(g.generate(gpu, 1)).unwrap();
-                        t.elapsed().as_secs_f64()
-                    })
-                    .collect();
-                times.sort_by(f64::total_cmp);
-                let step = times[5] / g.len() as f64;
-                println!(
-                    "\nSum of the ops alone: {:.1} µs; one step of a whole generation (median of 11, wall clock / steps): {:.1} µs.",
-                    sum * 1e6,
-                    step * 1e6
-                );
+                f(name, c, precision, batch, &g);
             }
         }
     }
+}
+
+/// Median and best wall-clock seconds of 11 runs, each after keeping the GPU busy.
+fn median(b: &Bench, run: &dyn Fn() -> Result<(), RuntimeError>) -> (f64, f64) {
+    let mut times: Vec<f64> = (0..11)
+        .map(|_| {
+            b.burn(10);
+            let t = Instant::now();
+            run().unwrap();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (times[5], times[0])
 }
 
 /// Prints the whole-generation table (or, with `--submit-steps`, the steps-per-submit one).
@@ -76,9 +97,7 @@ pub fn generations(b: &Bench, models: Vec<(String, Config)>) {
     let gpu = b.gpu;
     println!("\n## whole generation: 32 DDPM steps, recording to image read back (median of 11)\n");
     println!("| model | batch | precision | median time | best | per step | GFLOP/s | one command buffer (median) |\n|---|---|---|---|---|---|---|---|");
-    for (name, c) in models {
-        let ckpt = random_checkpoint(c.clone());
-        let steps = plan(&c, Sampler::Ddpm, c.steps).unwrap();
+    each_generator(b, &models, |name, c, precision, batch, g| {
         let flops_per_step = |batch: usize| {
             let (n, d, inner, hid, pd) = (
                 c.tokens() as f64,
@@ -92,63 +111,40 @@ pub fn generations(b: &Bench, models: Vec<(String, Config)>) {
                 + 4.0 * batch as f64 * n * n * inner;
             per_block * c.depth as f64 + 2.0 * m * (pd * d * 2.0)
         };
-        for precision in [Precision::F32, Precision::F16] {
-            if precision == Precision::F16 && !gpu.f16 {
-                continue;
+        // The runtime's way (submits every few steps), and all steps in one
+        // command buffer submitted once recorded.
+        let chunked = || pollster::block_on(g.generate(gpu, 1)).map(|_| ());
+        let single = || {
+            g.set_seed(gpu, 1);
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            g.encode(&mut enc, 0..g.len());
+            gpu.queue.submit([enc.finish()]);
+            pollster::block_on(g.read_image(gpu)).map(|_| ())
+        };
+        if !b.args.submit_steps.is_empty() {
+            if precision == Precision::F32 {
+                let cells: Vec<String> = b
+                    .args
+                    .submit_steps
+                    .iter()
+                    .map(|k| {
+                        let run = || pollster::block_on(g.generate_in(gpu, 1, *k)).map(|_| ());
+                        format!("{k}: {:.1} ms", median(b, &run).0 * 1e3)
+                    })
+                    .collect();
+                println!("| {name} | {batch} | {} |", cells.join(", "));
             }
-            let model = GpuModel::new(gpu, &ckpt, Some(precision)).unwrap();
-            for batch in [1usize, 16] {
-                let g = model.generator(gpu, batch, &steps).unwrap();
-                pollster::block_on(g.generate(gpu, 0)).unwrap();
-                // The runtime's way (submits every few steps), and all steps in one
-                // command buffer submitted once recorded.
-                let chunked = || pollster::block_on(g.generate(gpu, 1)).map(|_| ());
-                let single = || {
-                    g.set_seed(gpu, 1);
-                    let mut enc = gpu.device.create_command_encoder(&Default::default());
-                    g.encode(&mut enc, 0..g.len());
-                    gpu.queue.submit([enc.finish()]);
-                    pollster::block_on(g.read_image(gpu)).map(|_| ())
-                };
-                let median = |run: &dyn Fn() -> Result<(), webdit_model::RuntimeError>| {
-                    let mut times: Vec<f64> = (0..11)
-                        .map(|_| {
-                            b.burn(10);
-                            let t = Instant::now();
-                            run().unwrap();
-                            t.elapsed().as_secs_f64()
-                        })
-                        .collect();
-                    times.sort_by(f64::total_cmp);
-                    (times[5], times[0])
-                };
-                if !b.args.submit_steps.is_empty() {
-                    if precision == Precision::F32 {
-                        let cells: Vec<String> = b
-                            .args
-                            .submit_steps
-                            .iter()
-                            .map(|k| {
-                                let run =
-                                    || pollster::block_on(g.generate_in(gpu, 1, *k)).map(|_| ());
-                                format!("{k}: {:.1} ms", median(&run).0 * 1e3)
-                            })
-                            .collect();
-                        println!("| {name} | {batch} | {} |", cells.join(", "));
-                    }
-                    continue;
-                }
-                let (t, best) = median(&chunked);
-                let (t1, _) = median(&single);
-                let gf = flops_per_step(batch) * c.steps as f64 / t / 1e9;
-                println!(
+            return;
+        }
+        let (t, best) = median(b, &chunked);
+        let (t1, _) = median(b, &single);
+        let gf = flops_per_step(batch) * c.steps as f64 / t / 1e9;
+        println!(
                     "| {name} | {batch} | {precision:?} | {:.1} ms | {:.1} ms | {:.2} ms | {gf:.0} | {:.1} ms |",
                     t * 1e3,
                     best * 1e3,
                     t * 1e3 / c.steps as f64,
                     t1 * 1e3
                 );
-            }
-        }
-    }
+    });
 }

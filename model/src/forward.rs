@@ -161,8 +161,6 @@ pub struct Plan {
     /// Label for printing (`favicon-s, batch 1, f16`).
     pub title: String,
     pub batch: usize,
-    /// Timestep slots (steps of the plan, at least 1).
-    pub slots: usize,
     pub tensors: Vec<Tensor>,
     /// In execution order within each phase; phases in [`Phase`] order.
     pub ops: Vec<Op>,
@@ -1053,7 +1051,6 @@ impl Plan {
         let plan = Plan {
             title,
             batch,
-            slots,
             tensors: b.tensors,
             ops: b.ops,
             image,
@@ -1426,7 +1423,6 @@ mod tests {
         let plan = Plan {
             title: String::new(),
             batch: 1,
-            slots: 1,
             tensors: b.tensors,
             ops: b.ops,
             image: mods,

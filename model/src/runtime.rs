@@ -39,7 +39,7 @@ pub enum RuntimeError {
     #[error("batch {batch} needs a {need} MiB buffer ({what}) but the adapter allows {limit} MiB; use a smaller --batch")]
     TooLarge {
         batch: usize,
-        what: &'static str,
+        what: String,
         need: u64,
         limit: u64,
     },
@@ -315,7 +315,7 @@ impl GpuModel {
             if bytes > limit {
                 return Err(RuntimeError::TooLarge {
                     batch,
-                    what: Box::leak(what.to_string().into_boxed_str()),
+                    what: what.to_string(),
                     need: bytes >> 20,
                     limit: limit >> 20,
                 });
