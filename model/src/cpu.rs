@@ -6,78 +6,153 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{sinus, Config};
 use crate::noise;
 use crate::sampler::Step;
+use std::collections::HashMap;
 
 /// A checkpoint ready for CPU inference.
 pub struct CpuModel {
     pub config: Config,
-    ckpt: Checkpoint,
+    /// Every weight matrix by its checkpoint name; a sharded model holds its rows of
+    /// `ff.net.0.weight` and its columns of `ff.net.2.weight`.
+    mats: HashMap<String, Matrix>,
+    proj_fin_bias: Vec<f32>,
     pos: Vec<f32>,
+    shard: Shard,
 }
 
-/// `y[rows, out] = x[rows, in] · w[out, in]ᵀ`. Natively, large products are cut into
-/// blocks of output columns computed on all cores (each block is an independent product, so
-/// the result does not depend on the number of threads).
-pub fn linear(x: &[f32], w: &[f32], rows: usize, inp: usize, out: usize) -> Vec<f32> {
-    assert_eq!(x.len(), rows * inp);
-    assert_eq!(w.len(), out * inp);
-    let mut y = vec![0.0f32; rows * out];
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        /// The output, shared by tasks that write disjoint columns of it.
-        #[derive(Clone, Copy)]
-        struct Out(*mut f32);
-        // SAFETY: every task writes only its own columns `c0..c1` of `y`.
-        unsafe impl Send for Out {}
-        unsafe impl Sync for Out {}
-        impl Out {
-            /// Column `c` of row 0 (a method, so closures capture the `Send` wrapper).
-            fn at(self, c: usize) -> *mut f32 {
-                self.0.wrapping_add(c)
+/// One worker's part of a generation that several workers without shared memory (the
+/// browser's Web Workers, each with its own wasm instance) run together: worker `rank` of
+/// `world` computes its range of every MLP's hidden units, and the partial outputs are
+/// summed through an [`Exchange`]. Everything else runs on every worker, so all of them hold
+/// the same activations, bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub rank: usize,
+    pub world: usize,
+}
+
+impl Shard {
+    /// The whole model in one worker.
+    pub const ALL: Shard = Shard { rank: 0, world: 1 };
+
+    /// This worker's hidden units of an MLP with `hidden` of them (ranges of a multiple of
+    /// 4 units, so SIMD rows stay whole).
+    pub fn units(self, hidden: usize) -> std::ops::Range<usize> {
+        let chunk = hidden.div_ceil(self.world).next_multiple_of(4);
+        (self.rank * chunk).min(hidden)..((self.rank + 1) * chunk).min(hidden)
+    }
+}
+
+/// How the workers of a sharded model see each other's partial results.
+pub trait Exchange {
+    /// Hands this worker's `part` to the others and fills `all` (`world × part.len()`
+    /// values) with every worker's part, in rank order.
+    fn gather(&mut self, part: &[f32], all: &mut [f32]) -> Result<(), String>;
+}
+
+/// The exchange of a model in one worker: never called.
+struct Alone;
+
+impl Exchange for Alone {
+    fn gather(&mut self, _: &[f32], _: &mut [f32]) -> Result<(), String> {
+        unreachable!("a model in one worker exchanges nothing")
+    }
+}
+
+/// A weight `w[out, in]` (PyTorch's layout) ready for `y = x · wᵀ`: natively as stored
+/// (`matrixmultiply` takes strides); in wasm with SIMD128 packed into panels of
+/// [`simd128::NR`] output columns (`[⌈out/NR⌉][in][NR]`, the last panel zero-padded), which
+/// the kernel streams while rows of `x` pass.
+pub struct Matrix {
+    data: Vec<f32>,
+    inp: usize,
+    out: usize,
+}
+
+impl Matrix {
+    /// From `w`: `out × inp` values, row-major.
+    pub fn new(w: Vec<f32>, out: usize, inp: usize) -> Matrix {
+        assert_eq!(w.len(), out * inp, "a {out}×{inp} matrix");
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        let w = simd128::pack(&w, out, inp);
+        Matrix { data: w, inp, out }
+    }
+
+    /// `x[rows, in] · wᵀ`, `[rows, out]`. Natively, large products are cut into blocks of
+    /// output columns computed on all cores (each block is an independent product, so the
+    /// result does not depend on the number of threads).
+    pub fn apply(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let mut y = vec![0.0f32; rows * self.out];
+        self.apply_into(x, rows, &mut y);
+        y
+    }
+
+    /// [`Matrix::apply`] into `y` (`rows × out` values, every one overwritten).
+    pub fn apply_into(&self, x: &[f32], rows: usize, y: &mut [f32]) {
+        let (inp, out) = (self.inp, self.out);
+        assert_eq!(x.len(), rows * inp, "{rows} rows of {inp}");
+        assert_eq!(y.len(), rows * out, "{rows} rows of {out}");
+        let w = &self.data;
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        simd128::linear(x, w, rows, inp, out, y);
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            /// The output, shared by tasks that write disjoint columns of it.
+            #[derive(Clone, Copy)]
+            struct Out(*mut f32);
+            // SAFETY: every task writes only its own columns `c0..c1` of `y`.
+            unsafe impl Send for Out {}
+            unsafe impl Sync for Out {}
+            impl Out {
+                /// Column `c` of row 0 (a method, so closures capture the `Send` wrapper).
+                fn at(self, c: usize) -> *mut f32 {
+                    self.0.wrapping_add(c)
+                }
+            }
+            let threads = rayon::current_num_threads();
+            if threads > 1 && rows * inp * out >= 1 << 21 {
+                let chunk = out.div_ceil(threads).next_multiple_of(16);
+                let y_ptr = Out(y.as_mut_ptr());
+                (0..out.div_ceil(chunk)).into_par_iter().for_each(|i| {
+                    let (c0, c1) = (i * chunk, ((i + 1) * chunk).min(out));
+                    // SAFETY: rows `c0..c1` of `w` and columns `c0..c1` of `y` are in bounds
+                    // (c1 ≤ out); tasks' column ranges are disjoint.
+                    unsafe {
+                        sgemm(
+                            rows,
+                            inp,
+                            c1 - c0,
+                            x.as_ptr(),
+                            w.as_ptr().add(c0 * inp),
+                            y_ptr.at(c0),
+                            out,
+                        )
+                    };
+                });
+                return;
             }
         }
-        let threads = rayon::current_num_threads();
-        if threads > 1 && rows * inp * out >= 1 << 21 {
-            let chunk = out.div_ceil(threads).next_multiple_of(16);
-            let y_ptr = Out(y.as_mut_ptr());
-            (0..out.div_ceil(chunk)).into_par_iter().for_each(|i| {
-                let (c0, c1) = (i * chunk, ((i + 1) * chunk).min(out));
-                // SAFETY: rows `c0..c1` of `w` and columns `c0..c1` of `y` are in bounds
-                // (c1 ≤ out); tasks' column ranges are disjoint.
-                unsafe {
-                    sgemm(
-                        rows,
-                        inp,
-                        c1 - c0,
-                        x.as_ptr(),
-                        w.as_ptr().add(c0 * inp),
-                        y_ptr.at(c0),
-                        out,
-                    )
-                };
-            });
-            return y;
-        }
+        // SAFETY: the slices hold exactly rows×inp, out×inp and rows×out elements (checked
+        // above and in `new`), matching the dimensions and strides passed.
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+        unsafe {
+            sgemm(rows, inp, out, x.as_ptr(), w.as_ptr(), y.as_mut_ptr(), out)
+        };
     }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    simd128::linear(x, w, rows, inp, out, &mut y);
-    // SAFETY: the slices hold exactly rows×inp, out×inp and rows×out elements (checked
-    // above), matching the dimensions and strides passed.
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    unsafe {
-        sgemm(rows, inp, out, x.as_ptr(), w.as_ptr(), y.as_mut_ptr(), out)
-    };
-    y
 }
 
-/// The products of the CPU path in wasm with SIMD128: `matrixmultiply` has no wasm kernel
-/// (its portable one ran 6× slower than natively), while `x · wᵀ` with `w` in PyTorch's
-/// `[out, in]` layout is a grid of dot products along contiguous rows, which 4×4 blocks of
-/// `f32x4` accumulators cover directly.
+/// The products of the CPU path in wasm with SIMD128 (`matrixmultiply` has no wasm kernel;
+/// its portable one ran 6× slower than natively). Blocks of 4 rows × 8 output columns: per
+/// step along `in`, two `f32x4` loads of the packed panel, one broadcast of each row's value
+/// and 8 multiply-adds into 8 accumulators, all in registers (a 4×4 grid of dot products,
+/// the kernel before this one, needs 24 registers and spilled: 20–26 GFLOP/s against 36–41
+/// in V8, relaxed SIMD, this 2-core machine).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
-    use super::dot;
     use core::arch::wasm32::*;
+
+    /// Output columns per panel.
+    pub const NR: usize = 8;
 
     /// `a·b + c`, fused where the bundle's relaxed-SIMD build runs (browsers that have it).
     #[inline(always)]
@@ -88,56 +163,77 @@ mod simd128 {
         return f32x4_add(f32x4_mul(a, b), c);
     }
 
-    fn hsum(v: v128) -> f32 {
-        f32x4_extract_lane::<0>(v)
-            + f32x4_extract_lane::<1>(v)
-            + f32x4_extract_lane::<2>(v)
-            + f32x4_extract_lane::<3>(v)
+    /// `w[out, inp]` as panels `[⌈out/NR⌉][inp][NR]`, zero-padded.
+    pub fn pack(w: &[f32], out: usize, inp: usize) -> Vec<f32> {
+        let mut p = vec![0.0f32; out.div_ceil(NR) * inp * NR];
+        for (o, row) in w.chunks_exact(inp).enumerate() {
+            let (panel, j) = (o / NR, o % NR);
+            for (k, v) in row.iter().enumerate() {
+                p[(panel * inp + k) * NR + j] = *v;
+            }
+        }
+        p
     }
 
-    /// `y[rows, n] = x[rows, k] · w[n, k]ᵀ`.
-    pub fn linear(x: &[f32], w: &[f32], rows: usize, k: usize, n: usize, y: &mut [f32]) {
-        let k4 = k / 4 * 4;
-        // Four rows of `w` stay in cache while every row of `x` passes them.
-        for o0 in (0..n).step_by(4) {
-            let on = (n - o0).min(4);
-            for r0 in (0..rows).step_by(4) {
-                let rn = (rows - r0).min(4);
-                if rn < 4 || on < 4 {
-                    for r in r0..r0 + rn {
-                        for o in o0..o0 + on {
-                            y[r * n + o] = dot(&x[r * k..(r + 1) * k], &w[o * k..(o + 1) * k]);
-                        }
-                    }
-                    continue;
-                }
-                let mut acc = [[f32x4_splat(0.0); 4]; 4];
-                for kk in (0..k4).step_by(4) {
-                    // SAFETY: rows r0..r0+4 of x and o0..o0+4 of w exist (rn = on = 4) and
-                    // kk + 4 ≤ k; v128_load takes unaligned addresses.
-                    let (xv, wv) = unsafe {
-                        let at = |m: &[f32], row: usize| {
-                            v128_load(m.as_ptr().add(row * k + kk) as *const v128)
-                        };
-                        (
-                            [at(x, r0), at(x, r0 + 1), at(x, r0 + 2), at(x, r0 + 3)],
-                            [at(w, o0), at(w, o0 + 1), at(w, o0 + 2), at(w, o0 + 3)],
-                        )
-                    };
-                    for (row, xv) in acc.iter_mut().zip(xv) {
-                        for (a, wv) in row.iter_mut().zip(wv) {
-                            *a = madd(xv, wv, *a);
-                        }
-                    }
-                }
-                for (i, row) in acc.iter().enumerate() {
-                    for (j, a) in row.iter().enumerate() {
-                        let (r, o) = (r0 + i, o0 + j);
-                        let tail = dot(&x[r * k + k4..(r + 1) * k], &w[o * k + k4..(o + 1) * k]);
-                        y[r * n + o] = hsum(*a) + tail;
-                    }
+    /// `y[rows, n] = x[rows, k] · wᵀ` with `w` packed by [`pack`].
+    pub fn linear(x: &[f32], packed: &[f32], rows: usize, k: usize, n: usize, y: &mut [f32]) {
+        if k == 0 {
+            return;
+        }
+        for (p, panel) in packed.chunks_exact(k * NR).enumerate() {
+            let cols = p * NR..(p * NR + NR).min(n);
+            let mut r0 = 0;
+            while r0 + 4 <= rows {
+                block::<4>(x, panel, r0, k, cols.clone(), n, y);
+                r0 += 4;
+            }
+            match rows - r0 {
+                3 => block::<3>(x, panel, r0, k, cols, n, y),
+                2 => block::<2>(x, panel, r0, k, cols, n, y),
+                1 => block::<1>(x, panel, r0, k, cols, n, y),
+                _ => {}
+            }
+        }
+    }
+
+    /// Rows `r0..r0 + MR` of `y` in columns `cols` (one panel).
+    #[inline(always)]
+    fn block<const MR: usize>(
+        x: &[f32],
+        panel: &[f32],
+        r0: usize,
+        k: usize,
+        cols: std::ops::Range<usize>,
+        n: usize,
+        y: &mut [f32],
+    ) {
+        assert!(x.len() >= (r0 + MR) * k && panel.len() == k * NR);
+        let mut acc = [[f32x4_splat(0.0); 2]; MR];
+        for kk in 0..k {
+            // SAFETY: kk < k, so the panel's 8 values at kk·NR and x[(r0 + i)·k + kk] for
+            // i < MR are in bounds (asserted above); v128 loads take unaligned addresses.
+            unsafe {
+                let b = panel.as_ptr().add(kk * NR);
+                let (b0, b1) = (
+                    v128_load(b as *const v128),
+                    v128_load(b.add(4) as *const v128),
+                );
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let a = v128_load32_splat(x.as_ptr().add((r0 + i) * k + kk) as *const u32);
+                    acc[0] = madd(a, b0, acc[0]);
+                    acc[1] = madd(a, b1, acc[1]);
                 }
             }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            let mut out = [0.0f32; NR];
+            // SAFETY: `out` holds 8 f32s, two v128s.
+            unsafe {
+                v128_store(out.as_mut_ptr() as *mut v128, acc[0]);
+                v128_store(out.as_mut_ptr().add(4) as *mut v128, acc[1]);
+            }
+            let at = (r0 + i) * n;
+            y[at + cols.start..at + cols.end].copy_from_slice(&out[..cols.len()]);
         }
     }
 }
@@ -253,15 +349,81 @@ pub fn unpatchify(c: &Config, t: &[f32]) -> Vec<f32> {
 
 impl CpuModel {
     pub fn new(ckpt: Checkpoint) -> CpuModel {
+        CpuModel::sharded(ckpt, Shard::ALL)
+    }
+
+    /// Worker `shard.rank`'s part of the model (see [`Shard`]). Panics unless
+    /// `rank < world`.
+    pub fn sharded(ckpt: Checkpoint, shard: Shard) -> CpuModel {
+        assert!(shard.rank < shard.world, "worker {shard:?} does not exist");
+        let Checkpoint {
+            config,
+            mut tensors,
+        } = ckpt;
+        let units = shard.units(config.hidden());
+        let whole = units == (0..config.hidden());
+        let proj_fin_bias = tensors.remove("proj_fin.bias").expect("checked").data;
+        let mats = tensors
+            .into_iter()
+            .map(|(name, t)| {
+                let (mut out, mut inp, mut w) = (t.shape[0], t.shape[1], t.data);
+                if !whole && name.ends_with(".ff.net.0.weight") {
+                    w = w[units.start * inp..units.end * inp].to_vec();
+                    out = units.len();
+                } else if !whole && name.ends_with(".ff.net.2.weight") {
+                    w = w
+                        .chunks(inp)
+                        .flat_map(|row| &row[units.clone()])
+                        .copied()
+                        .collect();
+                    inp = units.len();
+                }
+                (name, Matrix::new(w, out, inp))
+            })
+            .collect();
         CpuModel {
-            pos: ckpt.config.pos_embedding(),
-            config: ckpt.config.clone(),
-            ckpt,
+            pos: config.pos_embedding(),
+            config,
+            mats,
+            proj_fin_bias,
+            shard,
         }
     }
 
-    fn w(&self, name: &str) -> &[f32] {
-        self.ckpt.get(name)
+    /// `x · wᵀ` for the weight `name` (`x`: `rows` rows).
+    fn linear(&self, x: &[f32], name: &str, rows: usize) -> Vec<f32> {
+        self.mats[name].apply(x, rows)
+    }
+
+    /// How many values one [`Exchange::gather`] hands over for a batch of `batch` images.
+    pub fn exchange_len(&self, batch: usize) -> usize {
+        batch * self.config.tokens() * self.config.dim
+    }
+
+    /// Block `i`'s MLP on this worker's hidden units: the whole output, or (sharded) the
+    /// sum of every worker's partial outputs in rank order.
+    fn mlp(
+        &self,
+        i: usize,
+        y: &[f32],
+        rows: usize,
+        ex: &mut dyn Exchange,
+    ) -> Result<Vec<f32>, String> {
+        let b = format!("blocks.{i}.ff.net");
+        let f: Vec<f32> = self.linear(y, &format!("{b}.0.weight"), rows);
+        let f: Vec<f32> = f.into_iter().map(silu).collect();
+        let part = self.linear(&f, &format!("{b}.2.weight"), rows);
+        if self.shard.world == 1 {
+            return Ok(part);
+        }
+        let mut all = vec![0.0f32; part.len() * self.shard.world];
+        ex.gather(&part, &mut all)?;
+        let mut parts = all.chunks(part.len());
+        let mut sum = parts.next().expect("world ≥ 1").to_vec();
+        for p in parts {
+            sum.iter_mut().zip(p).for_each(|(s, v)| *s += v);
+        }
+        Ok(sum)
     }
 
     fn attention(&self, qkv: (&[f32], &[f32], &[f32]), batch: usize) -> Vec<f32> {
@@ -302,83 +464,63 @@ impl CpuModel {
         out
     }
 
-    /// `(eps, x0)` for images `x` `[b, c, s, s]` at timesteps `t` (one per image).
+    /// `(eps, x0)` for images `x` `[b, c, s, s]` at timesteps `t` (one per image). Panics
+    /// on a sharded model (use [`CpuModel::step_sharded`]).
     pub fn forward(&self, x: &[f32], t: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (eps, x0) = self
+            .forward_with(x, t, true, &mut Alone)
+            .expect("one worker");
+        (eps, x0.expect("x0 asked for"))
+    }
+
+    /// `eps` and, with `want_x0`, `x0`; a sharded model's MLPs exchange through `ex`.
+    fn forward_with(
+        &self,
+        x: &[f32],
+        t: &[f32],
+        want_x0: bool,
+        ex: &mut dyn Exchange,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>), String> {
         let c = &self.config;
         let batch = t.len();
         assert_eq!(x.len(), batch * c.image_len(), "x holds {} images", batch);
-        let (n, d, pd, te_d, inner) = (c.tokens(), c.dim, c.patch_dim(), c.time_emb_dim, c.inner());
+        let (n, d, pd) = (c.tokens(), c.dim, c.patch_dim());
         let rows = batch * n;
-        let mut h = linear(&patchify(c, x), self.w("patch_embed.weight"), rows, pd, d);
+        let mut h = self.linear(&patchify(c, x), "patch_embed.weight", rows);
         for (i, v) in h.iter_mut().enumerate() {
             *v += self.pos[i % (n * d)];
         }
         let temb: Vec<f32> = t.iter().flat_map(|t| sinus(*t as f64, d / 2)).collect();
-        let te1: Vec<f32> = linear(&temb, self.w("time_mlp.1.weight"), batch, d / 2, te_d)
-            .into_iter()
-            .map(silu)
-            .collect();
-        let te = linear(&te1, self.w("time_mlp.3.weight"), batch, te_d, te_d);
+        let te1: Vec<f32> = self.linear(&temb, "time_mlp.1.weight", batch);
+        let te1: Vec<f32> = te1.into_iter().map(silu).collect();
+        let te = self.linear(&te1, "time_mlp.3.weight", batch);
         let norm = |x: &[f32], prefix: &str| {
-            let scale = linear(
-                &te,
-                self.w(&format!("{prefix}.scale_proj.weight")),
-                batch,
-                te_d,
-                d,
-            );
-            let shift = linear(
-                &te,
-                self.w(&format!("{prefix}.shift_proj.weight")),
-                batch,
-                te_d,
-                d,
-            );
+            let scale = self.linear(&te, &format!("{prefix}.scale_proj.weight"), batch);
+            let shift = self.linear(&te, &format!("{prefix}.shift_proj.weight"), batch);
             adaln(x, d, n, &scale, &shift)
         };
         for i in 0..c.depth {
             let b = format!("blocks.{i}");
             let y = norm(&h, &format!("{b}.norm1"));
-            let q = linear(&y, self.w(&format!("{b}.attn.to_q.weight")), rows, d, inner);
-            let k = linear(&y, self.w(&format!("{b}.attn.to_k.weight")), rows, d, inner);
-            let v = linear(&y, self.w(&format!("{b}.attn.to_v.weight")), rows, d, inner);
+            let [q, k, v] =
+                ["q", "k", "v"].map(|m| self.linear(&y, &format!("{b}.attn.to_{m}.weight"), rows));
             let a = self.attention((&q, &k, &v), batch);
-            let o = linear(
-                &a,
-                self.w(&format!("{b}.attn.to_out.weight")),
-                rows,
-                inner,
-                d,
-            );
+            let o = self.linear(&a, &format!("{b}.attn.to_out.weight"), rows);
             h.iter_mut().zip(&o).for_each(|(h, o)| *h += o);
             let y = norm(&h, &format!("{b}.norm2"));
-            let f: Vec<f32> = linear(
-                &y,
-                self.w(&format!("{b}.ff.net.0.weight")),
-                rows,
-                d,
-                c.hidden(),
-            )
-            .into_iter()
-            .map(silu)
-            .collect();
-            let o = linear(
-                &f,
-                self.w(&format!("{b}.ff.net.2.weight")),
-                rows,
-                c.hidden(),
-                d,
-            );
+            let o = self.mlp(i, &y, rows, ex)?;
             h.iter_mut().zip(&o).for_each(|(h, o)| *h += o);
         }
         let latent = norm(&h, "final_norm");
-        let eps = linear(&latent, self.w("to_pixels.weight"), rows, d, pd);
-        let mut x0 = linear(&latent, self.w("proj_fin.weight"), rows, d, pd);
-        let bias = self.w("proj_fin.bias");
-        for (i, v) in x0.iter_mut().enumerate() {
-            *v += bias[i % pd];
-        }
-        (unpatchify(c, &eps), unpatchify(c, &x0))
+        let eps = self.linear(&latent, "to_pixels.weight", rows);
+        let x0 = want_x0.then(|| {
+            let mut x0 = self.linear(&latent, "proj_fin.weight", rows);
+            for (i, v) in x0.iter_mut().enumerate() {
+                *v += self.proj_fin_bias[i % pd];
+            }
+            unpatchify(c, &x0)
+        });
+        Ok((unpatchify(c, &eps), x0))
     }
 
     /// A whole generation: noise stream T from `seed`, then `plan`'s steps. Returns the
@@ -407,9 +549,23 @@ impl CpuModel {
     }
 
     /// One denoising step `s` of the images `x` (a batch) in place, with `seed`'s noise.
+    /// Panics on a sharded model (use [`CpuModel::step_sharded`]).
     pub fn step(&self, x: &mut [f32], seed: u64, s: &Step) {
+        self.step_sharded(x, seed, s, &mut Alone)
+            .expect("one worker");
+    }
+
+    /// [`CpuModel::step`] on a model shared by several workers: every worker calls it with
+    /// the same arguments and ends with the same `x`. Fails where the exchange fails.
+    pub fn step_sharded(
+        &self,
+        x: &mut [f32],
+        seed: u64,
+        s: &Step,
+        ex: &mut dyn Exchange,
+    ) -> Result<(), String> {
         let batch = x.len() / self.config.image_len();
-        let (eps, _) = self.forward(x, &vec![s.t as f32; batch]);
+        let (eps, _) = self.forward_with(x, &vec![s.t as f32; batch], false, ex)?;
         for (i, (xv, e)) in x.iter_mut().zip(&eps).enumerate() {
             let z = if s.c != 0.0 {
                 noise::gaussian(seed, s.t as u32, i as u32)
@@ -417,6 +573,70 @@ impl CpuModel {
                 0.0
             };
             *xv = s.apply(*xv, *e, z);
+        }
+        Ok(())
+    }
+}
+
+/// The products against a plain f64 reference on fresh random inputs, sizes that are not
+/// multiples of the kernels' blocks included. Natively `cargo test`; the SIMD128 kernel
+/// runs them in wasm (`tests/tests/wasm.rs` drives `wasm-bindgen-test-runner`).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// A small deterministic generator (xorshift), uniform in [-1, 1).
+    fn random(seed: u64, n: usize) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn products_match_reference() {
+        let shapes = [
+            (1, 1, 1),
+            (1, 128, 512),
+            (3, 5, 7),
+            (4, 8, 8),
+            (5, 17, 9),
+            (7, 33, 23),
+            (64, 512, 192),
+            (65, 100, 130),
+        ];
+        for (seed, (rows, inp, out)) in shapes.into_iter().enumerate() {
+            let x = random(2 * seed as u64, rows * inp);
+            let w = random(2 * seed as u64 + 1, out * inp);
+            // Poisoned: every value must be written.
+            let mut y = vec![f32::NAN; rows * out];
+            Matrix::new(w.clone(), out, inp).apply_into(&x, rows, &mut y);
+            for r in 0..rows {
+                for o in 0..out {
+                    let (mut want, mut scale) = (0.0f64, 0.0f64);
+                    for k in 0..inp {
+                        let p = x[r * inp + k] as f64 * w[o * inp + k] as f64;
+                        want += p;
+                        scale += p.abs();
+                    }
+                    let got = y[r * out + o] as f64;
+                    assert!(
+                        got.is_finite(),
+                        "{rows}×{inp}×{out}: y[{r}][{o}] not written"
+                    );
+                    assert!(
+                        (got - want).abs() <= 1e-5 * scale.max(1e-30),
+                        "{rows}×{inp}×{out}: y[{r}][{o}] = {got}, want {want}"
+                    );
+                }
+            }
         }
     }
 }

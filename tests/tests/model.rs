@@ -498,3 +498,74 @@ fn tensor_core_model_matches_cpu() {
         );
     }
 }
+
+/// The exchange of workers that are threads here (Web Workers in the browser): each writes
+/// its part into its slot of one of two alternating buffers, waits for all, reads them all.
+struct ThreadExchange {
+    rank: usize,
+    calls: usize,
+    barrier: std::sync::Arc<std::sync::Barrier>,
+    slots: std::sync::Arc<[std::sync::Mutex<Vec<Vec<f32>>>; 2]>,
+}
+
+impl webdit_model::cpu::Exchange for ThreadExchange {
+    fn gather(&mut self, part: &[f32], all: &mut [f32]) -> Result<(), String> {
+        let slots = &self.slots[self.calls % 2];
+        self.calls += 1;
+        slots.lock().unwrap()[self.rank] = part.to_vec();
+        self.barrier.wait();
+        for (out, p) in all.chunks_mut(part.len()).zip(slots.lock().unwrap().iter()) {
+            out.copy_from_slice(p);
+        }
+        Ok(())
+    }
+}
+
+/// The CPU path split over several workers (the browser's threads): every worker ends with
+/// the same image, bit for bit, and it is the whole model's within float rounding; with
+/// hidden units that do not divide evenly (96 units over 5 and 7 workers: a last worker
+/// with fewer units, or none).
+#[test]
+fn sharded_cpu_matches_whole() {
+    use webdit_model::cpu::Shard;
+    let mut config = fixture_model().config;
+    config.mlp_mult = 3;
+    assert_eq!(config.hidden(), 96, "{config:?}");
+    let ckpt = random_checkpoint(config.clone(), &mut rng("sharded"));
+    let steps = plan(&config, Sampler::Ddpm, 4).unwrap();
+    let whole = CpuModel::new(ckpt.clone()).generate(2, 5, &steps, |_| {});
+    for world in [2, 3, 5, 7] {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(world));
+        let slots =
+            std::sync::Arc::new([(); 2].map(|_| std::sync::Mutex::new(vec![vec![]; world])));
+        let images: Vec<Vec<f32>> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..world)
+                .map(|rank| {
+                    let (ckpt, steps) = (ckpt.clone(), &steps);
+                    let mut ex = ThreadExchange {
+                        rank,
+                        calls: 0,
+                        barrier: barrier.clone(),
+                        slots: slots.clone(),
+                    };
+                    s.spawn(move || {
+                        let m = CpuModel::sharded(ckpt, Shard { rank, world });
+                        let mut x = m.initial_noise(2, 5);
+                        for step in steps {
+                            m.step_sharded(&mut x, 5, step, &mut ex).unwrap();
+                        }
+                        x
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        for (rank, x) in images.iter().enumerate() {
+            assert_eq!(
+                x, &images[0],
+                "worker {rank} of {world} differs from worker 0"
+            );
+        }
+        assert_close(&format!("{world} workers"), &images[0], &f64s(&whole), 1e-5);
+    }
+}

@@ -73,6 +73,40 @@ fn web_crate_builds_for_wasm32() {
     );
 }
 
+/// The CPU path's SIMD128 products (what the page runs without a usable GPU) against
+/// their f64 reference, compiled to wasm and run in node by `wasm-bindgen-test-runner`
+/// (installed with the wasm-bindgen CLI).
+#[test]
+fn cpu_kernels_pass_in_wasm() {
+    if browser_missing(true) {
+        return;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = run(
+        "the CPU path's unit tests in wasm",
+        command(&cargo)
+            .env(
+                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+                "wasm-bindgen-test-runner",
+            )
+            .args([
+                "test",
+                "--release",
+                "-p",
+                "webdit-model",
+                "--target",
+                TARGET,
+                "--lib",
+                "--",
+                "cpu::",
+            ]),
+    );
+    assert!(
+        out.contains("products_match_reference ... ok"),
+        "the kernel test did not run:\n{out}"
+    );
+}
+
 /// What the browser tests need and this machine lacks (`wasm`: the bundle's toolchain too).
 /// Under `WEBDIT_REQUIRE_BROWSER` (CI) anything missing fails the test.
 fn browser_missing(wasm: bool) -> bool {

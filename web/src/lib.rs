@@ -3,6 +3,10 @@
 //! there is no usable GPU, on the CPU reference path compiled to wasm (SIMD128). The page
 //! (`web/static/`) draws each step as it denoises; `web/build.sh` writes the deployable
 //! bundle to `web/dist/`. The wasm holds code only: the weights are separate files.
+//!
+//! Where the page is cross-origin isolated, the CPU path runs on several Web Workers, each
+//! with its own instance of this module and a [`CpuShard`] (its part of every MLP); their
+//! partial results meet in a `SharedArrayBuffer` (`web/static/worker.js`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,7 +14,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use web_time::Instant;
 use webdit_model::checkpoint::Files;
-use webdit_model::cpu::CpuModel;
+use webdit_model::cpu::{CpuModel, Exchange, Shard};
 use webdit_model::pixels::to_rgba8;
 use webdit_model::{plan, Checkpoint, Config, Generator, Gpu, GpuModel, Precision, Sampler, Step};
 
@@ -55,6 +59,42 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// What the CPU path runs on, in words.
+#[wasm_bindgen(js_name = cpuDescription)]
+pub fn cpu_description(threads: u32) -> String {
+    let simd = if cfg!(target_feature = "relaxed-simd") {
+        "SIMD128 with relaxed FMA"
+    } else {
+        "SIMD128"
+    };
+    let s = if threads == 1 { "" } else { "s" };
+    format!("CPU reference path (wasm32, {simd}, {threads} thread{s})")
+}
+
+/// A checkpoint from its files (`[[name, Uint8Array], ...]`: one `.safetensors`, or the
+/// shards that `index`, a `model.safetensors.index.json`, names).
+fn load_checkpoint(files: &js_sys::Array, index: Option<String>) -> Result<Checkpoint, JsError> {
+    let files = read_files(files)?;
+    Checkpoint::from_files(
+        Files {
+            files: files.iter().map(|(n, b)| (n.clone(), &b[..])).collect(),
+            index: index.as_deref(),
+        },
+        None,
+    )
+    .map_err(js_error)
+}
+
+/// The steps of `sampler` (`"ddpm"` or `"ddim"`).
+fn sampling_plan(config: &Config, steps: u32, sampler: &str) -> Result<Vec<Step>, JsError> {
+    let kind = match sampler {
+        "ddpm" => Sampler::Ddpm,
+        "ddim" => Sampler::Ddim,
+        other => return Err(js_error(format!("unknown sampler `{other}`"))),
+    };
+    plan(config, kind, steps as usize).map_err(js_error)
+}
+
 /// Reads `[[name, Uint8Array], ...]`.
 fn read_files(files: &js_sys::Array) -> Result<Vec<(String, Vec<u8>)>, JsError> {
     files
@@ -87,16 +127,7 @@ impl WebDit {
         index: Option<String>,
         device: String,
     ) -> Result<WebDit, JsError> {
-        let files = read_files(&files)?;
-        let ckpt = Checkpoint::from_files(
-            Files {
-                files: files.iter().map(|(n, b)| (n.clone(), &b[..])).collect(),
-                index: index.as_deref(),
-            },
-            None,
-        )
-        .map_err(js_error)?;
-        drop(files);
+        let ckpt = load_checkpoint(&files, index)?;
         let config = ckpt.config.clone();
         let engine = match device.as_str() {
             "webgpu" => {
@@ -134,10 +165,7 @@ impl WebDit {
     pub fn adapter(&self) -> String {
         match &self.inner.engine {
             Engine::Gpu { gpu, .. } => gpu.describe(),
-            Engine::Cpu(_) if cfg!(target_feature = "relaxed-simd") => {
-                "CPU reference path (wasm32, SIMD128 with relaxed FMA, 1 thread)".into()
-            }
-            Engine::Cpu(_) => "CPU reference path (wasm32, SIMD128, 1 thread)".into(),
+            Engine::Cpu(_) => cpu_description(1),
         }
     }
 
@@ -183,12 +211,7 @@ impl WebDit {
     ) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let kind = match sampler.as_str() {
-                "ddpm" => Sampler::Ddpm,
-                "ddim" => Sampler::Ddim,
-                other => return Err(js_error(format!("unknown sampler `{other}`")).into()),
-            };
-            let plan = plan(&inner.config, kind, steps as usize).map_err(js_error)?;
+            let plan = sampling_plan(&inner.config, steps, &sampler)?;
             let seed = seed as u64;
             let image =
                 |x: &[f32]| js_sys::Uint8ClampedArray::from(&to_rgba8(&inner.config, x, 0)[..]);
@@ -259,4 +282,113 @@ async fn cpu_generate(
         yield_to_browser().await;
     }
     Ok(x)
+}
+
+/// One Web Worker's part of the CPU path shared by `world` workers (see
+/// `webdit_model::cpu::Shard`): every worker loads the same checkpoint and calls `generate`
+/// with the same arguments; their MLPs meet through `exchange`.
+#[wasm_bindgen]
+pub struct CpuShard {
+    model: CpuModel,
+}
+
+/// The page's exchange: a JavaScript function that takes this worker's part (a
+/// `Float32Array`), waits for the others and returns all parts in rank order.
+struct JsExchange<'a>(&'a js_sys::Function);
+
+impl Exchange for JsExchange<'_> {
+    fn gather(&mut self, part: &[f32], all: &mut [f32]) -> Result<(), String> {
+        let describe = |e: JsValue| {
+            e.dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+                .unwrap_or_else(|| format!("{e:?}"))
+        };
+        let got = self
+            .0
+            .call1(&JsValue::NULL, &js_sys::Float32Array::from(part))
+            .map_err(describe)?;
+        let got: js_sys::Float32Array = got
+            .dyn_into()
+            .map_err(|_| "the exchange must return a Float32Array".to_string())?;
+        if got.length() as usize != all.len() {
+            return Err(format!(
+                "the exchange returned {} values, not {}",
+                got.length(),
+                all.len()
+            ));
+        }
+        got.copy_to(all);
+        Ok(())
+    }
+}
+
+#[wasm_bindgen]
+impl CpuShard {
+    /// Worker `rank` of `world`'s part of the checkpoint in `files` (as [`WebDit::load`]).
+    pub fn load(
+        files: js_sys::Array,
+        index: Option<String>,
+        rank: u32,
+        world: u32,
+    ) -> Result<CpuShard, JsError> {
+        if rank >= world {
+            return Err(js_error(format!("worker {rank} of {world} does not exist")));
+        }
+        let ckpt = load_checkpoint(&files, index)?;
+        let shard = Shard {
+            rank: rank as usize,
+            world: world as usize,
+        };
+        Ok(CpuShard {
+            model: CpuModel::sharded(ckpt, shard),
+        })
+    }
+
+    /// Side of the generated images, in pixels.
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> u32 {
+        self.model.config.input as u32
+    }
+
+    /// The model's number of diffusion steps.
+    #[wasm_bindgen(getter, js_name = trainedSteps)]
+    pub fn trained_steps(&self) -> u32 {
+        self.model.config.steps as u32
+    }
+
+    /// How many values each exchange hands over (one image).
+    #[wasm_bindgen(getter, js_name = exchangeLen)]
+    pub fn exchange_len(&self) -> u32 {
+        self.model.exchange_len(1) as u32
+    }
+
+    /// Generates one icon as [`WebDit::generate`] does, blocking the worker; `exchange`
+    /// (`Float32Array` → `Float32Array`) meets the other workers, and `on_step(step, steps,
+    /// rgba)`, where given, receives the image after each step.
+    pub fn generate(
+        &self,
+        seed: f64,
+        steps: u32,
+        sampler: String,
+        exchange: js_sys::Function,
+        on_step: Option<js_sys::Function>,
+    ) -> Result<js_sys::Uint8ClampedArray, JsError> {
+        let config = &self.model.config;
+        let plan = sampling_plan(config, steps, &sampler)?;
+        let seed = seed as u64;
+        let image = |x: &[f32]| js_sys::Uint8ClampedArray::from(&to_rgba8(config, x, 0)[..]);
+        let mut x = self.model.initial_noise(1, seed);
+        let mut ex = JsExchange(&exchange);
+        for (k, s) in plan.iter().enumerate() {
+            self.model
+                .step_sharded(&mut x, seed, s, &mut ex)
+                .map_err(|e| js_error(format!("step {}: {e}", k + 1)))?;
+            if let Some(f) = &on_step {
+                let (step, total) = (JsValue::from(k + 1), JsValue::from(plan.len()));
+                f.call3(&JsValue::NULL, &step, &total, &image(&x))
+                    .map_err(|_| js_error("on_step failed"))?;
+            }
+        }
+        Ok(image(&x))
+    }
 }

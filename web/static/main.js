@@ -5,14 +5,16 @@
 //
 // Query parameters: seed, steps, sampler (ddpm|ddim), live (0|1), auto (generate on load),
 // embed (image only; generates on load and posts the result to the parent frame),
-// device (auto|webgpu|cpu), weights (URL of a .safetensors file or of a
+// device (auto|webgpu|cpu), threads (of the CPU path; several only where the page is
+// cross-origin isolated), weights (URL of a .safetensors file or of a
 // model.safetensors.index.json). A dropped (or chosen) checkpoint replaces the model.
 // The wasm build with relaxed SIMD (fused multiply-add) where the browser validates a
 // relaxed-SIMD instruction (i8x16.relaxed_swizzle), else the plain SIMD128 build.
 const RELAXED_SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3,
   2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15, 253, 128, 2, 11]);
 const pkg = WebAssembly.validate(RELAXED_SIMD_PROBE) ? "./pkg-relaxed/webdit_web.js" : "./pkg/webdit_web.js";
-let WebDit;
+import { WorkerPool } from "./pool.js";
+let wasm, module;
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -144,23 +146,36 @@ async function fetchCheckpoint(url) {
 async function pickDevice() {
   const asked = params.get("device") ?? "auto";
   if (!["auto", "webgpu", "cpu"].includes(asked)) throw new Error(`unknown device "${asked}": use auto, webgpu or cpu`);
-  if (asked === "cpu") return { device: "cpu", why: "device=cpu" };
+  const cpu = (why) => ({ device: "cpu", why: `${why}; ${cpuThreads().why}` });
+  if (asked === "cpu") return cpu("device=cpu");
   if (!navigator.gpu) {
     if (asked === "webgpu") throw new Error("This browser has no WebGPU (navigator.gpu is missing).");
-    return { device: "cpu", why: "this browser has no WebGPU" };
+    return cpu("this browser has no WebGPU");
   }
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) {
     if (asked === "webgpu") throw new Error("WebGPU found no adapter.");
-    return { device: "cpu", why: "WebGPU found no adapter" };
+    return cpu("WebGPU found no adapter");
   }
   const info = adapter.info ?? {};
   const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unnamed adapter";
   const software = info.isFallbackAdapter || adapter.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(name);
   if (software && asked !== "webgpu") {
-    return { device: "cpu", why: `the only WebGPU adapter is a software one (${name}); the CPU path is faster (device=webgpu forces it)` };
+    return cpu(`the only WebGPU adapter is a software one (${name}); the CPU path is faster (device=webgpu forces it)`);
   }
   return { device: "webgpu", why: `WebGPU: ${name}${software ? " (software)" : ""}` };
+}
+
+// How many threads the CPU path uses: where the page is cross-origin isolated (which
+// SharedArrayBuffer needs) one Web Worker per core, at most 4; else 1, on the page's own
+// thread. `threads=` overrides (within what isolation allows).
+function cpuThreads() {
+  const asked = params.get("threads");
+  if (!crossOriginIsolated) return { threads: 1, why: "1 thread: the page is not cross-origin isolated" };
+  if (asked === null) return { threads: Math.min(navigator.hardwareConcurrency || 1, 4), why: "one per core" };
+  const n = Number(asked);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`threads=${asked}: use a whole number from 1 to 64`);
+  return { threads: n, why: `threads=${n}` };
 }
 
 async function loadModel(source, device) {
@@ -170,7 +185,10 @@ async function loadModel(source, device) {
   phases.downloadedBytes = downloaded;
   $("status").textContent = "Preparing the model…";
   const t1 = performance.now();
-  const model = await WebDit.load(files, index, device.device);
+  const { threads } = device.device === "cpu" ? cpuThreads() : { threads: 1 };
+  const model = threads > 1
+    ? await WorkerPool.create({ pkg, module, files, index, world: threads, adapter: wasm.cpuDescription(threads) })
+    : await wasm.WebDit.load(files, index, device.device);
   phases.modelMs = performance.now() - t1;
   return model;
 }
@@ -199,6 +217,7 @@ async function generate() {
     const result = {
       seed, steps, sampler, live, size,
       totalMs: ms, perStepMs: ms / steps, setupMs: dit.setupMs, sinceLoadMs: sinceLoad,
+      waitedMs: dit.waitedMs, // the CPU path's workers: time each spent waiting for the others
       device: dit.device, adapter: dit.adapter, precision: dit.precision, why: window.webditDevice?.why,
       phases: { ...phases },
       // A cheap fingerprint of the image, so tests can compare runs.
@@ -269,9 +288,10 @@ async function main() {
   addEventListener("drop", (e) => { e.preventDefault(); loadDropped(e.dataTransfer.files); });
 
   const t0 = performance.now();
-  const wasm = await import(pkg);
-  await wasm.default(); // instantiateStreaming of webdit_web_bg.wasm
-  WebDit = wasm.WebDit;
+  wasm = await import(pkg);
+  // Compiled while it streams in, once: the CPU path's workers instantiate the same module.
+  module = await WebAssembly.compileStreaming(fetch(new URL(pkg.replace(/\.js$/, "_bg.wasm"), location.href)));
+  await wasm.default({ module_or_path: module });
   phases.wasmMs = performance.now() - t0;
   let device;
   try {

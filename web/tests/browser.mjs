@@ -22,22 +22,25 @@ const host = `<!doctype html><iframe width="128" height="128"
 <script>addEventListener("message", (e) => { window.posted = e.data; });</script>`;
 const junk = Buffer.from("\x10\x00\x00\x00\x00\x00\x00\x00{not json at all");
 const requests = [];
+// Cross-origin isolation (what README "Deploying" asks of a host), so the page may share
+// memory between the CPU path's workers.
+const isolated = { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" };
 const server = createServer(async (req, res) => {
   const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
   requests.push(path);
   if (path === "/host.html") {
-    res.writeHead(200, { "content-type": "text/html" });
+    res.writeHead(200, { "content-type": "text/html", ...isolated });
     res.end(host);
     return;
   }
   if (path === "/junk.safetensors") {
-    res.writeHead(200, { "content-type": types[".safetensors"] });
+    res.writeHead(200, { "content-type": types[".safetensors"], ...isolated });
     res.end(junk);
     return;
   }
   try {
     const body = await readFile(join(dist, path.endsWith("/") ? path + "index.html" : path));
-    res.writeHead(200, { "content-type": types[extname(path)] ?? "text/html" });
+    res.writeHead(200, { "content-type": types[extname(path)] ?? "text/html", ...isolated });
     res.end(body);
   } catch {
     res.writeHead(404);
@@ -110,6 +113,9 @@ try {
   check(!a.error, `generates without error (${a.error ?? a.status})`);
   check(a.device === "cpu" && /software/.test(a.why ?? ""), `picks the CPU path on a software adapter (${a.device}: ${a.why})`);
   check(/CPU/.test(a.timing), "the page says what it runs on");
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  const threads = Math.min(cores, 4);
+  check(a.adapter.includes(`${threads} thread`), `runs on one worker per core where isolated (${cores} cores: ${a.adapter})`);
   check(a.size === 64 && a.rgba.length === 64 * 64 * 4, "draws a 64x64 image");
   check(std(a.rgba) > 10, `the image is not flat (pixel std ${std(a.rgba).toFixed(1)})`);
   check(a.favicon.startsWith("data:image/png"), "the favicon shows the image");
@@ -123,6 +129,14 @@ try {
   const a2 = await again();
   show("second click", a2);
   check(a2.checksum === a.checksum, "a second click gives the same image");
+  // The single-threaded CPU path (as on a page that is not cross-origin isolated).
+  const one = await run("?auto&seed=7&steps=4&sampler=ddim&live=1&threads=1");
+  show("one thread", one);
+  check(!one.error && one.adapter?.includes("1 thread"), `threads=1 runs on the page's thread (${one.error ?? one.adapter})`);
+  if (expected) {
+    const d = maxDiff(one.rgba, Array.from(expected));
+    check(d <= 1, `one thread: the same image as the native CPU path, within 1 level (max diff ${d})`);
+  }
 
   // 2. A second visit downloads no weights: they come from the Cache API.
   const before = weightRequests();
