@@ -15,7 +15,8 @@ use crate::kernels::{by_key, Binding, KernelSource, Param};
 use crate::runtime::{Precision, RuntimeError};
 use crate::sampler::Step;
 use crate::tiers::{
-    attention_chunks, plan_coop, plan_coop_split, plan_matmul, MatmulPlan, SCRATCH_FLOATS,
+    attention_chunks, plan_coop, plan_coop_split, plan_matmul, plan_matmul_software, MatmulPlan,
+    SCRATCH_FLOATS,
 };
 use std::fmt;
 use webdit_dsl::ir::Scalar;
@@ -43,6 +44,9 @@ pub struct Options {
     pub coop_split: bool,
     /// Workgroups a product needs on tensor cores ([`crate::tiers::COOP_MIN_GROUPS`]).
     pub coop_min_groups: u32,
+    /// A software adapter (a few CPU threads, as SwiftShader): products unsplit on the mid
+    /// tiles and attention unsplit ([`crate::tiers::plan_matmul_software`]).
+    pub software: bool,
 }
 
 /// What a plan computes at the end of each model evaluation.
@@ -474,7 +478,11 @@ impl Builder {
                 return self.then_norm(then, out);
             }
         }
-        let plan = plan_matmul(&o.tiles, (m, n, k), SCRATCH_FLOATS);
+        let plan = if o.software {
+            plan_matmul_software(&o.tiles, (m, n, k))
+        } else {
+            plan_matmul(&o.tiles, (m, n, k), SCRATCH_FLOATS)
+        };
         let tier = plan.tier_key().expect("a registered tier");
         let key = Key::Matmul {
             tier,
@@ -848,8 +856,13 @@ impl Plan {
             .iter()
             .find(|w| **w as usize >= c.dim_head)
             .expect("config validated");
-        let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32)
-            .split(attention_chunks(n, c.heads, batch));
+        let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32).split(
+            if o.software {
+                1
+            } else {
+                attention_chunks(n, c.heads, batch)
+            },
+        );
         let q_blocks = (n as u32).div_ceil(BQ);
         let (n_heads, nb) = (c.heads as u32, batch as u32);
         let att_flops = (4 * batch * c.heads * n * n * c.dim_head) as f64;
@@ -1239,6 +1252,7 @@ mod tests {
             coop,
             coop_split: coop,
             coop_min_groups: crate::tiers::COOP_MIN_GROUPS,
+            software: false,
         }
     }
 
@@ -1257,8 +1271,42 @@ mod tests {
             }
             let o = options(Precision::F32, false, false);
             v.push(Plan::build(&c, &o, 2, &[], Heads::Both, Some(&[3.0, 900.0])).unwrap());
+            let o = Options {
+                software: true,
+                ..o
+            };
+            v.push(Plan::build(&c, &o, 1, &steps, Heads::Eps, None).unwrap());
         }
         v
+    }
+
+    /// A software adapter's plan splits nothing: no partial products, reductions or
+    /// attention slices, so fewer dispatches (each costs about a millisecond there).
+    #[test]
+    fn software_plan_splits_nothing() {
+        let c = Config::favicon_s();
+        let steps = steps_of(&c, Sampler::Ddpm, c.steps).unwrap();
+        let gpu = options(Precision::F32, false, false);
+        let sw = Options {
+            software: true,
+            ..gpu
+        };
+        let build = |o: &Options| Plan::build(&c, o, 1, &steps, Heads::Eps, None).unwrap();
+        let (gpu, sw) = (build(&gpu), build(&sw));
+        for op in sw.phase(Phase::Model) {
+            let name = op.key.name();
+            assert!(
+                !name.contains("partial") && !name.contains("reduce") && !name.contains("combine"),
+                "{}: {name}",
+                op.name
+            );
+        }
+        assert!(
+            sw.dispatches_per_step() < gpu.dispatches_per_step(),
+            "{} vs {}",
+            sw.dispatches_per_step(),
+            gpu.dispatches_per_step()
+        );
     }
 
     /// Tensors sharing memory are never alive at once, and every slot holds its tensors.

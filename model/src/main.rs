@@ -106,6 +106,10 @@ enum Command {
         /// Plan as on an adapter with cooperative matrices (native, f16).
         #[arg(long)]
         tensor_cores: bool,
+        /// Plan as on a software adapter in the browser (SwiftShader: products unsplit on
+        /// the mid tiles).
+        #[arg(long)]
+        software: bool,
         /// Denoising steps (default: the model's T).
         #[arg(long)]
         steps: Option<usize>,
@@ -536,6 +540,7 @@ fn print_plan(
     precision: PrecisionArg,
     subgroups: bool,
     coop: bool,
+    software: bool,
     steps: Option<usize>,
 ) -> Result<()> {
     use webdit_model::forward::{Heads, Options, Plan};
@@ -554,6 +559,7 @@ fn print_plan(
         coop,
         coop_split: coop,
         coop_min_groups: webdit_model::tiers::COOP_MIN_GROUPS,
+        software,
     };
     let steps = plan(&c, Sampler::Ddpm, steps.unwrap_or(c.steps))?;
     let p = Plan::build(&c, &options, batch, &steps, Heads::Eps, None)?;
@@ -604,8 +610,17 @@ fn main() {
             precision,
             subgroups,
             tensor_cores,
+            software,
             steps,
-        } => print_plan(&model, batch, precision, subgroups, tensor_cores, steps),
+        } => print_plan(
+            &model,
+            batch,
+            precision,
+            subgroups,
+            tensor_cores,
+            software,
+            steps,
+        ),
         Command::Convert { from, to, preset } => convert(&from, &to, &preset),
     };
     if let Err(e) = result {

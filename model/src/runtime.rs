@@ -174,6 +174,12 @@ impl GpuModel {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(crate::tiers::COOP_MIN_GROUPS),
+            // In the browser, where a software adapter runs only when WebGPU is forced onto
+            // it (the page otherwise picks the CPU path). Natively on request, so that the
+            // tests on lavapipe keep running the GPU plan.
+            software: gpu.adapter.device_type == wgpu::DeviceType::Cpu
+                && (cfg!(target_arch = "wasm32")
+                    || std::env::var_os("WEBDIT_SOFTWARE_PLAN").is_some()),
         };
         // A plan fails here, before anything is uploaded, for a model the kernels cannot run.
         Plan::build(&c, &options, 1, &[], Heads::Both, Some(&[0.0]))?;

@@ -134,6 +134,18 @@ pub fn plan_matmul(tiles: &Tiles, shape: (usize, usize, usize), scratch: usize) 
         .expect("the scalar tier takes any shape")
 }
 
+/// The plan for a software adapter (SwiftShader, lavapipe: the "GPU" is a few CPU threads,
+/// each dispatch costs about a millisecond and workgroup barriers are slow): K unsplit, on
+/// the mid tiles (64×64), else the scalar tier. Native SwiftShader without subgroups,
+/// favicon-s batch 1 (`bench --plans`, this 2-core machine): the mid tiles unsplit are the
+/// fastest plan of 5 of the 6 products and within 8% on the last; a step takes 1.49 s
+/// against 2.35 s with the GPU plan (split-K on the small tiles to fill 384 workgroups).
+pub fn plan_matmul_software(tiles: &Tiles, shape: (usize, usize, usize)) -> MatmulPlan {
+    plan_tier(tiles, 1, 1, shape, 0)
+        .or_else(|| plan_tier(tiles, 3, 1, shape, 0))
+        .expect("the scalar tier takes any shape")
+}
+
 /// Workgroups a tensor-core product must have to replace the plan of [`plan_matmul`]: with
 /// fewer (the batch-1 products: 64 or 256 rows) each workgroup walks all of K alone and the
 /// split-K plans of the f16 kernels are faster (`bench` on an H200: favicon-s batch 1 took
