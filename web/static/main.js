@@ -178,17 +178,29 @@ function cpuThreads() {
   return { threads: n, why: `threads=${n}` };
 }
 
+// The CPU path's workers where it runs on several threads (else null), started at once so
+// that they get ready while the weights download.
+function startWorkers(device) {
+  const { threads } = device.device === "cpu" ? cpuThreads() : { threads: 1 };
+  return threads > 1 ? WorkerPool.start({ pkg, module, world: threads, adapter: wasm.cpuDescription(threads) }) : null;
+}
+
 async function loadModel(source, device) {
+  const pool = startWorkers(device);
   const t0 = performance.now();
-  const { files, index, downloaded } = await source();
+  let got;
+  try {
+    got = await source();
+  } catch (e) {
+    pool?.free();
+    throw e;
+  }
+  const { files, index, downloaded } = got;
   phases.weightsMs = performance.now() - t0;
   phases.downloadedBytes = downloaded;
   $("status").textContent = "Preparing the model…";
   const t1 = performance.now();
-  const { threads } = device.device === "cpu" ? cpuThreads() : { threads: 1 };
-  const model = threads > 1
-    ? await WorkerPool.create({ pkg, module, files, index, world: threads, adapter: wasm.cpuDescription(threads) })
-    : await wasm.WebDit.load(files, index, device.device);
+  const model = pool ? await pool.load(files, index) : await wasm.WebDit.load(files, index, device.device);
   phases.modelMs = performance.now() - t1;
   return model;
 }

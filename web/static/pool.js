@@ -3,30 +3,40 @@
 // SharedArrayBuffer, which needs a cross-origin isolated page (README "Deploying"). It
 // looks to the page like the wasm module's `WebDit`.
 export class WorkerPool {
-  // Starts the workers and loads the checkpoint's `files` (`[[name, Uint8Array], ...]`,
-  // with the shard `index` or null) into each: `module` is the compiled wasm module of the
-  // glue at `pkg`.
-  static async create({ pkg, module, files, index, world, adapter }) {
+  // Starts `world` workers, each instantiating `module` (the compiled wasm module of the
+  // glue at `pkg`), while the page goes on (e.g. downloads the weights).
+  static start({ pkg, module, world, adapter }) {
     const url = new URL("worker.js", import.meta.url);
-    const pool = new WorkerPool([...Array(world)].map(() => new Worker(url, { type: "module" })));
-    try {
-      const loaded = await pool.all((rank) => ({ type: "load", pkg: new URL(pkg, location.href).href, module, files, index, rank, world }), "loaded");
-      const len = loaded[0].exchangeLen;
-      pool.sab = new SharedArrayBuffer(16 + 2 * world * len * 4);
-      await pool.all(() => ({ type: "bind", sab: pool.sab, len }), "bound");
-      Object.assign(pool, { size: loaded[0].size, trainedSteps: loaded[0].trainedSteps, adapter });
-    } catch (e) {
-      pool.free();
-      throw e;
-    }
+    const pool = new WorkerPool([...Array(world)].map(() => new Worker(url, { type: "module" })), adapter);
+    pool.started = pool.all(() => ({ type: "init", pkg: new URL(pkg, location.href).href, module }), "inited");
+    pool.started.catch(() => {}); // reported by `load`
     return pool;
   }
 
-  constructor(workers) {
+  constructor(workers, adapter) {
     this.workers = workers;
+    this.adapter = adapter;
     this.device = "cpu";
     this.precision = "f32";
     this.setupMs = 0;
+  }
+
+  // Loads the checkpoint's `files` (`[[name, Uint8Array], ...]`, with the shard `index` or
+  // null) into every worker, each keeping its part. On failure the workers stop.
+  async load(files, index) {
+    try {
+      await this.started;
+      const world = this.workers.length;
+      const loaded = await this.all((rank) => ({ type: "load", files, index, rank, world }), "loaded");
+      const len = loaded[0].exchangeLen;
+      this.sab = new SharedArrayBuffer(16 + 2 * world * len * 4);
+      await this.all(() => ({ type: "bind", sab: this.sab, len }), "bound");
+      Object.assign(this, { size: loaded[0].size, trainedSteps: loaded[0].trainedSteps });
+    } catch (e) {
+      this.free();
+      throw e;
+    }
+    return this;
   }
 
   // Sends `message(rank)` to every worker and resolves with their `want` replies (passing

@@ -2,7 +2,7 @@
 // its part of the model (`CpuShard`: a range of every MLP's hidden units), generating when
 // the page asks and meeting the other workers in a SharedArrayBuffer: an Int32 header
 // [arrived, generation, aborted, unused], then two alternating regions of `world` parts.
-let shard, rank, world, ctl, parts, len, calls, waited;
+let wasm, shard, rank, world, ctl, parts, len, calls, waited;
 const WAIT_MS = 60_000;
 
 // Waits until every worker has arrived (a generation counter; the last one to arrive
@@ -36,10 +36,13 @@ function exchange(part) {
 
 onmessage = async ({ data: m }) => {
   try {
-    if (m.type === "load") {
-      const wasm = await import(m.pkg);
+    if (m.type === "init") {
+      wasm = await import(m.pkg);
       await wasm.default({ module_or_path: m.module });
+      postMessage({ type: "inited" });
+    } else if (m.type === "load") {
       ({ rank, world } = m);
+      shard?.free();
       shard = wasm.CpuShard.load(m.files, m.index, rank, world);
       postMessage({ type: "loaded", size: shard.size, trainedSteps: shard.trainedSteps, exchangeLen: shard.exchangeLen });
     } else if (m.type === "bind") {
