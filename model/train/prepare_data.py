@@ -23,13 +23,13 @@ def images(set_name):
     meta = json.load(open(os.path.join(pkg, "emoji.json")))
     folder = os.path.join(pkg, "img", set_name, "64")
     for e in meta:
-        files = [(e["image"], e["category"])]
-        for v in (e.get("skin_variations") or {}).values():
-            files.append((v["image"], e["category"]))
-        for f, cat in files:
+        # Skin-tone variations carry their base emoji's id, so that a split by id keeps
+        # every variation of an emoji on one side.
+        files = [e["image"]] + [v["image"] for v in (e.get("skin_variations") or {}).values()]
+        for f in files:
             path = os.path.join(folder, f)
             if os.path.exists(path):
-                yield path, cat
+                yield path, e["category"], e.get("subcategory", ""), e["unified"]
 
 
 def load(path):
@@ -41,17 +41,20 @@ def load(path):
 
 
 def main():
-    arrays, cats, sources = [], [], []
+    arrays, cats, subcats, ids, sources = [], [], [], [], []
     for s in SETS:
-        for path, cat in images(s):
+        for path, cat, sub, uid in images(s):
             arrays.append(load(path))
             cats.append(cat)
+            subcats.append(sub)
+            ids.append(uid)
             sources.append(s)
     if not arrays:
         sys.exit("no images found: install the npm packages into .data/ first (see the docstring)")
     x = np.stack(arrays)
     out = os.path.join(ROOT, "emoji64.npz")
-    np.savez_compressed(out, images=x, category=np.array(cats), source=np.array(sources))
+    np.savez_compressed(out, images=x, category=np.array(cats), subcategory=np.array(subcats),
+                        emoji=np.array(ids), source=np.array(sources))
     print(f"{len(x)} images, {os.path.getsize(out) / 2**20:.1f} MiB -> {out}")
 
 

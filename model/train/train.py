@@ -37,6 +37,8 @@ def parse():
     ap.add_argument("--eps-weight-cap", type=float, default=200.0,
                     help="weight the eps loss at step t by min(1/abar_t, cap), normalized to mean 1 (0: uniform)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-split", action="store_true",
+                    help="train on quality.py's training split only (the held-out emoji unseen)")
     ap.add_argument("--ckpt", default=None, help="folder for the resumable state")
     ap.add_argument("--ckpt-minutes", type=float, default=2.0)
     return ap.parse_args()
@@ -66,7 +68,14 @@ def main():
     w = (1 / abar).clamp(max=a.eps_weight_cap) if a.eps_weight_cap > 0 else torch.ones_like(abar)
     eps_w = (w / w.mean()).float().to(dev)
 
-    data = torch.from_numpy(np.load(a.data)["images"]).to(dev).permute(0, 3, 1, 2).contiguous()
+    npz = np.load(a.data)
+    images = npz["images"]
+    if a.train_split:
+        # Leave quality.py's held-out emoji unseen, so its Fréchet distance measures
+        # generalization, not recall of the training images.
+        from quality import held_out
+        images = images[~held_out(npz["emoji"])]
+    data = torch.from_numpy(images).to(dev).permute(0, 3, 1, 2).contiguous()
     n_data = data.shape[0]
 
     model = DiT(c).to(dev)
