@@ -304,7 +304,8 @@ fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
+    // `round_ties_even` is one wasm instruction (`f32.nearest`); `round` calls libm.
+    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
         + r * (1.0
