@@ -37,6 +37,31 @@ enum PrecisionArg {
     F16,
 }
 
+/// The flags of `webdit plan`.
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// A preset (favicon-s, favicon-b).
+    #[arg(long, default_value = "favicon-s")]
+    model: String,
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    #[arg(long, value_enum, default_value = "f16")]
+    precision: PrecisionArg,
+    /// Plan as on an adapter with subgroups (native).
+    #[arg(long)]
+    subgroups: bool,
+    /// Plan as on an adapter with cooperative matrices (native, f16).
+    #[arg(long)]
+    tensor_cores: bool,
+    /// Plan as on a software adapter in the browser (SwiftShader: products unsplit on
+    /// the mid tiles).
+    #[arg(long)]
+    software: bool,
+    /// Denoising steps (default: the model's T).
+    #[arg(long)]
+    steps: Option<usize>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Generate images (PNG).
@@ -92,28 +117,7 @@ enum Command {
     /// Print the forward plan a generation runs: every dispatch (op, kernel variant, shape,
     /// tensors read and written, workgroups, FLOPs and bytes) and the memory it shares.
     /// Needs no GPU: the adapter's capabilities are flags.
-    Plan {
-        /// A preset (favicon-s, favicon-b).
-        #[arg(long, default_value = "favicon-s")]
-        model: String,
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
-        #[arg(long, value_enum, default_value = "f16")]
-        precision: PrecisionArg,
-        /// Plan as on an adapter with subgroups (native).
-        #[arg(long)]
-        subgroups: bool,
-        /// Plan as on an adapter with cooperative matrices (native, f16).
-        #[arg(long)]
-        tensor_cores: bool,
-        /// Plan as on a software adapter in the browser (SwiftShader: products unsplit on
-        /// the mid tiles).
-        #[arg(long)]
-        software: bool,
-        /// Denoising steps (default: the model's T).
-        #[arg(long)]
-        steps: Option<usize>,
-    },
+    Plan(PlanArgs),
     /// Convert the original project's WTS1 `matrices.bin` to safetensors.
     Convert {
         from: PathBuf,
@@ -534,18 +538,11 @@ fn convert(from: &Path, to: &Path, preset_name: &Option<String>) -> Result<()> {
     Ok(())
 }
 
-fn print_plan(
-    model: &str,
-    batch: usize,
-    precision: PrecisionArg,
-    subgroups: bool,
-    coop: bool,
-    software: bool,
-    steps: Option<usize>,
-) -> Result<()> {
+fn print_plan(args: &PlanArgs) -> Result<()> {
     use webdit_model::forward::{Heads, Options, Plan};
+    let (model, coop) = (&args.model, args.tensor_cores);
     let c = preset(&Some(model.to_string()))?.expect("named");
-    let precision = match precision {
+    let precision = match args.precision {
         PrecisionArg::F32 => Precision::F32,
         PrecisionArg::F16 => Precision::F16,
     };
@@ -555,14 +552,14 @@ fn print_plan(
     let options = Options {
         precision,
         tiles: webdit_kernels::Tiles::named(webdit_model::kernels::TILES).expect("registered"),
-        subgroups,
+        subgroups: args.subgroups,
         coop,
         coop_split: coop,
         coop_min_groups: webdit_model::tiers::COOP_MIN_GROUPS,
-        software,
+        software: args.software,
     };
-    let steps = plan(&c, Sampler::Ddpm, steps.unwrap_or(c.steps))?;
-    let p = Plan::build(&c, &options, batch, &steps, Heads::Eps, None)?;
+    let steps = plan(&c, Sampler::Ddpm, args.steps.unwrap_or(c.steps))?;
+    let p = Plan::build(&c, &options, args.batch, &steps, Heads::Eps, None)?;
     // A closed pipe (`| head`) ends the listing, not the program with a panic.
     use std::io::Write;
     let _ = writeln!(std::io::stdout(), "# {model}, {p}");
@@ -604,23 +601,7 @@ fn main() {
             )
         }
         Command::Info { file } => info(&file),
-        Command::Plan {
-            model,
-            batch,
-            precision,
-            subgroups,
-            tensor_cores,
-            software,
-            steps,
-        } => print_plan(
-            &model,
-            batch,
-            precision,
-            subgroups,
-            tensor_cores,
-            software,
-            steps,
-        ),
+        Command::Plan(args) => print_plan(&args),
         Command::Convert { from, to, preset } => convert(&from, &to, &preset),
     };
     if let Err(e) = result {
