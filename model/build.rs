@@ -59,12 +59,45 @@ fn source(variant: &str, k: &Kernel) -> String {
     )
 }
 
+/// The WGSL of `kernel`, compiled only if its recorded IR (source locations included) or the
+/// `compiler` differs from what `OUT_DIR` last compiled for this variant: an edit to one
+/// kernel regenerates only its variants (README "Writing a kernel", the edit loop).
+fn compiled(
+    out: &std::path::Path,
+    compiler: u64,
+    name: &str,
+    kernel: &Kernel,
+) -> std::io::Result<Result<String, webdit_codegen::Error>> {
+    let ir = xxhash_rust::xxh3::xxh3_64(format!("{kernel:?}").as_bytes());
+    let key = format!("{compiler:016x}{ir:016x}");
+    let (wgsl_path, key_path) = (
+        out.join(format!("{name}.wgsl")),
+        out.join(format!("{name}.ir")),
+    );
+    if std::fs::read_to_string(&key_path).is_ok_and(|k| k == key) {
+        if let Ok(wgsl) = std::fs::read_to_string(&wgsl_path) {
+            return Ok(Ok(wgsl));
+        }
+    }
+    let wgsl = match webdit_codegen::compile(kernel) {
+        Ok(c) => c.wgsl,
+        Err(e) => return Ok(Err(e)),
+    };
+    std::fs::write(&wgsl_path, &wgsl)?;
+    std::fs::write(&key_path, &key)?;
+    Ok(Ok(wgsl))
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Rerun only when this script or what it is built from (the kernels, the compiler)
     // changes, not on every edit of the runtime; feature changes rerun it anyway.
     println!("cargo:rerun-if-changed=build.rs");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     let (tile_name, tiles) = tiles();
+    // The compiler: its source text and every dependency's version (naga's WGSL writer).
+    let lock = std::fs::read("../Cargo.lock").unwrap_or_default();
+    let compiler =
+        xxhash_rust::xxh3::xxh3_64(&[webdit_codegen::FINGERPRINT.as_bytes(), &lock].concat());
     let mut consts = String::new();
     let mut all = vec![];
     let mut hash = xxhash_rust::xxh3::Xxh3::new();
@@ -75,8 +108,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if web && !v.kernel.is_portable() {
             continue;
         }
-        let compiled = match webdit_codegen::compile(&v.kernel) {
-            Ok(c) => c,
+        let wgsl = match compiled(&out, compiler, &v.name, &v.kernel)? {
+            Ok(wgsl) => wgsl,
             Err(e) => {
                 // Every kernel's errors, like rustc's, at the kernel's lines; then fail.
                 eprint!("{e}");
@@ -85,8 +118,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         };
         hash.update(v.name.as_bytes());
-        hash.update(compiled.wgsl.as_bytes());
-        std::fs::write(out.join(format!("{}.wgsl", v.name)), compiled.wgsl)?;
+        hash.update(wgsl.as_bytes());
         let id = v.name.to_uppercase();
         let src = source(&v.name, &v.kernel);
         writeln!(

@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
+# The bundle is built whole, not incrementally (the workspace turns incremental release
+# builds on for the kernel edit loop).
+export CARGO_INCREMENTAL=0
 cargo build --release --target wasm32-unknown-unknown -p webdit-web
 # A second build for browsers with relaxed SIMD (fused multiply-add in the CPU path); the
 # page picks it where `WebAssembly.validate` accepts a relaxed-SIMD instruction.

@@ -12,6 +12,10 @@ pub mod source_map;
 
 use webdit_dsl::ir::{Diagnostic, Kernel};
 
+/// A fingerprint of this compiler's source text: WGSL compiled from the same IR by a compiler
+/// with the same fingerprint (and the same dependencies) is the same.
+pub const FINGERPRINT: &str = env!("WEBDIT_CODEGEN_FINGERPRINT");
+
 /// A kernel that could not be turned into WGSL: every problem found, each at the kernel code
 /// that causes it. Displays like rustc's errors.
 #[derive(Debug)]

@@ -26,17 +26,12 @@ pub use sampler::{plan, Sampler, Step};
 /// The shipped default model (`favicon-s` trained on emoji; see
 /// `model/weights/favicon-s-emoji/ATTRIBUTION.md`), embedded in the binary.
 pub fn default_checkpoint() -> Result<Checkpoint, CheckpointError> {
-    const INDEX: &str = include_str!("../weights/favicon-s-emoji/model.safetensors.index.json");
-    const SHARD1: &[u8] =
-        include_bytes!("../weights/favicon-s-emoji/model-00001-of-00002.safetensors");
-    const SHARD2: &[u8] =
-        include_bytes!("../weights/favicon-s-emoji/model-00002-of-00002.safetensors");
     let files = checkpoint::Files {
-        files: vec![
-            ("model-00001-of-00002.safetensors".into(), SHARD1),
-            ("model-00002-of-00002.safetensors".into(), SHARD2),
-        ],
-        index: Some(INDEX),
+        files: webdit_weights::SHARDS
+            .iter()
+            .map(|&(name, bytes)| (name.into(), bytes))
+            .collect(),
+        index: Some(webdit_weights::INDEX),
     };
     Checkpoint::from_files(files, None)
 }
