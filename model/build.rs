@@ -32,7 +32,11 @@ fn source(variant: &str, k: &Kernel) -> String {
                     } else {
                         "Storage"
                     },
-                    format!("Some(Scalar::{:?})", elem.scalar()),
+                    match elem {
+                        // Structs (no kernel of the model binds one) have no single scalar.
+                        webdit_dsl::ir::Type::Struct(_) => "None".to_string(),
+                        _ => format!("Some(Scalar::{:?})", elem.scalar()),
+                    },
                     "None".to_string(),
                 ),
                 BindingKind::Uniform(l) => ("Uniform", "None".into(), format!("Some({:?})", l.name)),

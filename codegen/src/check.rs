@@ -123,7 +123,7 @@ fn limits(k: &Kernel) -> Vec<Diagnostic> {
             }
         ),
         Place::Shared(s) => matches!(k.shared[*s as usize].elem, Type::Atomic(_)),
-        Place::Local(_) => false,
+        Place::Local(_) | Place::Field(..) => false,
     };
     for (i, (e, _)) in k.exprs.iter().enumerate() {
         if let Expr::Load { place, .. } = e {
@@ -137,11 +137,18 @@ fn limits(k: &Kernel) -> Vec<Diagnostic> {
     }
     for b in &k.bindings {
         if let BindingKind::Storage { elem, .. } = &b.kind {
-            if elem.scalar() == Scalar::Bool {
+            if elem.has_scalar(Scalar::Bool) {
+                let what = match elem {
+                    Type::Struct(st) => format!(
+                        "its struct `{}` has a `bool` field, which storage arrays cannot hold",
+                        st.name
+                    ),
+                    _ => "storage arrays cannot hold `bool`".into(),
+                };
                 out.push(Diagnostic::new(
                     b.loc,
                     format!(
-                        "parameter `{}`: storage arrays cannot hold `bool` (it has no memory layout in WGSL); use `u32`",
+                        "parameter `{}`: {what} (it has no memory layout in WGSL); use `u32`",
                         b.name
                     ),
                 ));
@@ -258,16 +265,18 @@ impl Uniformity<'_> {
                                 k.shared[*s as usize].name
                             ),
                         ),
-                        Place::Storage(b) => match &k.bindings[*b as usize].kind {
-                            BindingKind::Storage { writable: true, .. } => because(
-                                loc,
-                                &format!(
-                                    "it reads the read-write storage array `{}`",
-                                    k.bindings[*b as usize].name
+                        Place::Storage(b) | Place::Field(b, _) => {
+                            match &k.bindings[*b as usize].kind {
+                                BindingKind::Storage { writable: true, .. } => because(
+                                    loc,
+                                    &format!(
+                                        "it reads the read-write storage array `{}`",
+                                        k.bindings[*b as usize].name
+                                    ),
                                 ),
-                            ),
-                            _ => None,
-                        },
+                                _ => None,
+                            }
+                        }
                         Place::Local(l) => self.tainted[*l as usize].clone(),
                     };
                     from_place.or_else(|| index.and_then(|i| v[i.0 as usize].clone()))

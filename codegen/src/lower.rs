@@ -184,6 +184,28 @@ impl Lowerer<'_> {
     }
 
     fn ty(&mut self, t: ir::Type) -> Handle<naga::Type> {
+        if let ir::Type::Struct(st) = t {
+            let members = st
+                .fields
+                .iter()
+                .zip(st.offsets())
+                .map(|(&(name, ty), offset)| naga::StructMember {
+                    name: Some(name.to_string()),
+                    ty: self.ty(ty),
+                    binding: None,
+                    offset,
+                })
+                .collect();
+            let inner = TypeInner::Struct {
+                members,
+                span: st.size(),
+            };
+            let name = Some(st.name.to_string());
+            return self
+                .module
+                .types
+                .insert(naga::Type { name, inner }, Span::UNDEFINED);
+        }
         self.ty_inner(match t {
             ir::Type::Scalar(s) => TypeInner::Scalar(scalar(s)),
             ir::Type::Vector { size, scalar: s } => TypeInner::Vector {
@@ -208,6 +230,7 @@ impl Lowerer<'_> {
                     },
                 }
             }
+            ir::Type::Struct(_) => unreachable!("handled above"),
         })
     }
 
@@ -387,7 +410,9 @@ impl Lowerer<'_> {
             return *h;
         }
         let e = match p {
-            Place::Storage(b) => Expression::GlobalVariable(self.bindings[b as usize]),
+            Place::Storage(b) | Place::Field(b, _) => {
+                Expression::GlobalVariable(self.bindings[b as usize])
+            }
             Place::Shared(s) => Expression::GlobalVariable(self.shared[s as usize]),
             Place::Local(l) => Expression::LocalVariable(self.local_handles[&l]),
         };
@@ -454,9 +479,19 @@ impl Lowerer<'_> {
         out: &mut Block,
     ) -> Result<Handle<Expression>, LowerError> {
         let base = self.place_ptr(place);
-        match index {
-            None => Ok(base),
-            Some(i) => {
+        match (index, place) {
+            (None, _) => Ok(base),
+            (Some(i), Place::Field(_, field)) => {
+                let index = self.operand(i)?;
+                self.emit(out, |l| {
+                    let element = l.append(Expression::Access { base, index });
+                    Ok(l.append(Expression::AccessIndex {
+                        base: element,
+                        index: field,
+                    }))
+                })
+            }
+            (Some(i), _) => {
                 let index = self.operand(i)?;
                 self.emit(out, |l| Ok(l.append(Expression::Access { base, index })))
             }

@@ -88,6 +88,19 @@ fn bool_storage_and_bad_arrays(flags: &Array<bool>, y: &mut Array<f32>) {
     y[global_id().x] = v[global_id().x];
 }
 
+#[kernel_struct]
+struct Flagged {
+    value: f32,
+    keep: bool,
+}
+
+#[kernel(workgroup_size = [64, 1, 1])]
+fn bool_in_a_storage_struct(items: &Array<Flagged>, y: &mut Array<f32>) {
+    let i = global_id().x;
+    let item = items[i];
+    y[i] = select(item.keep, item.value, 0.0f32);
+}
+
 #[kernel(workgroup_size = [64, 1, 1])]
 fn atomic_read_by_index(counts: &mut Array<Atomic<u32>>, y: &mut Array<u32>) {
     let i = global_id().x;
@@ -182,6 +195,11 @@ fn emitted_functions_take_values() {
 #[test]
 fn atomics_are_read_with_atomic_load() {
     check("atomic_index", atomic_read_by_index());
+}
+
+#[test]
+fn storage_structs_hold_no_bool() {
+    check("struct_bool", bool_in_a_storage_struct());
 }
 
 #[test]

@@ -348,7 +348,7 @@ impl<T, A> Copy for Array<T, A> {}
 /// Declares the next storage binding (called by `#[kernel]` expansions, in parameter order,
 /// at the parameter's type).
 #[track_caller]
-pub fn storage<T: Ty, A: AccessMode>(name: &str) -> Array<T, A> {
+pub fn storage<T: Element, A: AccessMode>(name: &str) -> Array<T, A> {
     let binding = add_binding(
         name,
         BindingKind::Storage {
@@ -542,17 +542,55 @@ impl<T: Ty> LocalArray<T> {
 
 /// Indexed loads (`a[i]` in a kernel).
 pub trait Load {
-    type Elem: Ty;
-    fn load(&self, index: impl IntoExpr<u32>) -> Expr<Self::Elem>;
+    /// What an element reads as: a kernel value, or a `#[kernel_struct]` of them.
+    type Value;
+    fn load(&self, index: impl IntoExpr<u32>) -> Self::Value;
 }
 
-/// Indexed stores (`a[i] = v` in a kernel); read-only storage arrays do not have them.
+/// Indexed stores of `V` (`a[i] = v` in a kernel); read-only storage arrays do not have them.
 #[diagnostic::on_unimplemented(
     message = "cannot store into `{Self}`: it is read-only",
     label = "declare this parameter `&mut Array<_>` to write to it"
 )]
-pub trait Store: Load {
-    fn store(&self, index: impl IntoExpr<u32>, value: impl IntoExpr<Self::Elem>);
+pub trait Store<V>: Load {
+    fn store(&self, index: impl IntoExpr<u32>, value: V);
+}
+
+/// What a storage array can hold: kernel values (scalars, vectors, atomics), or a
+/// `#[kernel_struct]` of scalars and vectors, which the macro implements this for (its
+/// fields are read and written one at a time: `a[i].field` in WGSL).
+pub trait Element: 'static {
+    const TYPE: Type;
+    /// What `a[i]` reads as.
+    type Value;
+    fn load<A>(array: &Array<Self, A>, index: Expr<u32>) -> Self::Value
+    where
+        Self: Sized;
+}
+
+impl<T: Ty> Element for T {
+    const TYPE: Type = T::TYPE;
+    type Value = Expr<T>;
+    fn load<A>(array: &Array<T, A>, index: Expr<u32>) -> Expr<T> {
+        load_at(Place::Storage(array.binding), index)
+    }
+}
+
+/// Field `field` (declaration order) of element `index` of a storage array of structs (used
+/// by `#[kernel_struct]` expansions).
+pub fn load_field<S, A, T: Ty>(array: &Array<S, A>, field: u32, index: Expr<u32>) -> Expr<T> {
+    load_at(Place::Field(array.binding, field), index)
+}
+
+/// Writes field `field` of element `index` of a storage array of structs (used by
+/// `#[kernel_struct]` expansions).
+pub fn store_field<S, T: Ty>(
+    array: &Array<S, ReadWrite>,
+    field: u32,
+    index: Expr<u32>,
+    value: Expr<T>,
+) {
+    store_at(Place::Field(array.binding, field), index, value)
 }
 
 fn load_at<T: Ty>(place: Place, index: impl IntoExpr<u32>) -> Expr<T> {
@@ -573,15 +611,15 @@ fn store_at<T>(place: Place, index: impl IntoExpr<u32>, value: impl IntoExpr<T>)
     });
 }
 
-impl<T: Ty, A> Load for Array<T, A> {
-    type Elem = T;
-    fn load(&self, index: impl IntoExpr<u32>) -> Expr<T> {
-        load_at(Place::Storage(self.binding), index)
+impl<T: Element, A> Load for Array<T, A> {
+    type Value = T::Value;
+    fn load(&self, index: impl IntoExpr<u32>) -> T::Value {
+        T::load(self, index.into_expr())
     }
 }
 
-impl<T: Ty> Store for Array<T, ReadWrite> {
-    fn store(&self, index: impl IntoExpr<u32>, value: impl IntoExpr<T>) {
+impl<T: Ty, V: IntoExpr<T>> Store<V> for Array<T, ReadWrite> {
+    fn store(&self, index: impl IntoExpr<u32>, value: V) {
         store_at(Place::Storage(self.binding), index, value)
     }
 }
@@ -589,7 +627,7 @@ impl<T: Ty> Store for Array<T, ReadWrite> {
 /// Rust arrays of kernel values (`let v = [a.x, a.y, b.x, b.y];`), indexed with
 /// compile-time indices (e.g. an `#[unroll]` loop's variable).
 impl<T: Ty, const N: usize> Load for [Expr<T>; N] {
-    type Elem = T;
+    type Value = Expr<T>;
     fn load(&self, index: impl IntoExpr<u32>) -> Expr<T> {
         match literal_of(index.into_expr().id) {
             Some(crate::ir::Literal::U32(i)) if (i as usize) < N => self[i as usize],
@@ -610,13 +648,13 @@ impl<T: Ty, const N: usize> Load for [Expr<T>; N] {
 macro_rules! load_store {
     ($ty:ident, $place:ident, $field:ident) => {
         impl<T: Ty> Load for $ty<T> {
-            type Elem = T;
+            type Value = Expr<T>;
             fn load(&self, index: impl IntoExpr<u32>) -> Expr<T> {
                 load_at(Place::$place(self.$field), index)
             }
         }
-        impl<T: Ty> Store for $ty<T> {
-            fn store(&self, index: impl IntoExpr<u32>, value: impl IntoExpr<T>) {
+        impl<T: Ty, V: IntoExpr<T>> Store<V> for $ty<T> {
+            fn store(&self, index: impl IntoExpr<u32>, value: V) {
                 store_at(Place::$place(self.$field), index, value)
             }
         }

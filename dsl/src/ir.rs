@@ -74,7 +74,8 @@ impl Scalar {
     }
 }
 
-/// Value types: scalars, 2/3/4-component vectors, and cooperative matrices.
+/// Value types: scalars, 2/3/4-component vectors, and cooperative matrices; and, as the
+/// element type of storage arrays only, atomics and structs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Type {
     Scalar(Scalar),
@@ -92,6 +93,50 @@ pub enum Type {
         scalar: Scalar,
         role: CoopRole,
     },
+    /// A `#[kernel_struct]` as the element type of a storage array: read and written one
+    /// field at a time ([`Place::Field`]), laid out by WGSL's rules ([`StructType::offsets`]).
+    Struct(&'static StructType),
+}
+
+/// A struct of scalars and vectors stored in a buffer.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct StructType {
+    pub name: &'static str,
+    pub fields: &'static [(&'static str, Type)],
+}
+
+impl StructType {
+    /// Each field's byte offset, by WGSL's memory layout rules (what the host writes).
+    pub fn offsets(&self) -> Vec<u32> {
+        let mut end = 0u32;
+        self.fields
+            .iter()
+            .map(|(_, t)| {
+                let at = end.next_multiple_of(t.align());
+                end = at + t.size();
+                at
+            })
+            .collect()
+    }
+
+    /// The struct's alignment: its most aligned field's.
+    pub fn align(&self) -> u32 {
+        self.fields
+            .iter()
+            .map(|(_, t)| t.align())
+            .max()
+            .unwrap_or(4)
+    }
+
+    /// The struct's size: past its last field, rounded up to its alignment (the stride of an
+    /// array of it).
+    pub fn size(&self) -> u32 {
+        let end = match (self.fields.last(), self.offsets().last()) {
+            (Some((_, t)), Some(at)) => at + t.size(),
+            _ => 0,
+        };
+        end.next_multiple_of(self.align())
+    }
 }
 
 /// The role of a cooperative matrix in `c + a * b`.
@@ -103,24 +148,52 @@ pub enum CoopRole {
 }
 
 impl Type {
+    /// The scalar type of a value (of its components). Values are never structs: a struct
+    /// is only ever an array element, read a field at a time.
     pub fn scalar(self) -> Scalar {
         match self {
             Type::Scalar(s)
             | Type::Atomic(s)
             | Type::Vector { scalar: s, .. }
             | Type::Coop { scalar: s, .. } => s,
+            Type::Struct(s) => panic!("struct `{}` has no single scalar type", s.name),
+        }
+    }
+
+    /// Whether the type is or contains `s` (a struct: in any field).
+    pub fn has_scalar(self, s: Scalar) -> bool {
+        match self {
+            Type::Struct(st) => st.fields.iter().any(|(_, t)| t.has_scalar(s)),
+            t => t.scalar() == s,
         }
     }
 
     /// Size in bytes of one element of a storage array of this type (WGSL layout rules).
     pub fn stride(self) -> u32 {
         match self {
+            Type::Vector { size: 3, scalar } => 4 * scalar.size(),
+            Type::Struct(s) => s.size(),
+            t => t.size(),
+        }
+    }
+
+    /// Size in bytes of a value of this type in memory (WGSL: `vec3` takes 3 components).
+    pub fn size(self) -> u32 {
+        match self {
             Type::Scalar(s) | Type::Atomic(s) => s.size(),
-            Type::Vector { size, scalar } => {
-                let size = if size == 3 { 4 } else { size as u32 };
-                size * scalar.size()
-            }
+            Type::Vector { size, scalar } => size as u32 * scalar.size(),
             Type::Coop { size, scalar, .. } => size as u32 * size as u32 * scalar.size(),
+            Type::Struct(s) => s.size(),
+        }
+    }
+
+    /// Alignment in bytes of this type in memory (WGSL: `vec3` aligns like `vec4`).
+    pub fn align(self) -> u32 {
+        match self {
+            Type::Vector { size: 2, scalar } => 2 * scalar.size(),
+            Type::Vector { scalar, .. } => 4 * scalar.size(),
+            Type::Struct(s) => s.align(),
+            t => t.scalar().size(),
         }
     }
 }
@@ -144,6 +217,7 @@ impl fmt::Display for Type {
             Type::Atomic(s) => write!(f, "Atomic<{s}>"),
             Type::Vector { size, scalar } => write!(f, "Vec{size}<{scalar}>"),
             Type::Coop { size, scalar, role } => write!(f, "CoopMat<{scalar}, {role:?}, {size}>"),
+            Type::Struct(s) => f.write_str(s.name),
         }
     }
 }
@@ -215,6 +289,8 @@ pub enum Place {
     Shared(u32),
     /// A function-local variable or array (index into [`Kernel::locals`]).
     Local(u32),
+    /// Field `field` of the struct elements of a storage buffer binding, indexed.
+    Field(u32, u32),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -607,7 +683,7 @@ impl Kernel {
 
     /// Whether any value or binding of the kernel is f16 (it then needs `shader-f16`).
     pub fn uses_f16(&self) -> bool {
-        let f16 = |t: Type| t.scalar() == Scalar::F16;
+        let f16 = |t: Type| t.has_scalar(Scalar::F16);
         self.exprs.iter().any(|(_, t)| f16(*t))
             || self.shared.iter().any(|s| f16(s.elem))
             || self.locals.iter().any(|l| f16(l.ty))

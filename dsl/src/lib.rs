@@ -34,9 +34,10 @@ mod ops;
 mod types;
 
 pub use builder::{
-    at, build_kernel, call, emitted_function, function_arg, set_workgroup_size, storage, uniform,
-    uniform_field, Array, AtomicPlace, Expr, IntoExpr, Load, LocGuard, LocalArray, MemoryPlace,
-    Named, ReadOnly, ReadWrite, Shared, Store, UniformStruct, Var,
+    at, build_kernel, call, emitted_function, function_arg, load_field, set_workgroup_size,
+    storage, store_field, uniform, uniform_field, Array, AtomicPlace, Element, Expr, IntoExpr,
+    Load, LocGuard, LocalArray, MemoryPlace, Named, ReadOnly, ReadWrite, Shared, Store,
+    UniformStruct, Var,
 };
 pub use control::*;
 pub use functions::*;

@@ -368,11 +368,10 @@ impl Builder {
                     return Err(at(format!("`{arg}` is written, so it needs a real tensor")));
                 }
             } else if p.scalar != Some(tensor.scalar) {
+                let holds = p.scalar.map_or("structs".into(), |s| format!("{s:?}"));
                 return Err(at(format!(
-                    "`{arg}` holds {:?}, but tensor `{}` is {:?}",
-                    p.scalar.expect("storage"),
-                    tensor.name,
-                    tensor.scalar
+                    "`{arg}` holds {holds}, but tensor `{}` is {:?}",
+                    tensor.name, tensor.scalar
                 )));
             }
             if p.writes() && matches!(tensor.kind, TensorKind::Weight | TensorKind::Constant(_)) {

@@ -19,7 +19,8 @@ pub struct Param {
     /// The kernel function's parameter name.
     pub name: &'static str,
     pub kind: Binding,
-    /// The scalar type of a storage array's elements (of its vectors' components).
+    /// The scalar type of a storage array's elements (of its vectors' components; `None`
+    /// for an array of structs).
     pub scalar: Option<Scalar>,
     /// The name of a uniform's `#[derive(Uniform)]` struct.
     pub uniform: Option<&'static str>,
@@ -37,7 +38,10 @@ impl Param {
                 } else {
                     Binding::Storage
                 },
-                scalar: Some(elem.scalar()),
+                scalar: match elem {
+                    ir::Type::Struct(_) => None,
+                    _ => Some(elem.scalar()),
+                },
                 uniform: None,
             },
             ir::BindingKind::Uniform(layout) => Param {

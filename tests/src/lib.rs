@@ -318,3 +318,45 @@ pub fn emitted_helpers(x: &Array<f32>, y: &mut Array<f32>, p: &Uniform<Len>) {
         y[2 * i + 1] = mean_silu(x[i], 4) + mean_silu(x[i], 3);
     }
 }
+
+/// A stretch of `x` to summarize (an element of a storage array of structs: 12 bytes).
+#[kernel_struct]
+pub struct Segment {
+    pub start: u32,
+    pub len: u32,
+    pub weight: f32,
+}
+
+/// A segment's summary: its length and (sum, max, weighted mean). The `vec3` aligns to 16
+/// bytes, so the struct takes 32 (WGSL's layout rules).
+#[kernel_struct]
+pub struct Summary {
+    pub count: u32,
+    pub stats: Vec3<f32>,
+}
+
+/// One invocation per segment: storage arrays of structs read and written whole (field by
+/// field in the WGSL), and a struct written through a helper.
+#[kernel(workgroup_size = [64, 1, 1])]
+pub fn summarize(
+    segments: &Array<Segment>,
+    x: &Array<f32>,
+    out: &mut Array<Summary>,
+    p: &Uniform<Len>,
+) {
+    let i = global_id().x;
+    if i < p.n {
+        let s = segments[i];
+        let mut sum = 0.0f32;
+        let mut big = -3.0e38f32;
+        for j in s.start..s.start + s.len {
+            sum += x[j];
+            big = max(big, x[j]);
+        }
+        let mean = sum * s.weight / max(s.len as f32, 1.0);
+        out[i] = Summary {
+            count: s.len,
+            stats: vec3(sum, big, mean),
+        };
+    }
+}

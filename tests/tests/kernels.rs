@@ -1175,6 +1175,66 @@ fn atomics_match_reference() {
     assert_eq!(got, want);
 }
 
+/// Storage arrays of structs (a 12-byte input struct, a 32-byte output one with a `vec3` at
+/// offset 16) against the CPU; the padding the kernel must not write stays poisoned.
+#[test]
+fn storage_structs_match_reference() {
+    use webdit_dsl::{ir::Type, Element};
+    use webdit_tests::{Segment, Summary};
+    let (Type::Struct(seg), Type::Struct(sum)) = (Segment::TYPE, Summary::TYPE) else {
+        unreachable!("structs")
+    };
+    assert_eq!((seg.offsets(), seg.size()), (vec![0, 4, 8], 12));
+    assert_eq!((sum.offsets(), sum.size()), (vec![0, 16], 32));
+    let src = compile("summarize", &summarize());
+    let mut rng = rng("summarize");
+    let n = 150; // not a multiple of the workgroup's 64
+    let x = random(&mut rng, 1000);
+    let segments: Vec<(u32, u32, f32)> = (0..n)
+        .map(|_| {
+            let start = rand::Rng::random_range(&mut rng, 0..990u32);
+            let len = rand::Rng::random_range(&mut rng, 0..10u32); // empty ones too
+            (start, len, rand::Rng::random_range(&mut rng, -2.0..2.0f32))
+        })
+        .collect();
+    let words: Vec<u32> = segments
+        .iter()
+        .flat_map(|&(start, len, weight)| [start, len, weight.to_bits()])
+        .collect();
+    let out = run(
+        src,
+        &[
+            Arg::InputBytes(bytemuck::cast_slice(&words)),
+            Arg::Input(&x),
+            Arg::Output(8 * n),
+            Arg::Uniform(Len { n: n as u32 }.to_bytes()),
+        ],
+        [groups(n as u32, 64), 1, 1],
+    );
+    let (mut got, mut want) = (vec![], vec![]);
+    for (i, &(start, len, weight)) in segments.iter().enumerate() {
+        let o = &out[0][8 * i..8 * i + 8];
+        assert_eq!(o[0].to_bits(), len, "segment {i}: count");
+        for pad in [1, 2, 3, 7] {
+            assert_eq!(
+                o[pad].to_bits(),
+                webdit_tests::POISON,
+                "segment {i}: padding written"
+            );
+        }
+        let xs = &x[start as usize..(start + len) as usize];
+        let total: f64 = xs.iter().map(|&v| v as f64).sum();
+        let big = xs.iter().fold(-3.0e38f32, |m, &v| m.max(v));
+        got.extend_from_slice(&o[4..7]);
+        want.extend([
+            total,
+            big as f64,
+            total * weight as f64 / (len.max(1) as f64),
+        ]);
+    }
+    assert_close("segment summaries", &got, &want, 1e-6);
+}
+
 /// Helpers emitted as WGSL functions (not inlined) against the CPU.
 #[test]
 fn emitted_functions_match_reference() {

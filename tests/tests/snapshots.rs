@@ -105,6 +105,7 @@ fn wgsl_of_dsl_constructs() {
             wgsl(&webdit_tests::emitted_helpers())
         );
         insta::assert_snapshot!("dsl_mut_helper", wgsl(&webdit_tests::sum_squares()));
+        insta::assert_snapshot!("dsl_storage_structs", wgsl(&webdit_tests::summarize()));
         // Cooperative matrices: the registry's `matmul_coop*` variants.
         // One generic helper, instantiated in f16.
         insta::assert_snapshot!(

@@ -162,7 +162,9 @@ fn emitted_fn_impl(func: ItemFn) -> syn::Result<Tokens> {
 /// helper parameters and results): `#[kernel_struct] struct Block { row0: u32, m: u32 }`
 /// becomes a `Copy` struct of `Expr`s, built in kernels with `Block { row0, m: p.m }`
 /// (constants convert) and read with `b.row0`. It costs nothing in the WGSL: its fields are
-/// the values themselves.
+/// the values themselves. A struct without generic parameters is also a storage array's
+/// element type (`&Array<Block>`: `let b = blocks[i];` reads its fields, `out[i] = b;`
+/// writes them; laid out by WGSL's rules, `ir::StructType::offsets`).
 #[proc_macro_attribute]
 pub fn kernel_struct(attr: TokenStream, item: TokenStream) -> TokenStream {
     if !attr.is_empty() {
@@ -185,6 +187,7 @@ fn kernel_struct_impl(mut item: syn::ItemStruct) -> syn::Result<Tokens> {
         ));
     };
     let mut names = vec![];
+    let mut types = vec![];
     for f in fields.named.iter_mut() {
         let id = f.ident.clone().unwrap();
         if ["x", "y", "z", "w"].contains(&id.to_string().as_str()) {
@@ -202,10 +205,36 @@ fn kernel_struct_impl(mut item: syn::ItemStruct) -> syn::Result<Tokens> {
         }
         f.ty = syn::parse_quote_spanned!(ty.span()=> ::webdit_dsl::Expr<#ty>);
         names.push(id);
+        types.push(ty);
     }
     let name = &item.ident;
     let (imp, ty_generics, where_clause) = item.generics.split_for_impl();
     let labels: Vec<String> = names.iter().map(|n| format!("_{n}")).collect();
+    // A struct without generic parameters can also be the element type of storage arrays.
+    let storage = item.generics.params.is_empty().then(|| {
+        let name_str = name.to_string();
+        let field_strs: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let index: Vec<u32> = (0..names.len() as u32).collect();
+        quote! {
+            impl ::webdit_dsl::Element for #name {
+                const TYPE: ::webdit_dsl::ir::Type =
+                    ::webdit_dsl::ir::Type::Struct(&::webdit_dsl::ir::StructType {
+                        name: #name_str,
+                        fields: &[#((#field_strs, <#types as ::webdit_dsl::Ty>::TYPE)),*],
+                    });
+                type Value = #name;
+                fn load<A>(array: &::webdit_dsl::Array<#name, A>, index: ::webdit_dsl::Expr<u32>) -> #name {
+                    #name { #(#names: ::webdit_dsl::load_field(array, #index, index),)* }
+                }
+            }
+            impl ::webdit_dsl::Store<#name> for ::webdit_dsl::Array<#name, ::webdit_dsl::ReadWrite> {
+                fn store(&self, index: impl ::webdit_dsl::IntoExpr<u32>, value: #name) {
+                    let index = ::webdit_dsl::IntoExpr::into_expr(index);
+                    #(::webdit_dsl::store_field(self, #index, index, value.#names);)*
+                }
+            }
+        }
+    });
     Ok(quote! {
         #[derive(Clone, Copy)]
         #item
@@ -216,6 +245,7 @@ fn kernel_struct_impl(mut item: syn::ItemStruct) -> syn::Result<Tokens> {
                 }
             }
         }
+        #storage
     })
 }
 
