@@ -20,8 +20,11 @@ fn webdit_cached(args: &[&str], cache: &std::path::Path) -> (bool, String, Strin
     (out.status.success(), text(out.stdout), text(out.stderr))
 }
 
+/// A path under cargo's scratch directory for integration tests (`target/tmp`), not the
+/// system's temporary directory, which the tests would otherwise fill run after run.
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("webdit-cli-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("webdit-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
