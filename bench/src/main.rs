@@ -58,6 +58,10 @@ pub struct Args {
     /// Large square matmuls run before each timing (keeps the GPU's clock up).
     #[arg(long, default_value_t = 10)]
     burn: u32,
+    /// Only time the barrier-free product (`matmul_direct`, for software adapters) against
+    /// the software plan's tiles at the model's batch-1 shapes.
+    #[arg(long)]
+    software: bool,
     /// Timed repetitions per sample.
     #[arg(long, default_value_t = 20)]
     reps: u32,
@@ -68,6 +72,9 @@ fn main() {
     let gpu = Gpu::new_blocking().unwrap_or_else(|e| panic!("{e}"));
     let b = timing::Bench::new(&gpu, &args);
     b.burn(25);
+    if args.software {
+        return sweep::software(&b, &args.models);
+    }
     let big = (args.size, args.size, args.size);
     let models: Vec<(String, Config)> = args
         .models

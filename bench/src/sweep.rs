@@ -2,7 +2,7 @@
 
 use crate::timing::{buffer, Bench};
 use webdit_dsl::UniformStruct;
-use webdit_kernels::matmul::{matmul, matmul_wide, Epilogue, MatmulTiles};
+use webdit_kernels::matmul::{matmul, matmul_direct, matmul_wide, Epilogue, MatmulTiles};
 use webdit_kernels::Tiles;
 use webdit_model::kernels::KernelSource;
 use webdit_model::tiers::MatmulPlan;
@@ -186,6 +186,57 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
             t.tm,
             t.tn,
             t.stages,
+            cells.join(" | ")
+        );
+    }
+}
+
+/// The barrier-free product for software adapters against the software plan's kernel (the
+/// wide kernel on its mid tiles, unsplit) at every product shape of the models at batch 1.
+pub fn software(b: &Bench, models: &[String]) {
+    let t = Tiles::default();
+    println!("\n## Products for software adapters (f32, unsplit)\n\n| shape | {}×{} tiles | direct 8×8 | direct 4×16 | direct 16×4 | direct 2×32 |\n|---|---|---|---|---|---|", t.mid.bm, t.mid.bn);
+    let mut shapes = vec![];
+    for m in models {
+        let c = webdit_model::Config::preset(m).expect("known preset");
+        let (tokens, d, inner, hidden) =
+            (c.tokens(), c.dim, c.dim_head * c.heads, c.dim * c.mlp_mult);
+        for s in [
+            (tokens, d, c.patch_dim()),
+            (tokens, 3 * inner, d),
+            (tokens, d, inner),
+            (tokens, hidden, d),
+            (tokens, d, hidden),
+            (tokens, c.patch_dim(), d),
+        ] {
+            if !shapes.contains(&s) {
+                shapes.push(s);
+            }
+        }
+    }
+    for shape in shapes {
+        let mut cells = vec![
+            time_kernel(
+                b,
+                &matmul_wide::<f32, f32, f32>(t.mid, Epilogue::None),
+                "mid",
+                t.mid,
+                4,
+                shape,
+                1,
+            )
+            .0,
+        ];
+        for (rows, cols) in [(8, 8), (4, 16), (16, 4), (2, 32)] {
+            let tiles = MatmulTiles::scalar(4 * rows, 4 * cols, 4, 4, 4);
+            let k = matmul_direct(rows, cols, Epilogue::None);
+            cells.push(time_kernel(b, &k, "direct", tiles, 4, shape, 1).0);
+        }
+        println!(
+            "| {}×{}×{} | {} |",
+            shape.0,
+            shape.1,
+            shape.2,
             cells.join(" | ")
         );
     }

@@ -580,6 +580,25 @@ pub(crate) fn store<A: ScalarTy>(
     }
 }
 
+/// Stores output (`r`, `col`) of the C at `c_base` through the epilogue, if it lies inside
+/// the `p.m × p.n` product.
+#[kernel_fn]
+pub(crate) fn store_inside<A: ScalarTy>(
+    c: &mut Array<A>,
+    extra: &Array<A>,
+    #[comptime] epilogue: Epilogue,
+    p: MatmulParamsView,
+    c_base: u32,
+    r: u32,
+    col: u32,
+    v: f32,
+) {
+    if r < p.m && col < p.n {
+        let at = c_base + r * p.n + col;
+        store(&c, &extra, epilogue, at, r, col, p.rows_period, p.n, v);
+    }
+}
+
 /// Shape of a split-K reduction: `splits` partial products of `mn` outputs each.
 #[derive(Uniform)]
 pub struct SplitParams {
@@ -616,5 +635,76 @@ pub fn splitk_reduce<A: ScalarTy>(
             p.n,
             s,
         );
+    }
+}
+
+/// The first quad of row `row` (the last row where `row` is past `len`) of a matrix whose
+/// rows are `stride` quads apart, from quad `base`.
+#[kernel_fn]
+fn row_quad(base: u32, row: u32, len: u32, stride: u32) -> u32 {
+    base + min(row, len - 1) * stride
+}
+
+/// The workgroup of the registry's [`matmul_direct`] variants: 8×8 invocations, a 32×32
+/// block of C (`bench --software` on SwiftShader, favicon-s batch 1: the fastest or within
+/// 10% of the fastest of 8×8, 4×16, 16×4 and 2×32 on five of the six products).
+pub const DIRECT: (u32, u32) = (8, 8);
+
+/// The product without workgroup memory or barriers, for software adapters (SwiftShader,
+/// lavapipe), which run a workgroup's invocations as SIMD lanes of one CPU thread and
+/// switch coroutines at every barrier: each invocation computes a 4×4 block of C straight
+/// from storage, 4 rows of A and 4 rows of W read as `vec4`s along K per step (K a multiple
+/// of 4), 16 dot products into registers. A workgroup covers `4·rows × 4·cols` of C; rows
+/// and columns past the edge read the last one and store nothing. f32 only (software
+/// adapters have no `shader-f16`).
+#[kernel(workgroup_size = [cols, rows, 1])]
+pub fn matmul_direct(
+    #[comptime] rows: u32,
+    #[comptime] cols: u32,
+    #[comptime] epilogue: Epilogue,
+    a: &Array<Vec4<f32>>,
+    w: &Array<Vec4<f32>>,
+    c: &mut Array<f32>,
+    extra: &Array<f32>,
+    p: &Uniform<MatmulParams>,
+) {
+    let r0 = workgroup_id().y * (4 * rows) + 4 * local_id().y;
+    let c0 = workgroup_id().x * (4 * cols) + 4 * local_id().x;
+    let at = operands(p, r0, c0);
+    // Each operand row's first quad, fixed before the loop (the edge rows read the last).
+    let a0 = row_quad(at.a_at, r0, p.m, at.stride);
+    let a1 = row_quad(at.a_at, r0 + 1, p.m, at.stride);
+    let a2 = row_quad(at.a_at, r0 + 2, p.m, at.stride);
+    let a3 = row_quad(at.a_at, r0 + 3, p.m, at.stride);
+    let w0 = row_quad(at.w_at, c0, p.n, at.stride);
+    let w1 = row_quad(at.w_at, c0 + 1, p.n, at.stride);
+    let w2 = row_quad(at.w_at, c0 + 2, p.n, at.stride);
+    let w3 = row_quad(at.w_at, c0 + 3, p.n, at.stride);
+    let mut acc = [0.0f32; 16];
+    for q in 0..p.k / 4 {
+        let xs = [a[a0 + q], a[a1 + q], a[a2 + q], a[a3 + q]];
+        let ws = [w[w0 + q], w[w1 + q], w[w2 + q], w[w3 + q]];
+        #[unroll]
+        for i in 0..4u32 {
+            #[unroll]
+            for j in 0..4u32 {
+                acc[4 * i + j] += dot(xs[i], ws[j]);
+            }
+        }
+    }
+    let c_base = workgroup_id().z * p.c_batch_stride;
+    for i in 0..4u32 {
+        for j in 0..4u32 {
+            store_inside(
+                &c,
+                &extra,
+                epilogue,
+                p,
+                c_base,
+                r0 + i,
+                c0 + j,
+                acc[4 * i + j],
+            );
+        }
     }
 }

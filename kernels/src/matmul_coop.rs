@@ -2,7 +2,7 @@
 //! the DSL's cooperative matrices (16×16×16 tiles, one subgroup each). Native only; used
 //! where the adapter has cooperative matrices at that configuration and 32-lane subgroups.
 
-use crate::matmul::{operands, store, Epilogue, MatmulParams, Operands};
+use crate::matmul::{operands, store_inside, Epilogue, MatmulParams, Operands};
 use webdit_dsl::coop::*;
 use webdit_dsl::ir::Limits;
 use webdit_dsl::prelude::*;
@@ -204,19 +204,7 @@ pub fn matmul_coop<C: ScalarTy>(
             let idx = lane + e * LANES;
             let r = row0 + warp_row + (f / fn_) * FRAG + idx / FRAG;
             let col = col0 + warp_col + (f % fn_) * FRAG + idx % FRAG;
-            if r < p.m && col < p.n {
-                store(
-                    &c,
-                    &extra,
-                    epilogue,
-                    c_base + r * p.n + col,
-                    r,
-                    col,
-                    p.rows_period,
-                    p.n,
-                    out[slot + idx],
-                );
-            }
+            store_inside(&c, &extra, epilogue, p, c_base, r, col, out[slot + idx]);
         }
         workgroup_barrier();
     }

@@ -32,12 +32,15 @@ pub fn tree_sum(buf: &Shared<f32>, #[comptime] width: u32, at: u32, lane: u32, v
 }
 
 /// The sum of `v` over the workgroup's `WG` invocations (a power of two). Every invocation
-/// gets the total. With `subgroups`, each subgroup adds its lanes in registers
+/// gets the total (with `WG = 1`, `v` itself). With `subgroups`, each subgroup adds its lanes in registers
 /// (`subgroup_add`) and the workgroup adds one value per subgroup (any subgroup size: 8 on
 /// lavapipe, 32 on NVIDIA); without, a tree through workgroup memory (every adapter).
 #[kernel_fn]
 pub fn block_sum<const WG: u32>(buf: &Shared<f32>, v: f32, #[comptime] subgroups: bool) -> f32 {
-    if subgroups {
+    if WG == 1 {
+        // One invocation per workgroup (software adapters): nothing to add, no barriers.
+        v
+    } else if subgroups {
         let part = subgroup_add(v);
         if subgroup_invocation_id() == 0 {
             buf[subgroup_id()] = part;

@@ -199,6 +199,11 @@ pub enum Key {
         epilogue: Epilogue,
         store: Store,
     },
+    /// `out = a · wᵀ` through an epilogue without workgroup memory or barriers, for
+    /// software adapters (f32; K a multiple of 4).
+    MatmulDirect {
+        epilogue: Epilogue,
+    },
     /// The f32 partial products of a split-K over f16 data (tiers below the largest).
     MatmulPartialF16 {
         tier: Tier,
@@ -238,6 +243,9 @@ pub enum Key {
         subgroups: bool,
         store: Store,
     },
+    /// Adaptive layer norm by one invocation per row, without barriers, for software
+    /// adapters (f32).
+    AdaLnSerial,
     /// A split-K reduction through an epilogue (accumulate, or add rows), then the AdaLN of
     /// every stored row, in one dispatch.
     SplitkReduceAdaLn {
@@ -287,6 +295,7 @@ impl Key {
                 store.suffix()
             ),
             Key::MatmulPartialF16 { tier } => format!("{}_partial_f16", tier.name()),
+            Key::MatmulDirect { epilogue } => format!("matmul_direct{}", epilogue_suffix(epilogue)),
             Key::SplitkReduce { epilogue, store } => format!(
                 "splitk_reduce{}{}",
                 epilogue_suffix(epilogue),
@@ -309,6 +318,7 @@ impl Key {
                 if subgroups { "_sg" } else { "" },
                 store.suffix()
             ),
+            Key::AdaLnSerial => "adaln_serial".into(),
             Key::Patchify { store } => format!("patchify{}", store.suffix()),
             Key::Unpatchify { store } => format!("unpatchify{}", store.suffix()),
             Key::TimestepEmbedding => "timestep_embedding".into(),
@@ -348,6 +358,9 @@ impl Key {
             v.push(Key::MatmulPartialF16 { tier: *tier });
         }
         for (epilogue, _) in EPILOGUES {
+            v.push(Key::MatmulDirect { epilogue });
+        }
+        for (epilogue, _) in EPILOGUES {
             for large in [false, true] {
                 v.push(Key::Coop { large, epilogue });
             }
@@ -374,6 +387,7 @@ impl Key {
                 v.push(Key::AdaLn { subgroups, store });
             }
         }
+        v.push(Key::AdaLnSerial);
         for epilogue in [Epilogue::Accumulate, Epilogue::AddRows] {
             for subgroups in [false, true] {
                 for store in stores {
@@ -427,6 +441,7 @@ impl Key {
                 let (t, _) = tiles.tiers()[tier as usize];
                 tier_kernel::<f16, f16, f32>(tiles, tier, t, Epilogue::None)
             }
+            Key::MatmulDirect { epilogue } => matmul_direct(DIRECT.0, DIRECT.1, epilogue),
             Key::SplitkReduce { epilogue, store } => by_store!(store, splitk_reduce(epilogue)),
             Key::Coop { large, epilogue } => {
                 let t = if large { COOP_TILES_LARGE } else { COOP_TILES };
@@ -448,6 +463,7 @@ impl Key {
             },
             Key::AttentionCombine { store } => by_store!(store, attention_combine()),
             Key::AdaLn { subgroups, store } => by_store!(store, adaln::<256>(subgroups)),
+            Key::AdaLnSerial => adaln::<f32, 1>(false),
             Key::Patchify { store } => by_store!(store, patchify::<256>()),
             Key::Unpatchify { store } => by_store!(store, unpatchify::<256>()),
             Key::TimestepEmbedding => timestep_embedding::<256>(),

@@ -23,7 +23,7 @@ use webdit_dsl::ir::Scalar;
 use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
 use webdit_kernels::layout::{PatchParams, SinusParams};
-use webdit_kernels::matmul::{Epilogue, MatmulParams};
+use webdit_kernels::matmul::{Epilogue, MatmulParams, DIRECT};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::{AdaLnParams, ReduceNormParams};
 use webdit_kernels::sampler::StepParams;
@@ -44,8 +44,9 @@ pub struct Options {
     pub coop_split: bool,
     /// Workgroups a product needs on tensor cores ([`crate::tiers::COOP_MIN_GROUPS`]).
     pub coop_min_groups: u32,
-    /// A software adapter (a few CPU threads, as SwiftShader): products unsplit on the mid
-    /// tiles and attention unsplit ([`crate::tiers::plan_matmul_software`]).
+    /// A software adapter (a few CPU threads, as SwiftShader): f32 products and AdaLNs
+    /// without workgroup memory or barriers (`matmul_direct*`, `adaln_serial`), other
+    /// products unsplit ([`crate::tiers::plan_matmul_software`]), attention unsplit.
     pub software: bool,
 }
 
@@ -256,6 +257,8 @@ struct NormCtx {
     rows_per_batch: usize,
     d: usize,
     subgroups: bool,
+    /// A software adapter's plan ([`Options::software`]).
+    software: bool,
     store: Store,
 }
 
@@ -477,6 +480,26 @@ impl Builder {
                 return self.then_norm(then, out);
             }
         }
+        // A software adapter runs f32 products without workgroup memory or barriers.
+        if o.software && store == Store::F32 && k.is_multiple_of(4) {
+            let (rows, cols) = DIRECT;
+            let groups = [
+                (n as u32).div_ceil(4 * cols),
+                (m as u32).div_ceil(4 * rows),
+                1,
+            ];
+            let key = Key::MatmulDirect { epilogue };
+            self.op(
+                name,
+                key,
+                shape,
+                &args,
+                Params::one(&params),
+                groups,
+                (flops, bytes),
+            )?;
+            return self.then_norm(then, out);
+        }
         let plan = if o.software {
             plan_matmul_software(&o.tiles, (m, n, k))
         } else {
@@ -576,12 +599,18 @@ impl Builder {
         let prefix = std::mem::take(&mut self.prefix);
         let ps: Vec<AdaLnParams> = (0..ctx.slots).map(|s| ctx.adaln(s, norm.index)).collect();
         let (rows, d) = (ctx.rows, ctx.d);
-        let result = self.op(
-            &norm.name,
+        // A software adapter normalizes a row per invocation (no barriers), in f32.
+        let key = if ctx.software && ctx.store == Store::F32 {
+            Key::AdaLnSerial
+        } else {
             Key::AdaLn {
                 subgroups: ctx.subgroups,
                 store: ctx.store,
-            },
+            }
+        };
+        let result = self.op(
+            &norm.name,
+            key,
             format!("{rows}×{d}"),
             &[("x", x), ("mods", ctx.mods), ("y", norm.y)],
             Params::per_slot(&ps),
@@ -758,6 +787,7 @@ impl Plan {
             rows_per_batch: n,
             d,
             subgroups: o.subgroups,
+            software: o.software,
             store,
         });
         // The image in token layout, what the patch embedding reads; the model's output
@@ -1296,6 +1326,17 @@ mod tests {
             let name = op.key.name();
             assert!(
                 !name.contains("partial") && !name.contains("reduce") && !name.contains("combine"),
+                "{}: {name}",
+                op.name
+            );
+            // In f32, products and norms without workgroup memory or barriers.
+            assert!(
+                !name.starts_with("matmul") || name.starts_with("matmul_direct"),
+                "{}: {name}",
+                op.name
+            );
+            assert!(
+                !name.starts_with("adaln") || name == "adaln_serial",
                 "{}: {name}",
                 op.name
             );

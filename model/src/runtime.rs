@@ -142,11 +142,26 @@ fn weight_data<'a>(c: &Config, ckpt: &'a Checkpoint, name: &str) -> Cow<'a, [f32
 }
 
 impl GpuModel {
-    /// Uploads a checkpoint. `precision: None` picks f16 where the adapter has it.
+    /// Uploads a checkpoint. `precision: None` picks f16 where the adapter has it. A software
+    /// adapter gets the software plan in the browser, and natively with
+    /// `WEBDIT_SOFTWARE_PLAN` set (so the tests on lavapipe keep running the GPU plan).
     pub fn new(
         gpu: &Gpu,
         ckpt: &Checkpoint,
         precision: Option<Precision>,
+    ) -> Result<GpuModel, RuntimeError> {
+        let software = gpu.adapter.device_type == wgpu::DeviceType::Cpu
+            && (cfg!(target_arch = "wasm32") || std::env::var_os("WEBDIT_SOFTWARE_PLAN").is_some());
+        Self::with_plan(gpu, ckpt, precision, software)
+    }
+
+    /// [`GpuModel::new`] with the software adapters' plan ([`Options::software`]) chosen
+    /// explicitly.
+    pub fn with_plan(
+        gpu: &Gpu,
+        ckpt: &Checkpoint,
+        precision: Option<Precision>,
+        software: bool,
     ) -> Result<GpuModel, RuntimeError> {
         let c = ckpt.config.clone();
         let precision = precision.unwrap_or(if gpu.f16 {
@@ -174,12 +189,7 @@ impl GpuModel {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(crate::tiers::COOP_MIN_GROUPS),
-            // In the browser, where a software adapter runs only when WebGPU is forced onto
-            // it (the page otherwise picks the CPU path). Natively on request, so that the
-            // tests on lavapipe keep running the GPU plan.
-            software: gpu.adapter.device_type == wgpu::DeviceType::Cpu
-                && (cfg!(target_arch = "wasm32")
-                    || std::env::var_os("WEBDIT_SOFTWARE_PLAN").is_some()),
+            software,
         };
         // A plan fails here, before anything is uploaded, for a model the kernels cannot run.
         Plan::build(&c, &options, 1, &[], Heads::Both, Some(&[0.0]))?;

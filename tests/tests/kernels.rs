@@ -8,7 +8,7 @@ use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ};
 use webdit_kernels::elementwise::Len;
 use webdit_kernels::layout::{PatchParams, SinusParams};
-use webdit_kernels::matmul::{matmul, matmul_wide, Epilogue, MatmulParams, MatmulTiles};
+use webdit_kernels::matmul::{matmul, matmul_wide, Epilogue, MatmulParams, MatmulTiles, DIRECT};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::AdaLnParams;
 use webdit_kernels::sampler::{philox, StepParams};
@@ -171,6 +171,12 @@ fn check_tiers(name: &str, epilogue: Epilogue, f16: bool, (m, n, k, batch): (u32
     check_matmul(variant(&small), (tiles.small.bm, tiles.small.bn), wide);
     let scalar = name.replace("matmul", "matmul_scalar");
     check_matmul(variant(&scalar), (tiles.scalar.bm, tiles.scalar.bn), case);
+    // The software adapters' product (f32, no workgroup memory).
+    if !f16 {
+        let direct = name.replace("matmul", "matmul_direct");
+        let (rows, cols) = DIRECT;
+        check_matmul(variant(&direct), (4 * rows, 4 * cols), wide);
+    }
 }
 
 #[test]
@@ -490,7 +496,13 @@ fn adaln_matches_reference() {
             };
             // The workgroup-memory sums everywhere; the subgroup sums where the adapter has
             // subgroups (lavapipe does, 8 lanes).
-            let sgs: &[&str] = if gpu().subgroups { &["", "_sg"] } else { &[""] };
+            // And, in f32, the software adapters' variant (one invocation per row).
+            let sgs: &[&str] = match (gpu().subgroups, f16) {
+                (true, false) => &["", "_sg", "_serial"],
+                (true, true) => &["", "_sg"],
+                (false, false) => &["", "_serial"],
+                (false, true) => &[""],
+            };
             for sg in sgs {
                 let (name, input, output) = if f16 {
                     (

@@ -96,29 +96,27 @@ fn random_checkpoint(config: Config, rng: &mut impl Rng) -> Checkpoint {
     Checkpoint::random(config, 1.5, || rng.random_range(-1.0..1.0))
 }
 
-/// GPU against CPU on the real presets with random weights.
+/// GPU against CPU on the real presets with random weights, with the GPU plan and with the
+/// software adapters' plan (products and AdaLNs without workgroup memory or barriers,
+/// nothing split).
 #[test]
 fn gpu_matches_cpu_on_presets() {
     let mut rng = rng("presets");
-    for (config, batch) in [(Config::favicon_s(), 2), (Config::favicon_b(), 1)] {
-        let ckpt = random_checkpoint(config.clone(), &mut rng);
-        let x = random(&mut rng, batch * config.image_len());
-        let t: Vec<f32> = (0..batch).map(|i| (7 + 13 * i) as f32).collect();
-        let (want_eps, want_x0) = CpuModel::new(ckpt.clone()).forward(&x, &t);
-        let m = GpuModel::new(gpu(), &ckpt, Some(Precision::F32)).unwrap();
-        let (eps, x0) = pollster::block_on(m.forward(gpu(), &x, &t)).unwrap();
-        assert_close(
-            &format!("eps dim {}", config.dim),
-            &eps,
-            &f64s(&want_eps),
-            1e-4,
-        );
-        assert_close(
-            &format!("x0 dim {}", config.dim),
-            &x0,
-            &f64s(&want_x0),
-            1e-4,
-        );
+    for software in [false, true] {
+        for (config, batch) in [(Config::favicon_s(), 2), (Config::favicon_b(), 1)] {
+            let ckpt = random_checkpoint(config.clone(), &mut rng);
+            let x = random(&mut rng, batch * config.image_len());
+            let t: Vec<f32> = (0..batch).map(|i| (7 + 13 * i) as f32).collect();
+            let (want_eps, want_x0) = CpuModel::new(ckpt.clone()).forward(&x, &t);
+            let m = GpuModel::with_plan(gpu(), &ckpt, Some(Precision::F32), software).unwrap();
+            let (eps, x0) = pollster::block_on(m.forward(gpu(), &x, &t)).unwrap();
+            let what = format!(
+                "dim {} batch {batch}, software plan: {software}",
+                config.dim
+            );
+            assert_close(&format!("eps {what}"), &eps, &f64s(&want_eps), 1e-4);
+            assert_close(&format!("x0 {what}"), &x0, &f64s(&want_x0), 1e-4);
+        }
     }
 }
 
