@@ -645,10 +645,12 @@ fn row_quad(base: u32, row: u32, len: u32, stride: u32) -> u32 {
     base + min(row, len - 1) * stride
 }
 
-/// The workgroup of the registry's [`matmul_direct`] variants: 8×8 invocations, a 32×32
-/// block of C (`bench --software` on SwiftShader, favicon-s batch 1: the fastest or within
-/// 10% of the fastest of 8×8, 4×16, 16×4 and 2×32 on five of the six products).
-pub const DIRECT: (u32, u32) = (8, 8);
+/// The workgroup of the registry's [`matmul_direct`] variants: 16 rows × 4 columns of
+/// invocations, a 64×16 block of C. `bench --software` on SwiftShader (favicon-s batch 1,
+/// two runs): a block's four products took 8–16% less time than with 8×8 invocations, 2×32
+/// and 4×16 in between; 4×8 outputs per invocation (W's row offsets in a local array) were
+/// slower than 4×4.
+pub const DIRECT: (u32, u32) = (16, 4);
 
 /// The product without workgroup memory or barriers, for software adapters (SwiftShader,
 /// lavapipe), which run a workgroup's invocations as SIMD lanes of one CPU thread and
