@@ -45,16 +45,18 @@ struct PlanArgs {
     model: String,
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    #[arg(long, value_enum, default_value = "f16")]
-    precision: PrecisionArg,
+    /// Storage precision (default: f16; f32 with --software, as software adapters lack
+    /// shader-f16).
+    #[arg(long, value_enum)]
+    precision: Option<PrecisionArg>,
     /// Plan as on an adapter with subgroups (native).
     #[arg(long)]
     subgroups: bool,
     /// Plan as on an adapter with cooperative matrices (native, f16).
     #[arg(long)]
     tensor_cores: bool,
-    /// Plan as on a software adapter in the browser (SwiftShader: products unsplit on
-    /// the mid tiles).
+    /// Plan as on a software adapter in the browser (SwiftShader: products and AdaLNs
+    /// without workgroup memory or barriers, nothing split).
     #[arg(long)]
     software: bool,
     /// Denoising steps (default: the model's T).
@@ -543,8 +545,10 @@ fn print_plan(args: &PlanArgs) -> Result<()> {
     let (model, coop) = (&args.model, args.tensor_cores);
     let c = preset(&Some(model.to_string()))?.expect("named");
     let precision = match args.precision {
-        PrecisionArg::F32 => Precision::F32,
-        PrecisionArg::F16 => Precision::F16,
+        Some(PrecisionArg::F32) => Precision::F32,
+        Some(PrecisionArg::F16) => Precision::F16,
+        None if args.software => Precision::F32,
+        None => Precision::F16,
     };
     if coop && precision != Precision::F16 {
         bail!("tensor cores take f16 data: add --precision f16");

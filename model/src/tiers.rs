@@ -135,8 +135,9 @@ pub fn plan_matmul(tiles: &Tiles, shape: (usize, usize, usize), scratch: usize) 
 }
 
 /// The plan for a software adapter (SwiftShader, lavapipe: the "GPU" is a few CPU threads,
-/// each dispatch costs about a millisecond and workgroup barriers are slow): K unsplit, on
-/// the mid tiles (64×64), else the scalar tier. Native SwiftShader without subgroups,
+/// each dispatch costs about a millisecond and workgroup barriers are slow) where its f32
+/// products cannot run barrier-free (`matmul_direct`: f16 storage, K not a multiple of 4):
+/// K unsplit, on the mid tiles (64×64), else the scalar tier. Native SwiftShader without subgroups,
 /// favicon-s batch 1 (`bench --plans`, this 2-core machine): the mid tiles unsplit are the
 /// fastest plan of 5 of the 6 products and within 8% on the last; a step takes 1.49 s
 /// against 2.35 s with the GPU plan (split-K on the small tiles to fill 384 workgroups).

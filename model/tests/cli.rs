@@ -297,3 +297,21 @@ fn info_prints_config_and_tensors() {
         "{stdout}"
     );
 }
+
+/// `webdit plan` prints a model's forward plan without a GPU; `--software` the software
+/// adapters' plan: f32, products and AdaLNs without barriers, nothing split.
+#[test]
+fn plan_prints_the_gpu_and_the_software_plans() {
+    let (ok, gpu, stderr) = webdit(&["plan", "--model", "favicon-s"]);
+    assert!(ok, "{stderr}");
+    assert!(gpu.contains("f16") && gpu.contains(".partial"), "{gpu}");
+    let (ok, sw, stderr) = webdit(&["plan", "--model", "favicon-s", "--software"]);
+    assert!(ok, "{stderr}");
+    let first = sw.lines().next().unwrap_or_default();
+    assert!(first.contains("f32"), "{first}");
+    assert!(
+        sw.contains("matmul_direct") && sw.contains("adaln_serial"),
+        "{sw}"
+    );
+    assert!(!sw.contains(".partial") && !sw.contains("combine"), "{sw}");
+}
