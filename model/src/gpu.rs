@@ -265,37 +265,46 @@ impl Gpu {
     }
 
     /// Creates the pipelines of `kernels` that do not have one yet (natively on all cores:
-    /// translation to the driver's language and the driver's compiler run per pipeline),
-    /// and returns how many it created.
-    pub fn compile(&self, kernels: &[&Kernel]) -> usize {
+    /// translation to the driver's language and the driver's compiler run per pipeline).
+    pub fn compile(&self, kernels: &[&Kernel]) -> Compiled {
         let todo: Vec<&Kernel> = kernels
             .iter()
             .copied()
             .filter(|k| k.pipeline.get().is_none())
             .collect();
+        let start = web_time::Instant::now();
+        let times = std::sync::Mutex::new(Vec::with_capacity(todo.len()));
+        let create = |k: &Kernel| {
+            let t = web_time::Instant::now();
+            k.pipeline.get_or_init(|| self.pipeline(k));
+            let secs = t.elapsed().as_secs_f64();
+            times.lock().expect("no panics").push((k.src.name, secs));
+        };
+        // Natively on all cores; in a browser wgpu's objects stay on the page's thread.
         #[cfg(not(target_arch = "wasm32"))]
         {
             let threads = std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(todo.len());
-            if threads > 1 {
-                let next = std::sync::atomic::AtomicUsize::new(0);
-                std::thread::scope(|s| {
-                    for _ in 0..threads {
-                        s.spawn(|| loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(k) = todo.get(i) else { break };
-                            k.pipeline.get_or_init(|| self.pipeline(k));
-                        });
-                    }
-                });
-                return todo.len();
-            }
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(k) = todo.get(i) else { break };
+                        create(k);
+                    });
+                }
+            });
         }
-        for k in &todo {
-            k.pipeline.get_or_init(|| self.pipeline(k));
+        #[cfg(target_arch = "wasm32")]
+        todo.iter().for_each(|k| create(k));
+        let times = times.into_inner().expect("no panics");
+        Compiled {
+            count: times.len(),
+            secs: start.elapsed().as_secs_f64(),
+            slowest: times.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)),
         }
-        todo.len()
     }
 
     fn pipeline(&self, k: &Kernel) -> wgpu::ComputePipeline {
@@ -397,6 +406,15 @@ impl Gpu {
         let bytes = pollster::block_on(self.read(buffer))?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
+}
+
+/// What [`Gpu::compile`] did: pipelines created, the wall-clock seconds, and the slowest
+/// pipeline with its seconds (pipelines are created side by side natively).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Compiled {
+    pub count: usize,
+    pub secs: f64,
+    pub slowest: Option<(&'static str, f64)>,
 }
 
 /// A kernel's bind-group layout and, once [`Gpu::compile`] made it, its compute pipeline.

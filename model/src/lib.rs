@@ -18,7 +18,7 @@ pub mod wts1;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use config::Config;
-pub use gpu::{Gpu, GpuError, Kernel};
+pub use gpu::{Compiled, Gpu, GpuError, Kernel};
 pub use runtime::{Generator, GpuModel, Precision, RuntimeError};
 pub use sampler::{plan, Sampler, Step};
 

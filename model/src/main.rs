@@ -312,14 +312,18 @@ fn generate_gpu(
         webdit_model::kernels::TILES
     );
     let g = model.generator(gpu, job.batch, steps)?;
-    let (compiled, compile_s) = g.compiled;
+    let compiled = g.compiled;
     let cache = match gpu.cache_file() {
         Some(p) => format!("cache {}", p.display()),
         None => "no pipeline cache".into(),
     };
+    let slowest = match compiled.slowest {
+        Some((name, secs)) => format!("slowest {name} {:.0} ms, ", secs * 1e3),
+        None => String::new(),
+    };
     phases.part(
-        format!("pipelines ({compiled} compiled, {cache})"),
-        compile_s,
+        format!("pipelines ({} compiled, {slowest}{cache})", compiled.count),
+        compiled.secs,
     );
     phases.done("buffers and bind groups");
     if job.timings {

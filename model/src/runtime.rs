@@ -12,13 +12,12 @@
 use crate::checkpoint::Checkpoint;
 use crate::config::Config;
 use crate::forward::{self, Heads, Op, Options, Phase, Plan, TensorKind};
-use crate::gpu::{Gpu, GpuError, Kernel};
+use crate::gpu::{Compiled, Gpu, GpuError, Kernel};
 use crate::kernels::{Binding, KernelSource, TILES};
 use crate::sampler::Step;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use web_time::Instant;
 use webdit_dsl::ir::Scalar;
 use webdit_kernels::Tiles;
 
@@ -277,9 +276,8 @@ pub struct Generator {
     /// Debug groups around every dispatch, named after its op (natively: GPU profilers show
     /// `block3.mlp_in`; in a browser every marker is a call into JavaScript).
     labels: bool,
-    /// Pipelines this generator compiled (the rest were the model's already), and the
-    /// seconds that took.
-    pub compiled: (usize, f64),
+    /// The pipelines this generator compiled (the rest were the model's already).
+    pub compiled: Compiled,
 }
 
 impl GpuModel {
@@ -426,13 +424,11 @@ impl GpuModel {
         let (model, update) = (phase(Phase::Model)?, phase(Phase::Update)?);
 
         // The pipelines of the kernels this generator brought into the model, at once.
-        let start = Instant::now();
         let pending = self.k.uncompiled();
         let compiled = gpu.compile(&pending.iter().map(|k| &**k).collect::<Vec<_>>());
-        if compiled > 0 {
+        if compiled.count > 0 {
             gpu.save_cache();
         }
-        let compiled = (compiled, start.elapsed().as_secs_f64());
 
         // Modulations for every step, once.
         let mut enc = gpu.device.create_command_encoder(&Default::default());
