@@ -32,10 +32,9 @@ fn source(variant: &str, k: &Kernel) -> String {
                     } else {
                         "Storage"
                     },
-                    match elem {
-                        // Structs (no kernel of the model binds one) have no single scalar.
-                        webdit_dsl::ir::Type::Struct(_) => "None".to_string(),
-                        _ => format!("Some(Scalar::{:?})", elem.scalar()),
+                    match elem.element_scalar() {
+                        Some(s) => format!("Some(Scalar::{s:?})"),
+                        None => "None".to_string(),
                     },
                     "None".to_string(),
                 ),

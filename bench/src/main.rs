@@ -72,15 +72,15 @@ fn main() {
     let gpu = Gpu::new_blocking().unwrap_or_else(|e| panic!("{e}"));
     let b = timing::Bench::new(&gpu, &args);
     b.burn(25);
-    if args.software {
-        return sweep::software(&b, &args.models);
-    }
     let big = (args.size, args.size, args.size);
     let models: Vec<(String, Config)> = args
         .models
         .iter()
         .map(|m| (m.clone(), Config::preset(m).expect("known preset")))
         .collect();
+    if args.software {
+        return sweep::software(&b, &models);
+    }
     if args.coop {
         coop::coop(&b, big);
     }

@@ -1,11 +1,13 @@
 //! The matmul tile sweep: candidate tilings compiled on the spot and timed on a few shapes.
 
+use crate::products::model_products;
 use crate::timing::{buffer, Bench};
 use webdit_dsl::UniformStruct;
 use webdit_kernels::matmul::{matmul, matmul_direct, matmul_wide, Epilogue, MatmulTiles};
 use webdit_kernels::Tiles;
 use webdit_model::kernels::KernelSource;
 use webdit_model::tiers::MatmulPlan;
+use webdit_model::Config;
 
 /// One matmul kernel on one shape (elements of `e` bytes): "time, TFLOP/s", and the seconds
 /// its pipeline took to create. `splits` > 1: the partial products of a split-K over that
@@ -193,22 +195,12 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
 
 /// The barrier-free product for software adapters against the software plan's kernel (the
 /// wide kernel on its mid tiles, unsplit) at every product shape of the models at batch 1.
-pub fn software(b: &Bench, models: &[String]) {
+pub fn software(b: &Bench, models: &[(String, Config)]) {
     let t = Tiles::default();
     println!("\n## Products for software adapters (f32, unsplit)\n\n| shape | {}×{} tiles | direct 8×8 | direct 4×16 | direct 16×4 | direct 2×32 |\n|---|---|---|---|---|---|", t.mid.bm, t.mid.bn);
     let mut shapes = vec![];
-    for m in models {
-        let c = webdit_model::Config::preset(m).expect("known preset");
-        let (tokens, d, inner, hidden) =
-            (c.tokens(), c.dim, c.dim_head * c.heads, c.dim * c.mlp_mult);
-        for s in [
-            (tokens, d, c.patch_dim()),
-            (tokens, 3 * inner, d),
-            (tokens, d, inner),
-            (tokens, hidden, d),
-            (tokens, d, hidden),
-            (tokens, c.patch_dim(), d),
-        ] {
+    for (_, c) in models {
+        for (_, s) in model_products(c, 1) {
             if !shapes.contains(&s) {
                 shapes.push(s);
             }

@@ -131,10 +131,9 @@ impl StructType {
     /// The struct's size: past its last field, rounded up to its alignment (the stride of an
     /// array of it).
     pub fn size(&self) -> u32 {
-        let end = match (self.fields.last(), self.offsets().last()) {
-            (Some((_, t)), Some(at)) => at + t.size(),
-            _ => 0,
-        };
+        let end = self.fields.iter().fold(0, |end: u32, (_, t)| {
+            end.next_multiple_of(t.align()) + t.size()
+        });
         end.next_multiple_of(self.align())
     }
 }
@@ -157,6 +156,15 @@ impl Type {
             | Type::Vector { scalar: s, .. }
             | Type::Coop { scalar: s, .. } => s,
             Type::Struct(s) => panic!("struct `{}` has no single scalar type", s.name),
+        }
+    }
+
+    /// The scalar type of a storage array's elements (of its vectors' components); `None`
+    /// for structs, whose fields may differ.
+    pub fn element_scalar(self) -> Option<Scalar> {
+        match self {
+            Type::Struct(_) => None,
+            t => Some(t.scalar()),
         }
     }
 

@@ -256,9 +256,9 @@ struct NormCtx {
     rows: usize,
     rows_per_batch: usize,
     d: usize,
-    subgroups: bool,
-    /// A software adapter's plan ([`Options::software`]).
-    software: bool,
+    /// The AdaLN variant of the plan's options: one invocation per row (no barriers) on a
+    /// software adapter in f32, else workgroup sums (through subgroups where planned).
+    adaln: Key,
     store: Store,
 }
 
@@ -599,18 +599,9 @@ impl Builder {
         let prefix = std::mem::take(&mut self.prefix);
         let ps: Vec<AdaLnParams> = (0..ctx.slots).map(|s| ctx.adaln(s, norm.index)).collect();
         let (rows, d) = (ctx.rows, ctx.d);
-        // A software adapter normalizes a row per invocation (no barriers), in f32.
-        let key = if ctx.software && ctx.store == Store::F32 {
-            Key::AdaLnSerial
-        } else {
-            Key::AdaLn {
-                subgroups: ctx.subgroups,
-                store: ctx.store,
-            }
-        };
         let result = self.op(
             &norm.name,
-            key,
+            ctx.adaln,
             format!("{rows}×{d}"),
             &[("x", x), ("mods", ctx.mods), ("y", norm.y)],
             Params::per_slot(&ps),
@@ -786,8 +777,14 @@ impl Plan {
             rows,
             rows_per_batch: n,
             d,
-            subgroups: o.subgroups,
-            software: o.software,
+            adaln: if o.software && store == Store::F32 {
+                Key::AdaLnSerial
+            } else {
+                Key::AdaLn {
+                    subgroups: o.subgroups,
+                    store,
+                }
+            },
             store,
         });
         // The image in token layout, what the patch embedding reads; the model's output

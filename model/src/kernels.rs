@@ -38,10 +38,7 @@ impl Param {
                 } else {
                     Binding::Storage
                 },
-                scalar: match elem {
-                    ir::Type::Struct(_) => None,
-                    _ => Some(elem.scalar()),
-                },
+                scalar: elem.element_scalar(),
                 uniform: None,
             },
             ir::BindingKind::Uniform(layout) => Param {
