@@ -159,6 +159,17 @@ impl Gpu {
         self.cache.as_ref().map(|c| c.path())
     }
 
+    /// Whether the kernel variant `name` is in the pipeline cache, so that its pipeline loads
+    /// instead of compiling (always false without a cache, and in the browser).
+    pub fn cached(&self, name: &str) -> bool {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(c) = &self.cache {
+            return c.holds(name);
+        }
+        let _ = name;
+        false
+    }
+
     /// Writes the pipeline cache back if pipelines were compiled since it was loaded. A
     /// failure to write is a warning: the next run compiles again.
     pub fn save_cache(&self) {
@@ -332,7 +343,7 @@ impl Gpu {
                 immediate_size: 0,
             });
         #[cfg(not(target_arch = "wasm32"))]
-        let cache = self.cache.as_ref().map(|c| c.compiled());
+        let cache = self.cache.as_ref().map(|c| c.compiled(src.name));
         #[cfg(target_arch = "wasm32")]
         let cache = None;
         self.device

@@ -31,6 +31,22 @@ enum DeviceArg {
     Cpu,
 }
 
+/// When `generate` runs products on tensor cores (adapters with cooperative matrices).
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum TensorCoresArg {
+    /// When their kernels are in the pipeline cache already, or the job is large enough
+    /// (at least 1,024 images) to pay for compiling them.
+    Auto,
+    /// Always (and compiled into the cache, so later `auto` runs use them).
+    On,
+    Off,
+}
+
+/// Images from which compiling the tensor-core kernels on a cold driver (0.5-0.7 s on an
+/// H200) pays for itself: they gain about 0.9 ms per image at batch 16 and 0.6 ms per
+/// generation at batch 1 (BENCHMARKS.md).
+const TENSOR_CORES_PAY_FROM: usize = 1024;
+
 #[derive(Clone, Copy, ValueEnum)]
 enum PrecisionArg {
     F32,
@@ -113,6 +129,9 @@ enum Command {
         /// `$WEBDIT_CACHE_DIR`, else the user's cache directory, e.g. `~/.cache/webdit`).
         #[arg(long)]
         no_cache: bool,
+        /// Products on tensor cores (native, f16, adapters with cooperative matrices).
+        #[arg(long, value_enum, default_value = "auto")]
+        tensor_cores: TensorCoresArg,
     },
     /// Print a checkpoint's configuration and tensors.
     Info { file: PathBuf },
@@ -290,6 +309,7 @@ struct Job {
     batch: usize,
     grid: bool,
     timings: bool,
+    tensor_cores: TensorCoresArg,
 }
 
 /// Runs `job` on the GPU: one model and one generator for every seed, each generation
@@ -303,10 +323,31 @@ fn generate_gpu(
     phases: &mut Phases,
 ) -> Result<()> {
     let c = &ckpt.config;
-    let model = GpuModel::new(gpu, ckpt, precision)?;
+    let mut model = GpuModel::new(gpu, ckpt, precision)?;
     phases.done("weights to the GPU");
+    let mut tensor_cores = String::new();
+    if model.tensor_cores() {
+        let images = job.batch * job.seeds.len();
+        let uncached = match job.tensor_cores {
+            TensorCoresArg::Auto if images < TENSOR_CORES_PAY_FROM => {
+                model.uncached_tensor_core_variants(gpu, job.batch, steps)?
+            }
+            _ => vec![],
+        };
+        if job.tensor_cores == TensorCoresArg::Off || !uncached.is_empty() {
+            model.disable_tensor_cores();
+        }
+        tensor_cores = match (job.tensor_cores, uncached.as_slice()) {
+            (TensorCoresArg::Off, _) => ", tensor cores off".into(),
+            (_, []) => ", tensor cores".into(),
+            (_, names) => format!(
+                ", tensor cores off ({} not compiled yet: --tensor-cores on compiles and caches them)",
+                names.join(", ")
+            ),
+        };
+    }
     println!(
-        "adapter: {} — {:?} kernels, tiles {}",
+        "adapter: {} — {:?} kernels{tensor_cores}, tiles {}",
         gpu.describe(),
         model.precision,
         webdit_model::kernels::TILES
@@ -591,6 +632,7 @@ fn main() {
             precision,
             timings,
             no_cache,
+            tensor_cores,
         } => {
             let seeds = if seeds.is_empty() {
                 (0..count as u64).map(|i| seed.wrapping_add(i)).collect()
@@ -603,6 +645,7 @@ fn main() {
                 batch,
                 grid,
                 timings,
+                tensor_cores,
             };
             generate(
                 job, steps, sampler, weights, preset, device, precision, no_cache,

@@ -221,6 +221,38 @@ impl GpuModel {
         })
     }
 
+    /// Whether products run on tensor cores (cooperative matrices) where they pay.
+    pub fn tensor_cores(&self) -> bool {
+        self.options.coop
+    }
+
+    /// Runs the generators built from now on without tensor cores (the f16 kernels on the
+    /// shader cores instead).
+    pub fn disable_tensor_cores(&mut self) {
+        self.options.coop = false;
+    }
+
+    /// The tensor-core variants a generator for `batch` images would use that `gpu`'s
+    /// pipeline cache does not hold yet: each is a compile of up to half a second on a cold
+    /// driver, against a fraction of a millisecond gained per generation at small batches.
+    pub fn uncached_tensor_core_variants(
+        &self,
+        gpu: &Gpu,
+        batch: usize,
+        steps: &[Step],
+    ) -> Result<Vec<&'static str>, RuntimeError> {
+        let plan = self.plan(batch, steps)?;
+        let mut names: Vec<_> = plan
+            .ops
+            .iter()
+            .filter(|op| op.kernel.coop && !gpu.cached(op.kernel.name))
+            .map(|op| op.kernel.name)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        Ok(names)
+    }
+
     /// Pipelines compiled so far.
     pub fn pipelines(&self) -> usize {
         self.k.compiled()

@@ -196,11 +196,17 @@ fn pipeline_cache_survives_bad_files() {
     let key = std::str::from_utf8(&good[16..16 + key_len])
         .unwrap()
         .to_string();
-    let data = decode(&key, &good).expect("valid").to_vec();
+    let decoded = decode(&key, &good).expect("valid");
+    assert!(
+        !decoded.kernels.is_empty() && decoded.kernels.iter().all(|k| stdout_names(k)),
+        "the cache names its kernels: {:?}",
+        decoded.kernels
+    );
+    let data = decoded.data.to_vec();
     let bad: [(&str, Vec<u8>); 4] = [
         ("not a Web DiT pipeline cache", b"\x00garbage".to_vec()),
         ("truncated", good[..good.len() - 1].to_vec()),
-        ("another adapter", encode("some other GPU", &data)),
+        ("another adapter", encode("some other GPU", [], &data)),
         ("checksum", {
             let mut v = good.clone();
             *v.last_mut().unwrap() ^= 0xff;
@@ -222,6 +228,74 @@ fn pipeline_cache_survives_bad_files() {
     std::fs::remove_file(&file).unwrap();
     run(&["--no-cache"]);
     assert!(!file.exists(), "--no-cache wrote {}", file.display());
+}
+
+/// A kernel variant's name as the registry spells them.
+fn stdout_names(k: &str) -> bool {
+    !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `--tensor-cores auto` skips tensor-core kernels that are not in the pipeline cache (a
+/// cold compile costs more than a small job gains), `on` compiles and caches them, and
+/// `auto` then uses them. Checked only on adapters with cooperative matrices.
+#[test]
+fn tensor_cores_follow_the_pipeline_cache() {
+    use webdit_model::pipeline_cache::decode;
+    let dir = tmp("tensor-cores-cache");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = tmp("tensor-cores.png");
+    let run = |mode: &str| -> String {
+        let args = [
+            "generate",
+            "--device",
+            "gpu",
+            "--sampler",
+            "ddim",
+            "--steps",
+            "2",
+            "--tensor-cores",
+            mode,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        let (ok, stdout, stderr) = webdit_cached(&args, &dir);
+        assert!(ok, "{stderr}");
+        let line = stdout.lines().find(|l| l.starts_with("adapter: "));
+        line.unwrap_or_else(|| panic!("{stdout}")).to_string()
+    };
+    let first = run("auto");
+    if !first.contains("cooperative matrices") {
+        eprintln!("adapter without cooperative matrices, nothing to check: {first}");
+        return;
+    }
+    assert!(
+        first.contains("tensor cores off (matmul_coop") && first.contains("not compiled yet"),
+        "{first}"
+    );
+    let on = run("on");
+    assert!(on.contains("F16 kernels, tensor cores, tiles"), "{on}");
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let file = std::fs::read(&files[0]).unwrap();
+    let key_len = u32::from_le_bytes(file[12..16].try_into().unwrap()) as usize;
+    let key = std::str::from_utf8(&file[16..16 + key_len]).unwrap();
+    let kernels = decode(key, &file).expect("valid").kernels;
+    assert!(
+        kernels.iter().any(|k| k.starts_with("matmul_coop")),
+        "{kernels:?}"
+    );
+    let again = run("auto");
+    assert!(
+        again.contains("F16 kernels, tensor cores, tiles"),
+        "{again}"
+    );
+    let off = run("off");
+    assert!(
+        off.contains("F16 kernels, tensor cores off, tiles"),
+        "{off}"
+    );
 }
 
 fn fails_with(args: &[&str], needle: &str) {
