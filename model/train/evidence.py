@@ -39,7 +39,7 @@ def main(loss_json, sample_dir, data, out):
     plt.plot(steps, loss, alpha=0.3, label="loss (every 50 steps)")
     plt.plot(steps[k - 1:], smooth, label=f"moving average ({k})")
     plt.yscale("log")
-    plt.xlabel("step (batch 256)")
+    plt.xlabel(f"step (batch {log['batch']})" if "batch" in log else "step")
     plt.ylabel("weighted eps MSE + 0.6 x0 MSE")
     plt.title(f"favicon-s on emoji: {log['steps']} steps, {log['minutes']:.1f} min on one H200")
     plt.legend()
