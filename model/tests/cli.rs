@@ -191,14 +191,10 @@ fn pipeline_cache_survives_bad_files() {
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(!stderr.contains("warning"), "{stderr}");
     let good = std::fs::read(&file).unwrap();
-    // The file's own key is the part between the header and the data.
-    let key_len = u32::from_le_bytes(good[12..16].try_into().unwrap()) as usize;
-    let key = std::str::from_utf8(&good[16..16 + key_len])
-        .unwrap()
-        .to_string();
+    let key = cache_key(&good);
     let decoded = decode(&key, &good).expect("valid");
     assert!(
-        !decoded.kernels.is_empty() && decoded.kernels.iter().all(|k| stdout_names(k)),
+        !decoded.kernels.is_empty() && decoded.kernels.iter().all(|k| is_variant_name(k)),
         "the cache names its kernels: {:?}",
         decoded.kernels
     );
@@ -230,8 +226,16 @@ fn pipeline_cache_survives_bad_files() {
     assert!(!file.exists(), "--no-cache wrote {}", file.display());
 }
 
+/// The key a pipeline cache file was written for: the part between its header and the data.
+fn cache_key(file: &[u8]) -> String {
+    let key_len = u32::from_le_bytes(file[12..16].try_into().unwrap()) as usize;
+    std::str::from_utf8(&file[16..16 + key_len])
+        .unwrap()
+        .to_string()
+}
+
 /// A kernel variant's name as the registry spells them.
-fn stdout_names(k: &str) -> bool {
+fn is_variant_name(k: &str) -> bool {
     !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -279,9 +283,7 @@ fn tensor_cores_follow_the_pipeline_cache() {
         .map(|e| e.unwrap().path())
         .collect();
     let file = std::fs::read(&files[0]).unwrap();
-    let key_len = u32::from_le_bytes(file[12..16].try_into().unwrap()) as usize;
-    let key = std::str::from_utf8(&file[16..16 + key_len]).unwrap();
-    let kernels = decode(key, &file).expect("valid").kernels;
+    let kernels = decode(&cache_key(&file), &file).expect("valid").kernels;
     assert!(
         kernels.iter().any(|k| k.starts_with("matmul_coop")),
         "{kernels:?}"

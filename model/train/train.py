@@ -138,16 +138,16 @@ def main():
             return (eps_w[t] * eps_mse).mean() + 0.6 * F.mse_loss(x0h.float(), x0)
 
         opt.zero_grad(set_to_none=True)
-        if net is not eager and step == step0:
-            try:
-                loss = loss_of(net)
-                loss.backward()
-            except Exception as e:  # noqa: BLE001 - any compiler failure: train eagerly
-                if rank == 0:
-                    print(f"torch.compile failed ({type(e).__name__}: {e}); training eagerly", flush=True)
-                net = eager
-                opt.zero_grad(set_to_none=True)
-        if net is eager or step != step0:
+        try:
+            loss = loss_of(net)
+            loss.backward()
+        except Exception as e:  # noqa: BLE001 - the compiler failing on the first step: train eagerly
+            if net is eager or step != step0:
+                raise
+            if rank == 0:
+                print(f"torch.compile failed ({type(e).__name__}: {e}); training eagerly", flush=True)
+            net = eager
+            opt.zero_grad(set_to_none=True)
             loss = loss_of(net)
             loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
