@@ -1,10 +1,13 @@
 //! Every plan (tier, slices of K) of the model's products, and every attention split, next
 //! to the ones the runtime picks.
 
-use crate::products::{model_products, time_attention, time_plan};
+use crate::products::{model_products, time_attention, time_attention_rows, time_plan};
 use crate::timing::Bench;
+use webdit_kernels::attention::ROWS_MAX_N;
 use webdit_kernels::Tiles;
-use webdit_model::tiers::{all_plans, attention_chunks, plan_matmul, MatmulPlan, SCRATCH_FLOATS};
+use webdit_model::tiers::{
+    all_plans, attention_by_rows, attention_chunks, plan_matmul, MatmulPlan, SCRATCH_FLOATS,
+};
 use webdit_model::Config;
 
 /// Prints the plan table.
@@ -38,14 +41,22 @@ pub fn plans(b: &Bench, models: &[(String, Config)]) {
                 );
             }
             let n = c.tokens();
-            let chosen = attention_chunks(n, c.heads, batch);
-            let all: Vec<String> = [1, 2, 4, 8, 16]
+            let chosen = if attention_by_rows(n) {
+                "by rows".to_string()
+            } else {
+                format!("{} slices", attention_chunks(n, c.heads, batch))
+            };
+            let mut all: Vec<String> = [1, 2, 4, 8, 16]
                 .into_iter()
                 .filter(|s| (n as u32).div_ceil(*s) >= 8)
                 .map(|s| format!("{s} {:.1}", time_attention(b, c, batch, s).0 * 1e6))
                 .collect();
+            if n <= ROWS_MAX_N as usize {
+                let t = time_attention_rows(b, c, batch).0;
+                all.push(format!("by rows {:.1}", t * 1e6));
+            }
             println!(
-                "| {name} b{batch} attention | {batch}×{n}×{} | {chosen} slices | | | | {} |",
+                "| {name} b{batch} attention | {batch}×{n}×{} | {chosen} | | | | {} |",
                 c.dim_head,
                 all.join(", ")
             );

@@ -2,13 +2,15 @@
 
 use crate::timing::{buffer, source, Bench};
 use webdit_dsl::UniformStruct;
-use webdit_kernels::attention::{AttentionParams, BQ};
+use webdit_kernels::attention::{AttentionParams, BQ, ROWS, ROWS_MAX_N};
 use webdit_kernels::matmul::MatmulParams;
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::AdaLnParams;
 use webdit_kernels::sampler::StepParams;
 use webdit_kernels::Tiles;
-use webdit_model::tiers::{attention_chunks, plan_matmul, MatmulPlan, SCRATCH_FLOATS};
+use webdit_model::tiers::{
+    attention_by_rows, attention_chunks, plan_matmul, MatmulPlan, SCRATCH_FLOATS,
+};
 use webdit_model::Config;
 
 /// The kernel table for the large square matmul `big` and each model.
@@ -41,8 +43,13 @@ pub fn table(b: &Bench, models: &[(String, Config)], big: (usize, usize, usize))
             }
             // Attention.
             let n = c.tokens();
-            // As the runtime runs it: keys in slices where the grid is small.
-            let (secs, label) = time_attention(b, &c, batch, attention_chunks(n, c.heads, batch));
+            // As the runtime runs it: a few rows per workgroup, or keys in slices, where the
+            // grid is small.
+            let (secs, label) = if attention_by_rows(n) {
+                time_attention_rows(b, &c, batch)
+            } else {
+                time_attention(b, &c, batch, attention_chunks(n, c.heads, batch))
+            };
             let flops = 4.0 * (batch * c.heads * n * n * c.dim_head) as f64;
             b.row(
                 &format!("{name} b{batch} attention"),
@@ -203,8 +210,8 @@ pub fn time_plan(b: &Bench, f16: bool, plan: &MatmulPlan) -> (f64, String) {
     (secs, format!("{} + reduce, K/{splits}", partial.src.name))
 }
 
-/// Seconds per attention of `batch` items with the keys cut into `chunks` slices (1: the
-/// unsplit kernel; else the split kernel and the combination), and its label.
+/// Seconds per attention of `batch` items with the keys cut into `chunks` slices (1: one
+/// pass writing the output; else the slices and their combination), and its label.
 pub fn time_attention(b: &Bench, c: &Config, batch: usize, chunks: u32) -> (f64, String) {
     let gpu = b.gpu;
     let width = webdit_kernels::ATTENTION_WIDTHS
@@ -218,28 +225,45 @@ pub fn time_attention(b: &Bench, c: &Config, batch: usize, chunks: u32) -> (f64,
     let p = gpu.uniform("p", &att.to_bytes());
     let q_blocks = (n as u32).div_ceil(BQ);
     let (heads, nb) = (c.heads as u32, batch as u32);
-    if att.chunks == 1 {
-        let kernel = gpu.kernel(source(&format!("attention_d{width}"))).unwrap();
-        let bind = kernel.bind(gpu, &[&qkv, &out, &p]).unwrap();
-        let secs = b.time(&kernel, &bind, [q_blocks, heads, nb]);
-        return (secs, kernel.src.name.to_string());
-    }
-    let split = gpu
-        .kernel(source(&format!("attention_split_d{width}")))
-        .unwrap();
-    let combine = gpu.kernel(source("attention_combine")).unwrap();
+    let kernel = gpu.kernel(source(&format!("attention_d{width}"))).unwrap();
     let rows = batch * c.heads * att.chunks as usize * n;
     let parts = buffer(gpu, rows * c.dim_head * 4);
     let stats = buffer(gpu, rows * 2 * 4);
-    let sb = split.bind(gpu, &[&qkv, &parts, &stats, &p]).unwrap();
+    let bind = kernel.bind(gpu, &[&qkv, &out, &parts, &stats, &p]).unwrap();
+    let groups = [q_blocks * att.chunks, heads, nb];
+    if att.chunks == 1 {
+        let secs = b.time(&kernel, &bind, groups);
+        return (secs, kernel.src.name.to_string());
+    }
+    let combine = gpu.kernel(source("attention_combine")).unwrap();
     let cb = combine.bind(gpu, &[&parts, &stats, &out, &p]).unwrap();
     let quads = (n * inner / 4) as u32;
     let secs = b.time_ops(&[
-        (&split, &sb, [q_blocks * att.chunks, heads, nb]),
+        (&kernel, &bind, groups),
         (&combine, &cb, [quads.div_ceil(256), nb, 1]),
     ]);
-    let label = format!("{} + combine, {} slices", split.src.name, att.chunks);
+    let label = format!("{} + combine, {} slices", kernel.src.name, att.chunks);
     (secs, label)
+}
+
+/// Seconds per attention of `batch` items by `attention_rows` (`ROWS` query rows per
+/// workgroup), and its label. Panics past the longest sequence it holds.
+pub fn time_attention_rows(b: &Bench, c: &Config, batch: usize) -> (f64, String) {
+    let gpu = b.gpu;
+    let (n, inner) = (c.tokens(), c.inner());
+    assert!(
+        n <= ROWS_MAX_N as usize,
+        "{n} tokens: too many for attention_rows"
+    );
+    let qkv = buffer(gpu, batch * n * 3 * inner * 4);
+    let out = buffer(gpu, batch * n * inner * 4);
+    let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32);
+    let p = gpu.uniform("p", &att.to_bytes());
+    let kernel = gpu.kernel(source("attention_rows")).unwrap();
+    let bind = kernel.bind(gpu, &[&qkv, &out, &p]).unwrap();
+    let groups = [(n as u32).div_ceil(ROWS), c.heads as u32, batch as u32];
+    let secs = b.time(&kernel, &bind, groups);
+    (secs, kernel.src.name.to_string())
 }
 
 /// The products of one DiT block (and the patch projections) at `batch` items.

@@ -23,7 +23,7 @@ pub struct AttentionParams {
     pub heads: u32,
     /// `dh^-0.5`
     pub scale: f32,
-    /// [`attention_split`]: slices of the keys, and keys per slice.
+    /// [`attention`]: slices of the keys, and keys per slice.
     pub chunks: u32,
     pub chunk: u32,
 }
@@ -41,7 +41,7 @@ impl AttentionParams {
         }
     }
 
-    /// The same attention with its keys cut into `chunks` slices (for [`attention_split`]),
+    /// The same attention with its keys cut into `chunks` slices (for [`attention`]),
     /// each a multiple of 8 keys long.
     pub fn split(self, chunks: u32) -> Self {
         let chunk = self.n.div_ceil(chunks).next_multiple_of(VC);
@@ -250,56 +250,24 @@ fn attend<E: ScalarTy, const DH: u32>(
     row_stats[3] = row_sum[ty + 16];
 }
 
-/// Attention over one head per `workgroup_id().y`, one batch item per `.z`, `BQ` query rows
-/// per `.x`. Everything is read and written as `vec4`s, so the run-time head width `dh`
-/// must be a multiple of 4 (and at most `DH`, a multiple of 64).
-#[kernel(workgroup_size = [256, 1, 1])]
-pub fn attention<E: ScalarTy, const DH: u32>(
-    qkv: &Array<Vec4<E>>,
-    out: &mut Array<Vec4<E>>,
-    p: &Uniform<AttentionParams>,
-) {
-    let t = local_id().x;
-    let q0 = workgroup_id().x * BQ;
-    let mut o = [vec4(0.0, 0.0, 0.0, 0.0); 2 * (DH / 64)];
-    let mut row_stats = [0.0; 4];
-    attend::<E, DH>(
-        &qkv, &o, &row_stats, q0, 0u32, p.n, p.n, p.dh, p.heads, p.scale,
-    );
-    let inner = p.heads * p.dh / 4;
-    let tx = t % 16;
-    #[unroll]
-    for h in 0..2u32 {
-        let row = q0 + t / 16 + 16 * h;
-        if row < p.n {
-            let at = (workgroup_id().z * p.n + row) * inner + workgroup_id().y * p.dh / 4;
-            let inv = 1.0 / row_stats[2 * h + 1];
-            #[unroll]
-            for i in 0..DH / 64 {
-                let d = tx + 16 * i;
-                if 4 * d < p.dh {
-                    let v = o[h * (DH / 64) + i] * inv;
-                    out[at + d] = vec4(v.x as E, v.y as E, v.z as E, v.w as E);
-                }
-            }
-        }
-    }
-}
-
-/// Where partial results of (batch, head, chunk, row) start in [`attention_split`]'s
+/// Where partial results of (batch, head, chunk, row) start in [`attention`]'s
 /// outputs, in rows.
 #[kernel_fn]
 fn part_row(batch: u32, head: u32, chunk: u32, row: u32, heads: u32, chunks: u32, n: u32) -> u32 {
     ((batch * heads + head) * chunks + chunk) * n + row
 }
 
-/// [`attention`] with the keys cut into `p.chunks` slices (flash-decoding), for grids too
-/// small to fill the GPU: `workgroup_id().x` is `query block · chunks + chunk`. Writes each
-/// slice's unnormalized outputs (`parts`, f32 quads) and each row's max and sum (`stats`);
-/// [`attention_combine`] merges them.
+/// Attention over one head per `workgroup_id().y`, one batch item per `.z`, `BQ` query rows
+/// and one slice of the keys per `.x` (`query block · chunks + chunk`). Everything is read
+/// and written as `vec4`s, so the run-time head width `dh` must be a multiple of 4 (and at
+/// most `DH`, a multiple of 64). With one slice (`p.chunks == 1`) it writes the output
+/// (`out`); with several (flash-decoding, for grids too small to fill the GPU) each slice's
+/// unnormalized outputs (`parts`, f32 quads) and each row's max and sum (`stats`), which
+/// [`attention_combine`] merges.
 #[kernel(workgroup_size = [256, 1, 1])]
-pub fn attention_split<E: ScalarTy, const DH: u32>(
+pub fn attention<E: ScalarTy, const DH: u32>(
     qkv: &Array<Vec4<E>>,
+    out: &mut Array<Vec4<E>>,
     parts: &mut Array<Vec4<f32>>,
     stats: &mut Array<f32>,
     p: &Uniform<AttentionParams>,
@@ -315,35 +283,49 @@ pub fn attention_split<E: ScalarTy, const DH: u32>(
         &qkv, &o, &row_stats, q0, j_start, j_end, p.n, p.dh, p.heads, p.scale,
     );
     let tx = t % 16;
+    let dq = p.dh / 4;
     #[unroll]
     for h in 0..2u32 {
         let row = q0 + t / 16 + 16 * h;
         if row < p.n {
-            let at = part_row(
-                workgroup_id().z,
-                workgroup_id().y,
-                chunk,
-                row,
-                p.heads,
-                p.chunks,
-                p.n,
-            );
-            #[unroll]
-            for i in 0..DH / 64 {
-                let d = tx + 16 * i;
-                if 4 * d < p.dh {
-                    parts[at * (p.dh / 4) + d] = o[h * (DH / 64) + i];
+            if p.chunks == 1 {
+                let at = (workgroup_id().z * p.n + row) * p.heads * dq + workgroup_id().y * dq;
+                let inv = 1.0 / row_stats[2 * h + 1];
+                #[unroll]
+                for i in 0..DH / 64 {
+                    let d = tx + 16 * i;
+                    if d < dq {
+                        let v = o[h * (DH / 64) + i] * inv;
+                        out[at + d] = vec4(v.x as E, v.y as E, v.z as E, v.w as E);
+                    }
                 }
-            }
-            if tx == 0 {
-                stats[2 * at] = row_stats[2 * h];
-                stats[2 * at + 1] = row_stats[2 * h + 1];
+            } else {
+                let at = part_row(
+                    workgroup_id().z,
+                    workgroup_id().y,
+                    chunk,
+                    row,
+                    p.heads,
+                    p.chunks,
+                    p.n,
+                );
+                #[unroll]
+                for i in 0..DH / 64 {
+                    let d = tx + 16 * i;
+                    if d < dq {
+                        parts[at * dq + d] = o[h * (DH / 64) + i];
+                    }
+                }
+                if tx == 0 {
+                    stats[2 * at] = row_stats[2 * h];
+                    stats[2 * at + 1] = row_stats[2 * h + 1];
+                }
             }
         }
     }
 }
 
-/// Merges [`attention_split`]'s slices: one invocation per output quad of batch item
+/// Merges [`attention`]'s slices: one invocation per output quad of batch item
 /// `workgroup_id().y` (`global_id().x` over tokens × heads × dh/4), rescaling each slice
 /// by `exp(max_c − max)`.
 #[kernel(workgroup_size = [256, 1, 1])]
@@ -377,5 +359,138 @@ pub fn attention_combine<E: ScalarTy>(
         }
         let v = acc / sum;
         out[batch * p.n * p.heads * dq + i] = vec4(v.x as E, v.y as E, v.z as E, v.w as E);
+    }
+}
+
+/// Query rows per workgroup of [`attention_rows`].
+pub const ROWS: u32 = 4;
+/// The most tokens [`attention_rows`] serves (it keeps a row's scores in workgroup memory).
+pub const ROWS_MAX_N: u32 = 256;
+/// [`attention_rows`]'s invocations: `ROWS` groups of 32.
+const RW: u32 = 128;
+/// Keys per step of [`attention_rows`]'s score product.
+const RK: u32 = 32;
+// Four rows and four slices of the score product: invocation `t` is row / slice `t / RK`.
+const _: () = assert!(RW == ROWS * RK && ROWS == 4);
+
+/// Attention for short sequences (`n` ≤ [`ROWS_MAX_N`]) in one pass without slices: a
+/// workgroup of 128 invocations owns `ROWS` query rows of one head (`workgroup_id()` as in
+/// [`attention`]), so a 64-token image runs on 16 workgroups instead of 2 (or 4 slices and a
+/// combine). Q's rows are staged in workgroup memory; each score is four partial dot products
+/// over interleaved quads of the head, summed through workgroup memory; every row's scores
+/// stay there for an exact softmax (max and sum over 32 invocations per row); then `P·V`
+/// with `128 / quads` slices of the keys, each V quad read once for all `ROWS` rows. The
+/// head width is a run-time value (a multiple of 4, at most 512), so one variant serves all.
+#[kernel(workgroup_size = [RW, 1, 1])]
+pub fn attention_rows<E: ScalarTy>(
+    qkv: &Array<Vec4<E>>,
+    out: &mut Array<Vec4<E>>,
+    p: &Uniform<AttentionParams>,
+) {
+    // Q's rows, then the output product's partial sums (slices × rows × quads ≤ ROWS · RW).
+    let buf = Shared::<Vec4<f32>>::new(ROWS * RW);
+    let part = Shared::<f32>::new(ROWS * 4 * RK);
+    let scores = Shared::<f32>::new(ROWS * ROWS_MAX_N);
+    let red = Shared::<f32>::new(ROWS * RK);
+    let inv = Shared::<f32>::new(ROWS);
+    let t = local_id().x;
+    let n = p.n;
+    let quads = p.dh / 4;
+    let q0 = workgroup_id().x * ROWS;
+    let tok0 = workgroup_id().z * n;
+    let inner = p.heads * quads;
+    let stride = 3 * inner;
+    let q_at = (tok0 + q0) * stride + workgroup_id().y * quads;
+    let k_at = q_at - q0 * stride + inner;
+    let v_at = k_at + inner;
+    for idx in (t..ROWS * quads).step_by(RW) {
+        buf[idx] = load_quad(&qkv, q_at, stride, idx / quads, n - q0, idx % quads, p.dh);
+    }
+    // Scores: invocation (slice s, key j) sums quads s, s + 4, ... of q_r · k_j for every
+    // row (past the head, K's quads load as zeros); then invocation (row r = s, key j) sums
+    // the four slices.
+    let s = t / RK;
+    let j = t % RK;
+    for j0 in (0u32..n).step_by(RK) {
+        workgroup_barrier();
+        let mut acc = [vec4(0.0, 0.0, 0.0, 0.0); ROWS];
+        for d in (s..quads).step_by(4) {
+            let k = load_quad(&qkv, k_at + j0 * stride, stride, j, n - j0, d, p.dh);
+            #[unroll]
+            for row in 0..ROWS {
+                acc[row] = fma(buf[row * quads + d], k, acc[row]);
+            }
+        }
+        #[unroll]
+        for row in 0..ROWS {
+            let a = acc[row];
+            part[(row * 4 + s) * RK + j] = a.x + a.y + a.z + a.w;
+        }
+        workgroup_barrier();
+        let sum = part[(s * 4) * RK + j]
+            + part[(s * 4 + 1) * RK + j]
+            + part[(s * 4 + 2) * RK + j]
+            + part[(s * 4 + 3) * RK + j];
+        scores[s * ROWS_MAX_N + j0 + j] = select(j0 + j < n, sum * p.scale, NEG);
+    }
+    let r = s;
+    // The exact softmax of row r: 32 invocations, each over keys j, j + 32, ...
+    workgroup_barrier();
+    let mut m = NEG;
+    for jj in (j..n).step_by(RK) {
+        m = max(m, scores[r * ROWS_MAX_N + jj]);
+    }
+    red[r * RK + j] = m;
+    workgroup_barrier();
+    for l in 0..RK {
+        m = max(m, red[r * RK + l]);
+    }
+    let mut z = 0.0;
+    for jj in (j..n).step_by(RK) {
+        let e = exp(scores[r * ROWS_MAX_N + jj] - m);
+        scores[r * ROWS_MAX_N + jj] = e;
+        z += e;
+    }
+    workgroup_barrier();
+    red[r * RK + j] = z;
+    workgroup_barrier();
+    if j == 0 {
+        let mut total = 0.0;
+        for l in 0..RK {
+            total += red[r * RK + l];
+        }
+        inv[r] = 1.0 / total;
+    }
+    // P·V: invocation (key slice, quad d) for every row at once.
+    let slices = RW / quads;
+    let d = t % quads;
+    let slice = t / quads;
+    if slice < slices {
+        let mut o = [vec4(0.0, 0.0, 0.0, 0.0); ROWS];
+        for jj in (slice..n).step_by(slices) {
+            let v = load_quad(&qkv, v_at, stride, jj, n, d, p.dh);
+            #[unroll]
+            for row in 0..ROWS {
+                o[row] = fma(splat(scores[row * ROWS_MAX_N + jj]), v, o[row]);
+            }
+        }
+        #[unroll]
+        for row in 0..ROWS {
+            buf[(slice * ROWS + row) * quads + d] = o[row];
+        }
+    }
+    workgroup_barrier();
+    for idx in (t..ROWS * quads).step_by(RW) {
+        let row = idx / quads;
+        let dq = idx % quads;
+        if q0 + row < n {
+            let mut v = vec4(0.0, 0.0, 0.0, 0.0);
+            for sl in 0..slices {
+                v += buf[(sl * ROWS + row) * quads + dq];
+            }
+            v = v * inv[row];
+            out[(tok0 + q0 + row) * inner + workgroup_id().y * quads + dq] =
+                vec4(v.x as E, v.y as E, v.z as E, v.w as E);
+        }
     }
 }

@@ -224,17 +224,18 @@ pub enum Key {
     Matvec {
         silu: bool,
     },
-    /// Attention over whole key ranges, for head widths up to `width`.
+    /// Attention for head widths up to `width`: the output, or with the keys in slices
+    /// each slice's partial outputs and statistics.
     Attention {
         width: u32,
         store: Store,
     },
-    /// Attention over one slice of the keys per workgroup (partial outputs and statistics).
-    AttentionSplit {
-        width: u32,
+    /// Attention for short sequences, a few query rows per workgroup (see
+    /// `attention::attention_rows`).
+    AttentionRows {
         store: Store,
     },
-    /// Combines [`Key::AttentionSplit`]'s slices.
+    /// Combines [`Key::Attention`]'s slices.
     AttentionCombine {
         store: Store,
     },
@@ -309,9 +310,7 @@ impl Key {
             Key::CoopPartial => "matmul_coop_partial_f16".into(),
             Key::Matvec { silu } => format!("matvec{}", if silu { "_silu" } else { "" }),
             Key::Attention { width, store } => format!("attention_d{width}{}", store.suffix()),
-            Key::AttentionSplit { width, store } => {
-                format!("attention_split_d{width}{}", store.suffix())
-            }
+            Key::AttentionRows { store } => format!("attention_rows{}", store.suffix()),
             Key::AttentionCombine { store } => format!("attention_combine{}", store.suffix()),
             Key::AdaLn { subgroups, store } => format!(
                 "adaln{}{}",
@@ -375,12 +374,10 @@ impl Key {
             }
         }
         for store in stores {
-            for width in ATTENTION_WIDTHS {
-                v.push(Key::AttentionSplit { width, store });
-            }
+            v.push(Key::AttentionCombine { store });
         }
         for store in stores {
-            v.push(Key::AttentionCombine { store });
+            v.push(Key::AttentionRows { store });
         }
         for subgroups in [false, true] {
             for store in stores {
@@ -456,12 +453,8 @@ impl Key {
                 128 => by_store!(store, attention::<128>()),
                 _ => by_store!(store, attention::<192>()),
             },
-            Key::AttentionSplit { width, store } => match width {
-                64 => by_store!(store, attention_split::<64>()),
-                128 => by_store!(store, attention_split::<128>()),
-                _ => by_store!(store, attention_split::<192>()),
-            },
             Key::AttentionCombine { store } => by_store!(store, attention_combine()),
+            Key::AttentionRows { store } => by_store!(store, attention_rows()),
             Key::AdaLn { subgroups, store } => by_store!(store, adaln::<256>(subgroups)),
             Key::AdaLnSerial => adaln::<f32, 1>(false),
             Key::Patchify { store } => by_store!(store, patchify::<256>()),

@@ -15,13 +15,13 @@ use crate::kernels::{by_key, Binding, KernelSource, Param};
 use crate::runtime::{Precision, RuntimeError};
 use crate::sampler::Step;
 use crate::tiers::{
-    attention_chunks, plan_coop, plan_coop_split, plan_matmul, plan_matmul_software, MatmulPlan,
-    SCRATCH_FLOATS,
+    attention_by_rows, attention_chunks, plan_coop, plan_coop_split, plan_matmul,
+    plan_matmul_software, MatmulPlan, SCRATCH_FLOATS,
 };
 use std::fmt;
 use webdit_dsl::ir::Scalar;
 use webdit_dsl::UniformStruct;
-use webdit_kernels::attention::{AttentionParams, BQ};
+use webdit_kernels::attention::{AttentionParams, BQ, ROWS};
 use webdit_kernels::layout::{PatchParams, SinusParams};
 use webdit_kernels::matmul::{Epilogue, MatmulParams, DIRECT};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
@@ -48,6 +48,10 @@ pub struct Options {
     /// without workgroup memory or barriers (`matmul_direct*`, `adaln_serial`), other
     /// products unsplit ([`crate::tiers::plan_matmul_software`]), attention unsplit.
     pub software: bool,
+    /// Attention over short sequences a few query rows per workgroup
+    /// ([`crate::tiers::attention_by_rows`]) instead of 32 (in key slices where those are
+    /// too few for the GPU).
+    pub attention_rows: bool,
 }
 
 /// What a plan computes at the end of each model evaluation.
@@ -893,29 +897,56 @@ impl Plan {
         let (n_heads, nb) = (c.heads as u32, batch as u32);
         let att_flops = (4 * batch * c.heads * n * n * c.dim_head) as f64;
         let att_bytes = (rows * 4 * inner * act.size() as usize) as f64;
+        let by_rows = !o.software && o.attention_rows && attention_by_rows(n);
         let attention = |b: &mut Builder, qkv: TensorId, out: TensorId| {
             let shape = format!("{batch}×{}×{n}×{}", c.heads, c.dim_head);
-            if att.chunks == 1 {
+            if by_rows {
+                return b.op(
+                    "attention",
+                    Key::AttentionRows { store },
+                    shape,
+                    &[("qkv", qkv), ("out", out)],
+                    Params::one(&att),
+                    [(n as u32).div_ceil(ROWS), n_heads, nb],
+                    (att_flops, att_bytes),
+                );
+            }
+            // One kernel for both: with one slice it writes `out` and leaves the (minimal)
+            // slice buffers alone; with several, the slices for the combine.
+            let rows_all = batch * c.heads * att.chunks as usize * n;
+            let split = att.chunks > 1;
+            let (p_len, s_len) = if split {
+                (rows_all * c.dim_head, rows_all * 2)
+            } else {
+                (4, 4)
+            };
+            let parts = b.temp("attention.slices", Scalar::F32, p_len);
+            let stats = b.temp("attention.stats", Scalar::F32, s_len);
+            let bindings = [
+                ("qkv", qkv),
+                ("out", out),
+                ("parts", parts),
+                ("stats", stats),
+            ];
+            let groups = [q_blocks * att.chunks, n_heads, nb];
+            if !split {
                 return b.op(
                     "attention",
                     Key::Attention { width, store },
                     shape,
-                    &[("qkv", qkv), ("out", out)],
+                    &bindings,
                     Params::one(&att),
-                    [q_blocks, n_heads, nb],
+                    groups,
                     (att_flops, att_bytes),
                 );
             }
-            let rows_all = batch * c.heads * att.chunks as usize * n;
-            let parts = b.temp("attention.slices", Scalar::F32, rows_all * c.dim_head);
-            let stats = b.temp("attention.stats", Scalar::F32, rows_all * 2);
             b.op(
                 "attention.split",
-                Key::AttentionSplit { width, store },
+                Key::Attention { width, store },
                 format!("{shape} /{}", att.chunks),
-                &[("qkv", qkv), ("parts", parts), ("stats", stats)],
+                &bindings,
                 Params::one(&att),
-                [q_blocks * att.chunks, n_heads, nb],
+                groups,
                 (
                     att_flops,
                     (rows * 3 * inner * act.size() as usize + rows_all * (c.dim_head + 2) * 4)
@@ -1279,6 +1310,7 @@ mod tests {
             coop_split: coop,
             coop_min_groups: crate::tiers::COOP_MIN_GROUPS,
             software: false,
+            attention_rows: true,
         }
     }
 

@@ -189,6 +189,7 @@ impl GpuModel {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(crate::tiers::COOP_MIN_GROUPS),
             software,
+            attention_rows: std::env::var_os("WEBDIT_NO_ATTENTION_ROWS").is_none(),
         };
         // A plan fails here, before anything is uploaded, for a model the kernels cannot run.
         Plan::build(&c, &options, 1, &[], Heads::Both, Some(&[0.0]))?;

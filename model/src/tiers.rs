@@ -191,6 +191,21 @@ pub fn plan_coop_split(
         .map(|s| (s, groups))
 }
 
+/// The longest sequence attention runs a few rows per workgroup for
+/// ([`attention_by_rows`]). Measured on an H200 (BENCHMARKS.md): 64 tokens 5.8 µs by rows
+/// against 10.6 µs in the best slices at batch 1 (7.9 against 11.3 at batch 16); 256 tokens
+/// 22.8 against 15.6 µs (batch 1) and 109.9 against 72.6 µs (batch 16), where each
+/// workgroup's serial walk over the keys dominates.
+pub const ATTENTION_ROWS_MAX_N: usize = 64;
+const _: () = assert!(ATTENTION_ROWS_MAX_N <= webdit_kernels::attention::ROWS_MAX_N as usize);
+
+/// Whether attention over `n` tokens runs [`webdit_kernels::attention::attention_rows`]
+/// (`ROWS` query rows per workgroup, the exact softmax in workgroup memory) instead of 32-row
+/// blocks (in key slices where those are few).
+pub fn attention_by_rows(n: usize) -> bool {
+    n <= ATTENTION_ROWS_MAX_N
+}
+
 pub fn attention_chunks(n: usize, heads: usize, batch: usize) -> u32 {
     use webdit_kernels::attention::{BKV, BQ};
     let groups = n.div_ceil(BQ as usize) * heads * batch;

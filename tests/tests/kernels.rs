@@ -5,7 +5,7 @@
 use webdit_dsl::ir::Limits;
 use webdit_dsl::prelude::{global_id, kernel, vec2, vec4, Uniform};
 use webdit_dsl::UniformStruct;
-use webdit_kernels::attention::{AttentionParams, BQ};
+use webdit_kernels::attention::{AttentionParams, BQ, ROWS, ROWS_MAX_N};
 use webdit_kernels::elementwise::Len;
 use webdit_kernels::layout::{PatchParams, SinusParams};
 use webdit_kernels::matmul::{matmul, matmul_wide, Epilogue, MatmulParams, MatmulTiles, DIRECT};
@@ -391,6 +391,7 @@ fn attention_matches_reference() {
             (5, 64, 2, 1),
             (17, 16, 2, 3),
             (70, 64, 1, 2),
+            (250, 128, 2, 1),
         ] {
             let width = webdit_kernels::ATTENTION_WIDTHS
                 .iter()
@@ -405,48 +406,57 @@ fn attention_matches_reference() {
             if f16 {
                 qkv = round_f16(&qkv);
             }
-            let p = AttentionParams::new(n as u32, dh as u32, heads as u32);
             let (input, output) = if f16 {
                 (Arg::InputF16(&qkv), Arg::OutputF16(batch * n * heads * dh))
             } else {
                 (Arg::Input(&qkv), Arg::Output(batch * n * heads * dh))
             };
-            let got = run(
-                variant(&name),
-                &[input.clone(), output.clone(), Arg::Uniform(p.to_bytes())],
-                [groups(n as u32, BQ), heads as u32, batch as u32],
-            );
             let want = attention_ref(&qkv, batch, n, heads, dh);
             let tol = if f16 { 2e-3 } else { 1e-5 };
             let what = format!("{name} n={n} dh={dh} heads={heads} batch={batch}");
-            assert_close(&what, &got[0], &want, tol);
-            // The same with the keys in slices, merged by the combine kernel.
-            for chunks in [2, 3] {
+            // In one pass, and with the keys in slices merged by the combine kernel.
+            for chunks in [1, 2, 3] {
                 let p = AttentionParams::new(n as u32, dh as u32, heads as u32).split(chunks);
                 let rows = batch * heads * p.chunks as usize * n;
-                let sfx = if f16 { "_f16" } else { "" };
-                let slices = run(
-                    variant(&name.replace("attention_", "attention_split_")),
+                let got = run(
+                    variant(&name),
                     &[
                         input.clone(),
+                        output.clone(),
                         Arg::Output(rows * dh),
                         Arg::Output(rows * 2),
                         Arg::Uniform(p.to_bytes()),
                     ],
                     [groups(n as u32, BQ) * p.chunks, heads as u32, batch as u32],
                 );
-                let got = run(
-                    variant(&format!("attention_combine{sfx}")),
-                    &[
-                        Arg::Input(&slices[0]),
-                        Arg::Input(&slices[1]),
-                        output.clone(),
-                        Arg::Uniform(p.to_bytes()),
-                    ],
-                    [groups((n * heads * dh / 4) as u32, 256), batch as u32, 1],
-                );
+                let got = if p.chunks == 1 {
+                    got[0].clone()
+                } else {
+                    let sfx = if f16 { "_f16" } else { "" };
+                    run(
+                        variant(&format!("attention_combine{sfx}")),
+                        &[
+                            Arg::Input(&got[1]),
+                            Arg::Input(&got[2]),
+                            output.clone(),
+                            Arg::Uniform(p.to_bytes()),
+                        ],
+                        [groups((n * heads * dh / 4) as u32, 256), batch as u32, 1],
+                    )[0]
+                    .clone()
+                };
                 let what = format!("{what} in {} slices", p.chunks);
-                assert_close(&what, &got[0], &want, tol);
+                assert_close(&what, &got, &want, tol);
+            }
+            // A few query rows per workgroup, for short sequences.
+            if n as u32 <= ROWS_MAX_N {
+                let p = AttentionParams::new(n as u32, dh as u32, heads as u32);
+                let got = run(
+                    variant(&format!("attention_rows{}", if f16 { "_f16" } else { "" })),
+                    &[input.clone(), output.clone(), Arg::Uniform(p.to_bytes())],
+                    [groups(n as u32, ROWS), heads as u32, batch as u32],
+                );
+                assert_close(&format!("{what}, rows"), &got[0], &want, tol);
             }
         }
     }
