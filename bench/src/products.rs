@@ -250,6 +250,10 @@ pub fn time_attention(b: &Bench, c: &Config, batch: usize, chunks: u32) -> (f64,
 /// workgroup), and its label. Panics past the longest sequence it holds.
 pub fn time_attention_rows(b: &Bench, c: &Config, batch: usize) -> (f64, String) {
     let gpu = b.gpu;
+    let width = webdit_kernels::ATTENTION_WIDTHS
+        .iter()
+        .find(|w| **w as usize >= c.dim_head)
+        .unwrap();
     let (n, inner) = (c.tokens(), c.inner());
     assert!(
         n <= ROWS_MAX_N as usize,
@@ -259,7 +263,9 @@ pub fn time_attention_rows(b: &Bench, c: &Config, batch: usize) -> (f64, String)
     let out = buffer(gpu, batch * n * inner * 4);
     let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32);
     let p = gpu.uniform("p", &att.to_bytes());
-    let kernel = gpu.kernel(source("attention_rows")).unwrap();
+    let kernel = gpu
+        .kernel(source(&format!("attention_rows_d{width}")))
+        .unwrap();
     let bind = kernel.bind(gpu, &[&qkv, &out, &p]).unwrap();
     let groups = [(n as u32).div_ceil(ROWS), c.heads as u32, batch as u32];
     let secs = b.time(&kernel, &bind, groups);

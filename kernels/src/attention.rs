@@ -379,42 +379,52 @@ const _: () = assert!(RW == ROWS * RK && ROWS == 4);
 /// combine). Q's rows are staged in workgroup memory; each score is four partial dot products
 /// over interleaved quads of the head, summed through workgroup memory; every row's scores
 /// stay there for an exact softmax (max and sum over 32 invocations per row); then `P·V`
-/// with `128 / quads` slices of the keys, each V quad read once for all `ROWS` rows. The
-/// head width is a run-time value (a multiple of 4, at most 512), so one variant serves all.
+/// with `128 / (DH/4)` slices of the keys, each V quad read once for all `ROWS` rows. `DH`
+/// is the largest head width served (loops over it have constant trip counts: with the
+/// run-time width as their bound the kernel took 10.4 µs instead of 5.8 on an H200).
 #[kernel(workgroup_size = [RW, 1, 1])]
-pub fn attention_rows<E: ScalarTy>(
+pub fn attention_rows<E: ScalarTy, const DH: u32>(
     qkv: &Array<Vec4<E>>,
     out: &mut Array<Vec4<E>>,
     p: &Uniform<AttentionParams>,
 ) {
-    // Q's rows, then the output product's partial sums (slices × rows × quads ≤ ROWS · RW).
-    let buf = Shared::<Vec4<f32>>::new(ROWS * RW);
+    #[comptime]
+    let quads = DH / 4;
+    // Key slices of the output product.
+    #[comptime]
+    let ks = RW / quads;
+    // Q's rows, then the output product's partial sums.
+    let buf = Shared::<Vec4<f32>>::new(ks * ROWS * quads);
     let part = Shared::<f32>::new(ROWS * 4 * RK);
     let scores = Shared::<f32>::new(ROWS * ROWS_MAX_N);
     let red = Shared::<f32>::new(ROWS * RK);
     let inv = Shared::<f32>::new(ROWS);
     let t = local_id().x;
     let n = p.n;
-    let quads = p.dh / 4;
     let q0 = workgroup_id().x * ROWS;
     let tok0 = workgroup_id().z * n;
-    let inner = p.heads * quads;
+    let inner = p.heads * p.dh / 4;
     let stride = 3 * inner;
-    let q_at = (tok0 + q0) * stride + workgroup_id().y * quads;
+    let q_at = (tok0 + q0) * stride + workgroup_id().y * p.dh / 4;
     let k_at = q_at - q0 * stride + inner;
     let v_at = k_at + inner;
-    for idx in (t..ROWS * quads).step_by(RW) {
-        buf[idx] = load_quad(&qkv, q_at, stride, idx / quads, n - q0, idx % quads, p.dh);
+    #[unroll]
+    for l in 0..(ROWS * quads).div_ceil(RW) {
+        let idx = t + l * RW;
+        if (l + 1) * RW <= ROWS * quads || idx < ROWS * quads {
+            buf[idx] = load_quad(&qkv, q_at, stride, idx / quads, n - q0, idx % quads, p.dh);
+        }
     }
     // Scores: invocation (slice s, key j) sums quads s, s + 4, ... of q_r · k_j for every
-    // row (past the head, K's quads load as zeros); then invocation (row r = s, key j) sums
-    // the four slices.
+    // row (past the run-time width, quads load as zeros); then invocation (row r = s, key j)
+    // sums the four slices.
     let s = t / RK;
     let j = t % RK;
     for j0 in (0u32..n).step_by(RK) {
         workgroup_barrier();
         let mut acc = [vec4(0.0, 0.0, 0.0, 0.0); ROWS];
-        for d in (s..quads).step_by(4) {
+        for i in 0..quads / 4 {
+            let d = s + 4 * i;
             let k = load_quad(&qkv, k_at + j0 * stride, stride, j, n - j0, d, p.dh);
             #[unroll]
             for row in 0..ROWS {
@@ -462,12 +472,11 @@ pub fn attention_rows<E: ScalarTy>(
         inv[r] = 1.0 / total;
     }
     // P·V: invocation (key slice, quad d) for every row at once.
-    let slices = RW / quads;
     let d = t % quads;
     let slice = t / quads;
-    if slice < slices {
+    if slice < ks {
         let mut o = [vec4(0.0, 0.0, 0.0, 0.0); ROWS];
-        for jj in (slice..n).step_by(slices) {
+        for jj in (slice..n).step_by(ks) {
             let v = load_quad(&qkv, v_at, stride, jj, n, d, p.dh);
             #[unroll]
             for row in 0..ROWS {
@@ -480,16 +489,18 @@ pub fn attention_rows<E: ScalarTy>(
         }
     }
     workgroup_barrier();
-    for idx in (t..ROWS * quads).step_by(RW) {
+    #[unroll]
+    for l in 0..(ROWS * quads).div_ceil(RW) {
+        let idx = t + l * RW;
         let row = idx / quads;
         let dq = idx % quads;
-        if q0 + row < n {
+        if idx < ROWS * quads && q0 + row < n && 4 * dq < p.dh {
             let mut v = vec4(0.0, 0.0, 0.0, 0.0);
-            for sl in 0..slices {
+            for sl in 0..ks {
                 v += buf[(sl * ROWS + row) * quads + dq];
             }
             v = v * inv[row];
-            out[(tok0 + q0 + row) * inner + workgroup_id().y * quads + dq] =
+            out[(tok0 + q0 + row) * inner + workgroup_id().y * p.dh / 4 + dq] =
                 vec4(v.x as E, v.y as E, v.z as E, v.w as E);
         }
     }

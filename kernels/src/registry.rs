@@ -233,6 +233,7 @@ pub enum Key {
     /// Attention for short sequences, a few query rows per workgroup (see
     /// `attention::attention_rows`).
     AttentionRows {
+        width: u32,
         store: Store,
     },
     /// Combines [`Key::Attention`]'s slices.
@@ -310,7 +311,9 @@ impl Key {
             Key::CoopPartial => "matmul_coop_partial_f16".into(),
             Key::Matvec { silu } => format!("matvec{}", if silu { "_silu" } else { "" }),
             Key::Attention { width, store } => format!("attention_d{width}{}", store.suffix()),
-            Key::AttentionRows { store } => format!("attention_rows{}", store.suffix()),
+            Key::AttentionRows { width, store } => {
+                format!("attention_rows_d{width}{}", store.suffix())
+            }
             Key::AttentionCombine { store } => format!("attention_combine{}", store.suffix()),
             Key::AdaLn { subgroups, store } => format!(
                 "adaln{}{}",
@@ -377,7 +380,9 @@ impl Key {
             v.push(Key::AttentionCombine { store });
         }
         for store in stores {
-            v.push(Key::AttentionRows { store });
+            for width in ATTENTION_WIDTHS {
+                v.push(Key::AttentionRows { width, store });
+            }
         }
         for subgroups in [false, true] {
             for store in stores {
@@ -454,7 +459,11 @@ impl Key {
                 _ => by_store!(store, attention::<192>()),
             },
             Key::AttentionCombine { store } => by_store!(store, attention_combine()),
-            Key::AttentionRows { store } => by_store!(store, attention_rows()),
+            Key::AttentionRows { width, store } => match width {
+                64 => by_store!(store, attention_rows::<64>()),
+                128 => by_store!(store, attention_rows::<128>()),
+                _ => by_store!(store, attention_rows::<192>()),
+            },
             Key::AdaLn { subgroups, store } => by_store!(store, adaln::<256>(subgroups)),
             Key::AdaLnSerial => adaln::<f32, 1>(false),
             Key::Patchify { store } => by_store!(store, patchify::<256>()),

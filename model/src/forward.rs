@@ -903,7 +903,7 @@ impl Plan {
             if by_rows {
                 return b.op(
                     "attention",
-                    Key::AttentionRows { store },
+                    Key::AttentionRows { width, store },
                     shape,
                     &[("qkv", qkv), ("out", out)],
                     Params::one(&att),

@@ -452,7 +452,7 @@ fn attention_matches_reference() {
             if n as u32 <= ROWS_MAX_N {
                 let p = AttentionParams::new(n as u32, dh as u32, heads as u32);
                 let got = run(
-                    variant(&format!("attention_rows{}", if f16 { "_f16" } else { "" })),
+                    variant(&name.replace("attention_", "attention_rows_")),
                     &[input.clone(), output.clone(), Arg::Uniform(p.to_bytes())],
                     [groups(n as u32, ROWS), heads as u32, batch as u32],
                 );
