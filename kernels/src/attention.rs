@@ -10,7 +10,13 @@
 //! each invocation keeps two rows × `DH/64` quads of the output. Workgroup memory stays
 //! under 16 KiB (WebGPU's guaranteed minimum) even at `DH` = 192. `DH` is the largest head
 //! width the variant serves; the run-time width may be smaller. Q, K and V are read from
-//! the fused `qkv` projection `[tokens, 3·heads·dh]`.
+//! the fused `qkv` projection `[tokens, 3·heads·dh]`. One kernel serves the whole key range
+//! (writing the output) and flash-decoding's slices (partial outputs for
+//! [`attention_combine`]).
+//!
+//! Short sequences (a 64-token image) leave 32-row blocks with too few workgroups even in
+//! slices: [`attention_rows`] gives each workgroup 4 query rows and keeps every score in
+//! workgroup memory.
 
 use webdit_dsl::prelude::*;
 
