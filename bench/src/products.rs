@@ -210,17 +210,21 @@ pub fn time_plan(b: &Bench, f16: bool, plan: &MatmulPlan) -> (f64, String) {
     (secs, format!("{} + reduce, K/{splits}", partial.src.name))
 }
 
+/// The head width of `c`'s attention variants, and buffers for the fused Q/K/V input and
+/// the output of `batch` items.
+fn attention_io(b: &Bench, c: &Config, batch: usize) -> (u32, wgpu::Buffer, wgpu::Buffer) {
+    let width = webdit_kernels::attention_width(c.dim_head).expect("a preset's head width");
+    let rows = batch * c.tokens();
+    let qkv = buffer(b.gpu, rows * 3 * c.inner() * 4);
+    (width, qkv, buffer(b.gpu, rows * c.inner() * 4))
+}
+
 /// Seconds per attention of `batch` items with the keys cut into `chunks` slices (1: one
 /// pass writing the output; else the slices and their combination), and its label.
 pub fn time_attention(b: &Bench, c: &Config, batch: usize, chunks: u32) -> (f64, String) {
     let gpu = b.gpu;
-    let width = webdit_kernels::ATTENTION_WIDTHS
-        .iter()
-        .find(|w| **w as usize >= c.dim_head)
-        .unwrap();
+    let (width, qkv, out) = attention_io(b, c, batch);
     let (n, inner) = (c.tokens(), c.inner());
-    let qkv = buffer(gpu, batch * n * 3 * inner * 4);
-    let out = buffer(gpu, batch * n * inner * 4);
     let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32).split(chunks);
     let p = gpu.uniform("p", &att.to_bytes());
     let q_blocks = (n as u32).div_ceil(BQ);
@@ -250,17 +254,12 @@ pub fn time_attention(b: &Bench, c: &Config, batch: usize, chunks: u32) -> (f64,
 /// workgroup), and its label. Panics past the longest sequence it holds.
 pub fn time_attention_rows(b: &Bench, c: &Config, batch: usize) -> (f64, String) {
     let gpu = b.gpu;
-    let width = webdit_kernels::ATTENTION_WIDTHS
-        .iter()
-        .find(|w| **w as usize >= c.dim_head)
-        .unwrap();
-    let (n, inner) = (c.tokens(), c.inner());
+    let n = c.tokens();
     assert!(
         n <= ROWS_MAX_N as usize,
         "{n} tokens: too many for attention_rows"
     );
-    let qkv = buffer(gpu, batch * n * 3 * inner * 4);
-    let out = buffer(gpu, batch * n * inner * 4);
+    let (width, qkv, out) = attention_io(b, c, batch);
     let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32);
     let p = gpu.uniform("p", &att.to_bytes());
     let kernel = gpu

@@ -12,5 +12,6 @@ mod registry;
 pub mod sampler;
 
 pub use registry::{
-    registry, Key, Store, Tier, Tiles, Variant, ATTENTION_WIDTHS, EPILOGUES, MATMUL_TIERS,
+    attention_width, registry, Key, Store, Tier, Tiles, Variant, ATTENTION_WIDTHS, EPILOGUES,
+    MATMUL_TIERS,
 };

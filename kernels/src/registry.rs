@@ -172,6 +172,14 @@ impl Store {
 /// The head widths attention variants are built for; a model uses the smallest that fits.
 pub const ATTENTION_WIDTHS: [u32; 3] = [64, 128, 192];
 
+/// The head width of the attention variants for heads `dim_head` wide: the smallest of
+/// [`ATTENTION_WIDTHS`] that fits, if any does.
+pub fn attention_width(dim_head: usize) -> Option<u32> {
+    ATTENTION_WIDTHS
+        .into_iter()
+        .find(|w| *w as usize >= dim_head)
+}
+
 /// Epilogues and their variant-name suffixes (a bias is `_addrows` with one row).
 pub const EPILOGUES: [(Epilogue, &str); 4] = [
     (Epilogue::None, ""),

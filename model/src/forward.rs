@@ -27,7 +27,7 @@ use webdit_kernels::matmul::{Epilogue, MatmulParams, DIRECT};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::{AdaLnParams, ReduceNormParams};
 use webdit_kernels::sampler::StepParams;
-use webdit_kernels::{Key, Store, Tiles, ATTENTION_WIDTHS};
+use webdit_kernels::{attention_width, Key, Store, Tiles};
 
 /// What a plan is built for, besides the model's configuration.
 #[derive(Clone, Copy, Debug)]
@@ -882,10 +882,7 @@ impl Plan {
             Some(norm1),
         )?;
         // Attention, with its keys cut into slices where the grid is too small for the GPU.
-        let width = *ATTENTION_WIDTHS
-            .iter()
-            .find(|w| **w as usize >= c.dim_head)
-            .expect("config validated");
+        let width = attention_width(c.dim_head).expect("config validated");
         let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32).split(
             if o.software {
                 1

@@ -194,7 +194,7 @@ pub fn plan_coop_split(
 /// The longest sequence attention runs a few rows per workgroup for
 /// ([`attention_by_rows`]). Measured on an H200 (BENCHMARKS.md): 64 tokens 5.8 µs by rows
 /// against 10.6 µs in the best slices at batch 1 (7.9 against 11.3 at batch 16); 256 tokens
-/// 22.8 against 15.6 µs (batch 1) and 109.9 against 72.6 µs (batch 16), where each
+/// 22.7 against 15.6 µs (batch 1) and 110.9 against 57.4 µs (batch 16), where each
 /// workgroup's serial walk over the keys dominates.
 pub const ATTENTION_ROWS_MAX_N: usize = 64;
 const _: () = assert!(ATTENTION_ROWS_MAX_N <= webdit_kernels::attention::ROWS_MAX_N as usize);

@@ -393,10 +393,7 @@ fn attention_matches_reference() {
             (70, 64, 1, 2),
             (250, 128, 2, 1),
         ] {
-            let width = webdit_kernels::ATTENTION_WIDTHS
-                .iter()
-                .find(|w| **w >= dh)
-                .unwrap();
+            let width = webdit_kernels::attention_width(dh as usize).unwrap();
             let dh = dh as usize;
             let name = format!("attention_d{width}{}", if f16 { "_f16" } else { "" });
             let mut qkv: Vec<f32> = random(&mut rng, batch * n * 3 * heads * dh)
