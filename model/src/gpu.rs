@@ -48,6 +48,8 @@ pub struct Gpu {
     pub coop: bool,
     /// Timestamp queries are available (and enabled).
     pub timestamps: bool,
+    /// Seconds the opening took: `[instance, adapter, device and pipeline cache]`.
+    pub opening: [f64; 3],
     /// The driver's pipeline cache, where the adapter has one and the caller asked for it
     /// ([`Gpu::with_cache`]).
     #[cfg(not(target_arch = "wasm32"))]
@@ -72,8 +74,10 @@ impl Gpu {
 
     #[cfg_attr(target_arch = "wasm32", allow(unused_variables))]
     async fn open(cached: bool) -> Result<Gpu, GpuError> {
+        let start = web_time::Instant::now();
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance_secs = start.elapsed().as_secs_f64();
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -81,6 +85,7 @@ impl Gpu {
             })
             .await
             .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let adapter_secs = start.elapsed().as_secs_f64() - instance_secs;
         let mut wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY;
         // Subgroup kernels are native-only (their WGSL lacks the browsers' `enable`).
         #[cfg(not(target_arch = "wasm32"))]
@@ -142,6 +147,11 @@ impl Gpu {
             subgroups: features.contains(wgpu::Features::SUBGROUP),
             coop,
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            opening: [
+                instance_secs,
+                adapter_secs,
+                start.elapsed().as_secs_f64() - instance_secs - adapter_secs,
+            ],
             #[cfg(not(target_arch = "wasm32"))]
             cache,
         })

@@ -19,7 +19,7 @@ pub mod wts1;
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use config::Config;
 pub use gpu::{Compiled, Gpu, GpuError, Kernel};
-pub use runtime::{Generator, GpuModel, Precision, RuntimeError};
+pub use runtime::{Generator, GpuModel, HostWeights, Precision, RuntimeError};
 pub use sampler::{plan, Sampler, Step};
 
 #[cfg(feature = "embedded-weights")]

@@ -5,11 +5,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use web_time::Instant;
 use webdit_model::cpu::CpuModel;
 use webdit_model::pixels::to_rgba8;
 use webdit_model::runtime::SUBMIT_STEPS;
-use webdit_model::{checkpoint, plan, Checkpoint, Config, Gpu, GpuModel, Precision, Sampler};
+use webdit_model::{
+    checkpoint, plan, Checkpoint, Config, Gpu, GpuModel, HostWeights, Precision, Sampler,
+};
 
 #[derive(Parser)]
 #[command(name = "webdit", about = "Diffusion transformers on WebGPU", version)]
@@ -318,12 +321,13 @@ fn generate_gpu(
     gpu: &Gpu,
     ckpt: &Checkpoint,
     precision: Option<Precision>,
+    host: Option<HostWeights>,
     steps: &[webdit_model::Step],
     job: &Job,
     phases: &mut Phases,
 ) -> Result<()> {
     let c = &ckpt.config;
-    let mut model = GpuModel::new(gpu, ckpt, precision)?;
+    let mut model = GpuModel::with_weights(gpu, ckpt, precision, host)?;
     phases.done("weights to the GPU");
     let mut tensor_cores = String::new();
     if model.tensor_cores() {
@@ -412,6 +416,9 @@ fn generate_gpu(
         }
         phases.done(format!("seed {seed}: PNG"));
     }
+    // Left to the process's exit with the device (see `generate`).
+    std::mem::forget(g);
+    std::mem::forget(model);
     Ok(())
 }
 
@@ -474,7 +481,8 @@ fn generate(
     {
         bail!("--out must name a .png file");
     }
-    // The adapter opens (driver start-up) while the weights are read and checked.
+    // The adapter opens (driver start-up) while the weights are read and checked, and, if
+    // it is still opening then, converted for the GPU (f16 unless asked otherwise).
     let open = || {
         if no_cache {
             pollster::block_on(Gpu::new())
@@ -482,25 +490,47 @@ fn generate(
             pollster::block_on(Gpu::with_cache())
         }
     };
+    let precision = precision.map(|p| match p {
+        PrecisionArg::F32 => Precision::F32,
+        PrecisionArg::F16 => Precision::F16,
+    });
+    let adapter_open = AtomicBool::new(false);
     let (ckpt, opened) = std::thread::scope(|s| {
         let gpu = (device != DeviceArg::Cpu).then(|| {
             s.spawn(|| {
                 let start = Instant::now();
-                (open(), start.elapsed().as_secs_f64())
+                let gpu = open();
+                adapter_open.store(true, Ordering::Release);
+                (gpu, start.elapsed().as_secs_f64())
             })
         });
         let start = Instant::now();
-        let ckpt = load(&weights, &preset_name);
+        let ckpt = load(&weights, &preset_name).map(|ckpt| {
+            let prepare = gpu.is_some() && !adapter_open.load(Ordering::Acquire);
+            let host =
+                prepare.then(|| HostWeights::new(&ckpt, precision.unwrap_or(Precision::F16)));
+            (ckpt, host)
+        });
         let read = start.elapsed().as_secs_f64();
         let gpu = gpu.map(|h| h.join().expect("the adapter thread does not panic"));
         (ckpt.map(|c| (c, read)), gpu)
     });
-    let (ckpt, read) = ckpt?;
+    let ((ckpt, host), read) = ckpt?;
     let row = match &opened {
-        Some((_, adapter)) => format!(
-            "weights ({:.0} ms) and adapter ({:.0} ms), in parallel",
+        Some((gpu, adapter)) => format!(
+            "weights ({:.0} ms{}) and adapter ({:.0} ms{}), in parallel",
             read * 1e3,
-            adapter * 1e3
+            if host.is_some() { ", converted" } else { "" },
+            adapter * 1e3,
+            match gpu {
+                Ok(g) => format!(
+                    ": instance {:.0}, adapter {:.0}, device {:.0}",
+                    g.opening[0] * 1e3,
+                    g.opening[1] * 1e3,
+                    g.opening[2] * 1e3
+                ),
+                Err(_) => String::new(),
+            }
         ),
         None => "weights (read and check)".into(),
     };
@@ -531,13 +561,7 @@ fn generate(
         );
     }
     match &gpu {
-        Some(gpu) => {
-            let precision = precision.map(|p| match p {
-                PrecisionArg::F32 => Precision::F32,
-                PrecisionArg::F16 => Precision::F16,
-            });
-            generate_gpu(gpu, &ckpt, precision, &steps, &job, &mut phases)?;
-        }
+        Some(gpu) => generate_gpu(gpu, &ckpt, precision, host, &steps, &job, &mut phases)?,
         None => generate_cpu(ckpt, &steps, &job, &mut phases)?,
     }
     if job.timings {
@@ -545,6 +569,9 @@ fn generate(
     } else {
         println!("total {:.3} s", phases.total());
     }
+    // The process ends next: the OS reclaims the device faster than tearing it down piece
+    // by piece would (tens of milliseconds on an H200).
+    std::mem::forget(gpu);
     Ok(())
 }
 

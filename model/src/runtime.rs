@@ -108,14 +108,20 @@ pub struct GpuModel {
 /// Borrowed where it is one checkpoint tensor as it is.
 fn weight_data<'a>(c: &Config, ckpt: &'a Checkpoint, name: &str) -> Cow<'a, [f32]> {
     let get = |n: &str| Cow::Borrowed(ckpt.get(n));
+    // Checkpoint tensors one after another (slice copies: an iterator chain of this many
+    // values took tens of milliseconds).
+    let concat = |names: Vec<String>| -> Cow<'a, [f32]> {
+        let parts: Vec<&[f32]> = names.iter().map(|n| ckpt.get(n)).collect();
+        Cow::Owned(parts.concat())
+    };
     if let Some(rest) = name.strip_prefix("blocks.") {
         let (i, what) = rest.split_once('.').expect("blocks.<i>.<what>");
         let b = format!("blocks.{i}.");
         return match what {
-            "qkv" => Cow::Owned(
+            "qkv" => concat(
                 ["to_q", "to_k", "to_v"]
                     .iter()
-                    .flat_map(|q| ckpt.get(&format!("{b}attn.{q}.weight")).iter().copied())
+                    .map(|q| format!("{b}attn.{q}.weight"))
                     .collect(),
             ),
             "to_out" => get(&format!("{b}attn.to_out.weight")),
@@ -129,14 +135,59 @@ fn weight_data<'a>(c: &Config, ckpt: &'a Checkpoint, name: &str) -> Cow<'a, [f32
         "proj_bias" => get("proj_fin.bias"),
         "time1" => get("time_mlp.1.weight"),
         "time3" => get("time_mlp.3.weight"),
-        "mods" => Cow::Owned(
+        "mods" => concat(
             forward::norm_names(c)
                 .iter()
                 .flat_map(|n| ["scale", "shift"].map(|w| format!("{n}.{w}_proj.weight")))
-                .flat_map(|w| ckpt.get(&w).iter().copied())
                 .collect(),
         ),
         other => get(&format!("{other}.weight")),
+    }
+}
+
+/// A checkpoint's weights as the GPU stores them: by the plan's names
+/// ([`forward::weights`]), each in its storage type at `precision` (as whole 4-byte words,
+/// since buffer sizes are multiples of 4). Built on the
+/// CPU, on one thread per weight natively; the CLI builds them while the adapter opens.
+pub struct HostWeights {
+    pub precision: Precision,
+    tensors: Vec<(String, Vec<u32>)>,
+}
+
+impl HostWeights {
+    pub fn new(ckpt: &Checkpoint, precision: Precision) -> HostWeights {
+        let c = &ckpt.config;
+        let convert = |(name, len): (String, usize)| {
+            let data = weight_data(c, ckpt, &name);
+            assert_eq!(data.len(), len, "weight `{name}` (checkpoint validated)");
+            let words = match forward::weight_scalar(&name, precision) {
+                Scalar::F16 => {
+                    // The slice conversion uses the CPU's f16 instructions where it has them.
+                    use half::slice::HalfFloatSliceExt;
+                    let mut w = vec![0u32; len.div_ceil(2)];
+                    let h: &mut [half::f16] = bytemuck::cast_slice_mut(&mut w);
+                    h[..len].convert_from_f32_slice(&data);
+                    w
+                }
+                _ => bytemuck::cast_slice(&data).to_vec(),
+            };
+            (name, words)
+        };
+        let names = forward::weights(c);
+        #[cfg(not(target_arch = "wasm32"))]
+        let tensors = std::thread::scope(|s| {
+            let threads: Vec<_> = names
+                .into_iter()
+                .map(|w| s.spawn(move || convert(w)))
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("converting a weight does not panic"))
+                .collect()
+        });
+        #[cfg(target_arch = "wasm32")]
+        let tensors = names.into_iter().map(convert).collect();
+        HostWeights { precision, tensors }
     }
 }
 
@@ -149,9 +200,20 @@ impl GpuModel {
         ckpt: &Checkpoint,
         precision: Option<Precision>,
     ) -> Result<GpuModel, RuntimeError> {
+        Self::with_weights(gpu, ckpt, precision, None)
+    }
+
+    /// [`GpuModel::new`] from weights already converted for the GPU (e.g. while the adapter
+    /// opened); used where their precision is the one chosen, else converted again.
+    pub fn with_weights(
+        gpu: &Gpu,
+        ckpt: &Checkpoint,
+        precision: Option<Precision>,
+        prepared: Option<HostWeights>,
+    ) -> Result<GpuModel, RuntimeError> {
         let software = gpu.adapter.device_type == wgpu::DeviceType::Cpu
             && (cfg!(target_arch = "wasm32") || std::env::var_os("WEBDIT_SOFTWARE_PLAN").is_some());
-        Self::with_plan(gpu, ckpt, precision, software)
+        Self::build(gpu, ckpt, precision, software, prepared)
     }
 
     /// [`GpuModel::new`] with the software adapters' plan ([`Options::software`]) chosen
@@ -161,6 +223,16 @@ impl GpuModel {
         ckpt: &Checkpoint,
         precision: Option<Precision>,
         software: bool,
+    ) -> Result<GpuModel, RuntimeError> {
+        Self::build(gpu, ckpt, precision, software, None)
+    }
+
+    fn build(
+        gpu: &Gpu,
+        ckpt: &Checkpoint,
+        precision: Option<Precision>,
+        software: bool,
+        prepared: Option<HostWeights>,
     ) -> Result<GpuModel, RuntimeError> {
         let c = ckpt.config.clone();
         let precision = precision.unwrap_or(if gpu.f16 {
@@ -193,23 +265,15 @@ impl GpuModel {
         };
         // A plan fails here, before anything is uploaded, for a model the kernels cannot run.
         Plan::build(&c, &options, 1, &[], Heads::Both, Some(&[0.0]))?;
-        let weights = forward::weights(&c)
-            .into_iter()
-            .map(|(name, len)| {
-                let data = weight_data(&c, ckpt, &name);
-                assert_eq!(data.len(), len, "weight `{name}` (checkpoint validated)");
-                let buffer = match forward::weight_scalar(&name, precision) {
-                    Scalar::F16 => {
-                        // Whole 4-byte words; the slice conversion uses the CPU's f16
-                        // instructions where it has them.
-                        use half::slice::HalfFloatSliceExt;
-                        let mut h = vec![half::f16::ZERO; len.next_multiple_of(2)];
-                        h[..len].convert_from_f32_slice(&data);
-                        gpu.storage_init(&name, bytemuck::cast_slice(&h))
-                    }
-                    _ => gpu.storage_init(&name, bytemuck::cast_slice(&data)),
-                };
-                (name, buffer)
+        let host = prepared
+            .filter(|h| h.precision == precision)
+            .unwrap_or_else(|| HostWeights::new(ckpt, precision));
+        let weights = host
+            .tensors
+            .iter()
+            .map(|(name, words)| {
+                let buffer = gpu.storage_init(name, bytemuck::cast_slice(words));
+                (name.clone(), buffer)
             })
             .collect();
         Ok(GpuModel {

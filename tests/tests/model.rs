@@ -5,7 +5,9 @@ use rand::Rng;
 use std::collections::HashMap;
 use webdit_model::checkpoint::Files;
 use webdit_model::cpu::CpuModel;
-use webdit_model::{plan, Checkpoint, CheckpointError, Config, GpuModel, Precision, Sampler};
+use webdit_model::{
+    plan, Checkpoint, CheckpointError, Config, GpuModel, HostWeights, Precision, Sampler,
+};
 use webdit_tests::*;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
@@ -154,11 +156,27 @@ fn same_seed_same_bits() {
             "{per_submit} steps per submit"
         );
     }
-    // A generator reused after other seeds, and a fresh one, give the same bits too.
+    // A generator reused after other seeds, and a fresh one, give the same bits too, as do
+    // models from weights converted ahead (what the CLI does while the adapter opens), at
+    // the model's precision or at the other one (converted again).
     let again = pollster::block_on(g.generate(gpu(), 42)).unwrap();
     let fresh = m.generator(gpu(), 3, &steps).unwrap();
     let new = pollster::block_on(fresh.generate(gpu(), 42)).unwrap();
-    for (what, x) in [("reused", &again), ("fresh", &new)] {
+    let ahead = |p: Precision| {
+        let m = GpuModel::with_weights(gpu(), &ckpt, None, Some(HostWeights::new(&ckpt, p)));
+        let g = m.unwrap().generator(gpu(), 3, &steps).unwrap();
+        pollster::block_on(g.generate(gpu(), 42)).unwrap()
+    };
+    let (same, other) = match m.precision {
+        Precision::F16 => (ahead(Precision::F16), ahead(Precision::F32)),
+        Precision::F32 => (ahead(Precision::F32), ahead(Precision::F16)),
+    };
+    for (what, x) in [
+        ("reused", &again),
+        ("fresh", &new),
+        ("converted ahead", &same),
+        ("converted ahead at the other precision", &other),
+    ] {
         assert_eq!(
             bytemuck::cast_slice::<f32, u32>(&a),
             bytemuck::cast_slice::<f32, u32>(x),
