@@ -5,11 +5,15 @@ Several GPUs: torchrun --nproc_per_node=2 model/train/train.py ...   (Distribute
 Resume:       add --ckpt DIR to save the full state there every few minutes; a run with the
               same --ckpt continues from it (model, EMA, optimizer, step, clock, RNG).
 
+A loss that blows up and stays up (finite, so training would go on) rolls the model, EMA and
+optimizer back to a snapshot from before it and halves the learning rate (guard.py).
+
 The run stops on a wall-clock budget (--minutes) and writes, into --out: the EMA weights as
 f16 safetensors shards with `model.safetensors.index.json` (config in `__metadata__`), the
 loss log (loss.json) and 64 PyTorch samples (samples.npy) for a first look.
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -22,6 +26,7 @@ import torch.nn.functional as F
 
 from dit import DiT, PRESETS, schedule
 from export import export_sharded
+from guard import SpikeGuard
 
 
 def parse():
@@ -45,6 +50,8 @@ def parse():
     ap.add_argument("--ckpt-minutes", type=float, default=2.0)
     ap.add_argument("--no-compile", action="store_true",
                     help="run the model eagerly (default: torch.compile, eager if compiling fails)")
+    # Exercises the spike guard: the logged loss reads 100x from this step for 300 steps.
+    ap.add_argument("--inject-spike", type=int, default=1 << 62, help=argparse.SUPPRESS)
     return ap.parse_args()
 
 
@@ -111,6 +118,7 @@ def main():
     start = time.time() - elapsed0
     last_ck = time.time()
     stop_every = 20  # steps between clock checks (each one waits for the GPU under DDP)
+    guard, lr_scale, snaps = SpikeGuard(), 1.0, []
     while True:
         elapsed = time.time() - start
         if step % stop_every == 0:
@@ -120,7 +128,7 @@ def main():
             if stop.item():
                 break
         frac = min(elapsed / budget, 1.0)
-        lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        lr = lr_scale * a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
 
@@ -164,6 +172,27 @@ def main():
                                  f"lower --lr (now {a.lr})")
             if rank == 0 and step % 1000 == 0:
                 print(f"step {step} loss {losses[-1][2]:.4f} lr {lr:.2e} {(time.time() - start) / 60:.1f} min", flush=True)
+            # Rank 0's loss decides for all ranks (they hold the same weights).
+            logged = losses[-1][2] * (100 if a.inject_spike <= step < a.inject_spike + 300 else 1)
+            spiked = guard.observe(logged)
+            said = torch.tensor([int(spiked), int(guard.calm())], device=dev)
+            if ddp:
+                dist.broadcast(said, 0)
+            spike, calm = said.tolist()
+            if spike and snaps:
+                back = snaps[0]
+                model.load_state_dict(back["model"])
+                ema.load_state_dict(back["ema"])
+                opt.load_state_dict(copy.deepcopy(back["opt"]))  # it may keep the tensors
+                lr_scale /= 2
+                snaps = [back]
+                if rank == 0:
+                    print(f"step {step}: the loss spiked ({logged:.3f}); back to step "
+                          f"{back['step']}, learning rate x{lr_scale}", flush=True)
+            elif step % 1000 == 0 and calm:
+                # Two snapshots: the older one predates anything the guard has not yet seen.
+                snaps = (snaps + [dict(step=step, model=clone(model), ema=clone(ema),
+                                       opt=copy.deepcopy(opt.state_dict()))])[-2:]
         if ck and rank == 0 and time.time() - last_ck > a.ckpt_minutes * 60:
             save_state(ck, model, ema, opt, step, time.time() - start, losses)
             last_ck = time.time()
@@ -179,6 +208,10 @@ def main():
         print(f"done: {step} steps; wrote {', '.join(files)}", flush=True)
     if ddp:
         dist.destroy_process_group()
+
+
+def clone(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def save_state(path, model, ema, opt, step, elapsed, losses):

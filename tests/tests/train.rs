@@ -1,5 +1,6 @@
 //! The training side's own tests (Python with numpy): the sample-quality metric of
-//! `model/train/quality.py` (`test_quality.py`). `.ci/run` installs numpy (Debian's
+//! `model/train/quality.py` (`test_quality.py`) and the trainer's loss-spike guard
+//! (`test_guard.py`). `.ci/run` installs numpy (Debian's
 //! `python3-numpy`) and sets `WEBDIT_REQUIRE_BROWSER`, so that there a missing numpy fails
 //! this test; elsewhere it says what is missing and checks nothing.
 
@@ -7,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 #[test]
-fn quality_metric_tests_pass() {
+fn training_side_tests_pass() {
     let numpy = Command::new("python3")
         .args(["-c", "import numpy"])
         .output()
@@ -22,11 +23,17 @@ fn quality_metric_tests_pass() {
         return;
     }
     let out = Command::new("python3")
-        .args(["-m", "unittest", "-v", "model/train/test_quality.py"])
+        .args([
+            "-m",
+            "unittest",
+            "-v",
+            "model/train/test_quality.py",
+            "model/train/test_guard.py",
+        ])
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
         .output()
         .expect("python3 runs");
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "test_quality.py failed:\n{text}");
-    assert!(text.contains("Ran 4 tests"), "not all tests ran:\n{text}");
+    assert!(out.status.success(), "the training side's tests failed:\n{text}");
+    assert!(text.contains("Ran 7 tests"), "not all tests ran:\n{text}");
 }
