@@ -34,6 +34,9 @@ fn training_side_tests_pass() {
         .output()
         .expect("python3 runs");
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the training side's tests failed:\n{text}");
+    assert!(
+        out.status.success(),
+        "the training side's tests failed:\n{text}"
+    );
     assert!(text.contains("Ran 8 tests"), "not all tests ran:\n{text}");
 }
