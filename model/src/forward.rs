@@ -925,31 +925,29 @@ impl Plan {
                 ("parts", parts),
                 ("stats", stats),
             ];
-            let groups = [q_blocks * att.chunks, n_heads, nb];
-            if !split {
-                return b.op(
-                    "attention",
-                    Key::Attention { width, store },
-                    shape,
-                    &bindings,
-                    Params::one(&att),
-                    groups,
-                    (att_flops, att_bytes),
-                );
-            }
+            let (name, shape_of, bytes) = if split {
+                let slices =
+                    rows * 3 * inner * act.size() as usize + rows_all * (c.dim_head + 2) * 4;
+                (
+                    "attention.split",
+                    format!("{shape} /{}", att.chunks),
+                    slices as f64,
+                )
+            } else {
+                ("attention", shape.clone(), att_bytes)
+            };
             b.op(
-                "attention.split",
+                name,
                 Key::Attention { width, store },
-                format!("{shape} /{}", att.chunks),
+                shape_of,
                 &bindings,
                 Params::one(&att),
-                groups,
-                (
-                    att_flops,
-                    (rows * 3 * inner * act.size() as usize + rows_all * (c.dim_head + 2) * 4)
-                        as f64,
-                ),
+                [q_blocks * att.chunks, n_heads, nb],
+                (att_flops, bytes),
             )?;
+            if !split {
+                return Ok(());
+            }
             let quads = n * c.heads * c.dim_head / 4;
             b.op(
                 "attention.combine",

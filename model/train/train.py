@@ -50,8 +50,6 @@ def parse():
     ap.add_argument("--ckpt-minutes", type=float, default=2.0)
     ap.add_argument("--no-compile", action="store_true",
                     help="run the model eagerly (default: torch.compile, eager if compiling fails)")
-    # Exercises the spike guard: the logged loss reads 100x from this step for 300 steps.
-    ap.add_argument("--inject-spike", type=int, default=1 << 62, help=argparse.SUPPRESS)
     return ap.parse_args()
 
 
@@ -173,7 +171,7 @@ def main():
             if rank == 0 and step % 1000 == 0:
                 print(f"step {step} loss {losses[-1][2]:.4f} lr {lr:.2e} {(time.time() - start) / 60:.1f} min", flush=True)
             # Rank 0's loss decides for all ranks (they hold the same weights).
-            logged = losses[-1][2] * (100 if a.inject_spike <= step < a.inject_spike + 300 else 1)
+            logged = losses[-1][2]
             spiked = guard.observe(logged)
             said = torch.tensor([int(spiked), int(guard.calm())], device=dev)
             if ddp:
