@@ -320,11 +320,11 @@ impl Gpu {
         }
         #[cfg(target_arch = "wasm32")]
         todo.iter().for_each(|k| create(k));
-        let times = times.into_inner().expect("no panics");
+        let mut times = times.into_inner().expect("no panics");
+        times.sort_by(|a, b| b.1.total_cmp(&a.1));
         Compiled {
-            count: times.len(),
             secs: start.elapsed().as_secs_f64(),
-            slowest: times.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)),
+            times,
         }
     }
 
@@ -429,13 +429,12 @@ impl Gpu {
     }
 }
 
-/// What [`Gpu::compile`] did: pipelines created, the wall-clock seconds, and the slowest
-/// pipeline with its seconds (pipelines are created side by side natively).
-#[derive(Clone, Copy, Debug, Default)]
+/// What [`Gpu::compile`] did: the wall-clock seconds, and each pipeline created with its
+/// seconds, slowest first (pipelines are created side by side natively).
+#[derive(Clone, Debug, Default)]
 pub struct Compiled {
-    pub count: usize,
     pub secs: f64,
-    pub slowest: Option<(&'static str, f64)>,
+    pub times: Vec<(&'static str, f64)>,
 }
 
 /// A kernel's bind-group layout and, once [`Gpu::compile`] made it, its compute pipeline.

@@ -357,17 +357,20 @@ fn generate_gpu(
         webdit_model::kernels::TILES
     );
     let g = model.generator(gpu, job.batch, steps)?;
-    let compiled = g.compiled;
+    let compiled = &g.compiled;
     let cache = match gpu.cache_file() {
         Some(p) => format!("cache {}", p.display()),
         None => "no pipeline cache".into(),
     };
-    let slowest = match compiled.slowest {
+    let slowest = match compiled.times.first() {
         Some((name, secs)) => format!("slowest {name} {:.0} ms, ", secs * 1e3),
         None => String::new(),
     };
     phases.part(
-        format!("pipelines ({} compiled, {slowest}{cache})", compiled.count),
+        format!(
+            "pipelines ({} compiled, {slowest}{cache})",
+            compiled.times.len()
+        ),
         compiled.secs,
     );
     phases.done("buffers and bind groups");
@@ -380,6 +383,14 @@ fn generate_gpu(
             bytes as f64 / 1e3,
             used.iter().map(|k| k.name).collect::<Vec<_>>().join(" ")
         );
+        if !compiled.times.is_empty() {
+            let each: Vec<String> = compiled
+                .times
+                .iter()
+                .map(|(name, secs)| format!("{name} {:.0}", secs * 1e3))
+                .collect();
+            println!("pipelines created (ms, side by side): {}", each.join(", "));
+        }
     }
     let several = job.seeds.len() > 1;
     for &seed in &job.seeds {

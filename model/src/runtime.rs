@@ -523,7 +523,7 @@ impl GpuModel {
         // The pipelines of the kernels this generator brought into the model, at once.
         let pending = self.k.uncompiled();
         let compiled = gpu.compile(&pending.iter().map(|k| &**k).collect::<Vec<_>>());
-        if compiled.count > 0 {
+        if !compiled.times.is_empty() {
             gpu.save_cache();
         }
 

@@ -194,13 +194,14 @@ fn pipelines_are_compiled_once_and_only_when_used() {
     let steps = plan(&ckpt.config, Sampler::Ddpm, 4).unwrap();
     let g = m.generator(gpu(), 1, &steps).unwrap();
     let used = m.pipelines();
-    assert_eq!(g.compiled.count, used);
+    assert_eq!(g.compiled.times.len(), used);
     // patchify, the products, AdaLN, attention, unpatchify, the sampler and the time path:
     // well under the registry's variants of one precision.
     assert!((6..=20).contains(&used), "{used} pipelines");
     let again = m.generator(gpu(), 1, &steps).unwrap();
     assert_eq!(
-        again.compiled.count, 0,
+        again.compiled.times.len(),
+        0,
         "a second generator compiles nothing"
     );
     assert_eq!(m.pipelines(), used);
