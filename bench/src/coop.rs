@@ -31,7 +31,7 @@ pub fn coop(b: &Bench, big: (usize, usize, usize)) {
     let wide = Tiles::default().matmul_f16;
     let k_wide = matmul_wide::<f16, f16, f16>(wide, Epilogue::None);
     let t = COOP_TILES;
-    let k32 = matmul_coop::<f32>(t, Epilogue::None).needs(t.limits());
+    let k32 = matmul_coop::<f16, f32>(t, Epilogue::None, 0).needs(t.limits());
     let grid = |t: CoopTiles| MatmulTiles::wide(t.bm, t.bn, t.bk, 1);
     // 4096³, favicon-b batch 16 (MLP in and out), favicon-s batch 16 and 1 (MLP in).
     for shape in [
@@ -52,7 +52,7 @@ pub fn coop(b: &Bench, big: (usize, usize, usize)) {
                 print!(" beyond this adapter's limits |");
                 continue;
             }
-            let k16 = matmul_coop::<f16>(t, Epilogue::None).needs(t.limits());
+            let k16 = matmul_coop::<f16, f16>(t, Epilogue::None, 0).needs(t.limits());
             let (cell, _) = time_kernel(b, &k16, "coop_f16", grid(t), 2, shape, 1);
             print!(" {cell} |");
         }

@@ -41,7 +41,7 @@ pub fn plans(b: &Bench, models: &[(String, Config)]) {
                 );
             }
             let n = c.tokens();
-            let chosen = if attention_by_rows(n) {
+            let chosen = if attention_by_rows(n, c.dim_head) {
                 "by rows".to_string()
             } else {
                 format!("{} slices", attention_chunks(n, c.heads, batch))
@@ -51,7 +51,10 @@ pub fn plans(b: &Bench, models: &[(String, Config)]) {
                 .filter(|s| (n as u32).div_ceil(*s) >= 8)
                 .map(|s| format!("{s} {:.1}", time_attention(b, c, batch, s).0 * 1e6))
                 .collect();
-            if n <= ROWS_MAX_N as usize {
+            let rows_variant = webdit_kernels::ATTENTION_ROWS_WIDTHS
+                .iter()
+                .any(|w| *w as usize >= c.dim_head);
+            if n <= ROWS_MAX_N as usize && rows_variant {
                 let t = time_attention_rows(b, c, batch).0;
                 all.push(format!("by rows {:.1}", t * 1e6));
             }

@@ -45,7 +45,7 @@ pub fn table(b: &Bench, models: &[(String, Config)], big: (usize, usize, usize))
             let n = c.tokens();
             // As the runtime runs it: a few rows per workgroup, or keys in slices, where the
             // grid is small.
-            let (secs, label) = if attention_by_rows(n) {
+            let (secs, label) = if attention_by_rows(n, c.dim_head) {
                 time_attention_rows(b, &c, batch)
             } else {
                 time_attention(b, &c, batch, attention_chunks(n, c.heads, batch))

@@ -398,6 +398,23 @@ impl<S: ScalarTy, T: ScalarTy> Cast<T> for Expr<S> {
     }
 }
 
+/// A vector converted component by component (`v as Vec4<f16>`); nothing between equal
+/// component types, so generic code can convert unconditionally.
+macro_rules! cast_vectors {
+    ($($v:ident),*) => {$(
+        impl<S: ScalarTy, T: ScalarTy> Cast<crate::types::$v<T>> for Expr<crate::types::$v<S>> {
+            type Output = Expr<crate::types::$v<T>>;
+            fn cast(self) -> Expr<crate::types::$v<T>> {
+                if S::SCALAR == T::SCALAR {
+                    return Expr::from_id(self.id);
+                }
+                Expr::new(IrExpr::Cast(T::SCALAR, self.id))
+            }
+        }
+    )*};
+}
+cast_vectors!(Vec2, Vec3, Vec4);
+
 macro_rules! cast_consts {
     ($($s:ty),*) => {
         cast_consts!(@each [$($s),*] [$($s),*]);

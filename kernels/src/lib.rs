@@ -12,6 +12,6 @@ mod registry;
 pub mod sampler;
 
 pub use registry::{
-    attention_width, registry, Key, Store, Tier, Tiles, Variant, ATTENTION_WIDTHS, EPILOGUES,
-    MATMUL_TIERS,
+    attention_width, registry, Key, Store, Tier, Tiles, Variant, ATTENTION_ROWS_WIDTHS,
+    ATTENTION_WIDTHS, COOP_SILU_PARTS, EPILOGUES, MATMUL_TIERS,
 };

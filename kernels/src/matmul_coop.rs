@@ -2,6 +2,7 @@
 //! the DSL's cooperative matrices (16×16×16 tiles, one subgroup each). Native only; used
 //! where the adapter has cooperative matrices at that configuration and 32-lane subgroups.
 
+use crate::elementwise::silu;
 use crate::matmul::{operands, store_inside, Epilogue, MatmulParams, Operands};
 use webdit_dsl::coop::*;
 use webdit_dsl::ir::Limits;
@@ -92,13 +93,19 @@ pub const COOP_TILES_LARGE: CoopTiles = CoopTiles {
 
 /// `C[m, n] = A[m, k] · W[n, k]ᵀ` (then `epilogue`) with A and W in f16 and the products
 /// accumulated in f32 on tensor cores; C in `C`. K must be a multiple of 4 (A and W are read
-/// as `Vec4<f16>`); M and N are any size (the edges are padded with zeros in workgroup
-/// memory and masked on store). Batched over `workgroup_id().z` as [`crate::matmul::matmul`].
+/// as `Vec4`s); M and N are any size (the edges are padded with zeros in workgroup memory
+/// and masked on store). Batched over `workgroup_id().z` as [`crate::matmul::matmul`].
+///
+/// With `a_parts = s > 0`, `a` holds the `s` f32 partial products of the split-K that makes
+/// A (`[s][m][k_stride]`), not yet reduced: A is `silu` of their sum, rounded to f16 as it
+/// is loaded, the same bits [`crate::matmul::splitk_reduce`] with [`Epilogue::Silu`] would
+/// have stored (an MLP's hidden layer, with one dispatch less).
 #[kernel(workgroup_size = [t.threads(), 1, 1])]
-pub fn matmul_coop<C: ScalarTy>(
+pub fn matmul_coop<A: ScalarTy, C: ScalarTy>(
     #[comptime] t: CoopTiles,
     #[comptime] epilogue: Epilogue,
-    a: &Array<Vec4<f16>>,
+    #[comptime] a_parts: u32,
+    a: &Array<Vec4<A>>,
     w: &Array<Vec4<f16>>,
     c: &mut Array<C>,
     extra: &Array<C>,
@@ -139,7 +146,7 @@ pub fn matmul_coop<C: ScalarTy>(
     let mut regs = [vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0)); a_loads + w_loads];
     let at = operands(p, row0, col0);
     let k_steps = (p.k + t.bk - 1) / t.bk;
-    fetch_step(&a, &w, &regs, t, tid, at, 0);
+    fetch_step(&a, &w, &regs, t, a_parts, tid, at, 0);
     stage_step(&regs, &a_tile, &w_tile, t, tid, 0, 0);
     workgroup_barrier();
     // Iteration `i` loads K-step `i + 1` into registers, multiplies K-step `i` (staged by
@@ -149,7 +156,7 @@ pub fn matmul_coop<C: ScalarTy>(
     for i in 0..k_steps {
         let next = i + 1 < k_steps;
         if next {
-            fetch_step(&a, &w, &regs, t, tid, at, (i + 1) * t.bk);
+            fetch_step(&a, &w, &regs, t, a_parts, tid, at, (i + 1) * t.bk);
         }
         let a_off = (i % t.stages) * a_size;
         let w_off = (i % t.stages) * w_size;
@@ -211,13 +218,15 @@ pub fn matmul_coop<C: ScalarTy>(
 }
 
 /// Loads K-step `k0` of A's and W's tiles into registers, four halves per load, zeros past
-/// the edges.
+/// the edges (A from its `a_parts` partial products, if any).
 #[kernel_fn]
-fn fetch_step(
-    a: &Array<Vec4<f16>>,
+#[allow(clippy::too_many_arguments)]
+fn fetch_step<A: ScalarTy>(
+    a: &Array<Vec4<A>>,
     w: &Array<Vec4<f16>>,
     regs: &mut LocalArray<Vec4<f16>>,
     #[comptime] t: CoopTiles,
+    #[comptime] a_parts: u32,
     tid: u32,
     at: Operands,
     k0: u32,
@@ -225,22 +234,25 @@ fn fetch_step(
     #[comptime]
     let a_regs = (t.bm * t.bk / 4).div_ceil(t.threads());
     fetch_tile(
-        &a, &regs, 0, t.bm, t, tid, at.row0, at.m, at.a_at, at.stride, k0, at.k,
+        &a, &regs, 0, t.bm, t, a_parts, tid, at.row0, at.m, at.a_at, at.stride, k0, at.k,
     );
     fetch_tile(
-        &w, &regs, a_regs, t.bn, t, tid, at.col0, at.n, at.w_at, at.stride, k0, at.k,
+        &w, &regs, a_regs, t.bn, t, 0, tid, at.col0, at.n, at.w_at, at.stride, k0, at.k,
     );
 }
 
 /// Rows `row0..row0 + rows` (of `limit`) of one operand's K-step `k0`, from quad `base`, into
-/// `regs[first..]`, zeros past the edges.
+/// `regs[first..]`, zeros past the edges; with `parts > 0`, each quad is `silu` of the sum of
+/// `parts` quads, one per partial product (`limit` rows of `stride` quads each).
 #[kernel_fn]
-fn fetch_tile(
-    src: &Array<Vec4<f16>>,
+#[allow(clippy::too_many_arguments)]
+fn fetch_tile<S: ScalarTy>(
+    src: &Array<Vec4<S>>,
     regs: &mut LocalArray<Vec4<f16>>,
     #[comptime] first: u32,
     #[comptime] rows: u32,
     #[comptime] t: CoopTiles,
+    #[comptime] parts: u32,
     tid: u32,
     row0: u32,
     limit: u32,
@@ -258,11 +270,26 @@ fn fetch_tile(
         let q = tid + l * threads;
         let gr = row0 + q / quads;
         let gk = k0 + 4 * (q % quads);
-        regs[first + l] = if q < rows * quads && gr < limit && gk < k {
-            src[base + gr * stride + gk / 4]
-        } else {
-            vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0))
-        };
+        if parts == 0 {
+            regs[first + l] = if q < rows * quads && gr < limit && gk < k {
+                src[base + gr * stride + gk / 4] as Vec4<f16>
+            } else {
+                vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0))
+            };
+        }
+        if parts > 0 {
+            // Summed in the reduction's order, from zero.
+            let mut v = vec4(0.0, 0.0, 0.0, 0.0);
+            if q < rows * quads && gr < limit && gk < k {
+                let at = base + gr * stride + gk / 4;
+                #[unroll]
+                for z in 0..parts {
+                    v += src[z * limit * stride + at] as Vec4<f32>;
+                }
+                v = vec4(silu(v.x), silu(v.y), silu(v.z), silu(v.w));
+            }
+            regs[first + l] = v as Vec4<f16>;
+        }
     }
 }
 

@@ -171,6 +171,10 @@ impl Store {
 
 /// The head widths attention variants are built for; a model uses the smallest that fits.
 pub const ATTENTION_WIDTHS: [u32; 3] = [64, 128, 192];
+/// The head widths of `attention::attention_rows`'s variants: no preset has short
+/// sequences of 192-wide heads, and that pair (20 KB) went to the WGSL budget of
+/// [`Key::CoopPartialOfSilu`]; such a model runs attention in slices.
+pub const ATTENTION_ROWS_WIDTHS: [u32; 2] = [64, 128];
 
 /// The head width of the attention variants for heads `dim_head` wide: the smallest of
 /// [`ATTENTION_WIDTHS`] that fits, if any does.
@@ -179,6 +183,11 @@ pub fn attention_width(dim_head: usize) -> Option<u32> {
         .into_iter()
         .find(|w| *w as usize >= dim_head)
 }
+
+/// Partial products [`Key::CoopPartialOfSilu`] sums as it loads A: the split of favicon-s's
+/// MLP-in product at batch 1 on tensor cores (64×2048×512, K/4). Another split keeps its
+/// reduction (each count is a 26 KB variant of the WGSL budget).
+pub const COOP_SILU_PARTS: [u32; 1] = [4];
 
 /// Epilogues and their variant-name suffixes (a bias is `_addrows` with one row).
 pub const EPILOGUES: [(Epilogue, &str); 4] = [
@@ -228,6 +237,12 @@ pub enum Key {
     },
     /// The f32 partial products of a split-K on tensor cores (128×128 tiles, f16 data).
     CoopPartial,
+    /// [`Key::CoopPartial`] whose A operand is `silu` of the sum of another split-K's
+    /// `parts` partial products ([`COOP_SILU_PARTS`]): that split-K's reduction moved into
+    /// this product's loads.
+    CoopPartialOfSilu {
+        parts: u32,
+    },
     /// `out = x · wᵀ` for a few rows (the timestep path, f32), optionally through SiLU.
     Matvec {
         silu: bool,
@@ -317,6 +332,7 @@ impl Key {
                 epilogue_suffix(epilogue)
             ),
             Key::CoopPartial => "matmul_coop_partial_f16".into(),
+            Key::CoopPartialOfSilu { parts } => format!("matmul_coop_partial_of_silu{parts}_f16"),
             Key::Matvec { silu } => format!("matvec{}", if silu { "_silu" } else { "" }),
             Key::Attention { width, store } => format!("attention_d{width}{}", store.suffix()),
             Key::AttentionRows { width, store } => {
@@ -376,6 +392,9 @@ impl Key {
             }
         }
         v.push(Key::CoopPartial);
+        for parts in COOP_SILU_PARTS {
+            v.push(Key::CoopPartialOfSilu { parts });
+        }
         for silu in [false, true] {
             v.push(Key::Matvec { silu });
         }
@@ -388,7 +407,7 @@ impl Key {
             v.push(Key::AttentionCombine { store });
         }
         for store in stores {
-            for width in ATTENTION_WIDTHS {
+            for width in ATTENTION_ROWS_WIDTHS {
                 v.push(Key::AttentionRows { width, store });
             }
         }
@@ -455,10 +474,14 @@ impl Key {
             Key::SplitkReduce { epilogue, store } => by_store!(store, splitk_reduce(epilogue)),
             Key::Coop { large, epilogue } => {
                 let t = if large { COOP_TILES_LARGE } else { COOP_TILES };
-                matmul_coop::<f16>(t, epilogue).needs(t.limits())
+                matmul_coop::<f16, f16>(t, epilogue, 0).needs(t.limits())
             }
             Key::CoopPartial => {
-                matmul_coop::<f32>(COOP_TILES, Epilogue::None).needs(COOP_TILES.limits())
+                matmul_coop::<f16, f32>(COOP_TILES, Epilogue::None, 0).needs(COOP_TILES.limits())
+            }
+            Key::CoopPartialOfSilu { parts } => {
+                matmul_coop::<f32, f32>(COOP_TILES, Epilogue::None, parts)
+                    .needs(COOP_TILES.limits())
             }
             Key::Matvec { silu } => matvec::<f32, f32>(silu),
             Key::Attention { width, store } => match width {
@@ -469,8 +492,7 @@ impl Key {
             Key::AttentionCombine { store } => by_store!(store, attention_combine()),
             Key::AttentionRows { width, store } => match width {
                 64 => by_store!(store, attention_rows::<64>()),
-                128 => by_store!(store, attention_rows::<128>()),
-                _ => by_store!(store, attention_rows::<192>()),
+                _ => by_store!(store, attention_rows::<128>()),
             },
             Key::AdaLn { subgroups, store } => by_store!(store, adaln::<256>(subgroups)),
             Key::AdaLnSerial => adaln::<f32, 1>(false),

@@ -42,6 +42,10 @@ pub struct Options {
     /// workgroups there (partial products, then a reduction) instead of running on the f16
     /// kernels.
     pub coop_split: bool,
+    /// With `coop_split`: where MLP in and MLP out both split K on tensor cores, MLP in's
+    /// reduction (and its SiLU) moves into MLP out's loads of A
+    /// ([`webdit_kernels::Key::CoopPartialOfSilu`]), one dispatch less per block.
+    pub mlp_fused: bool,
     /// Workgroups a product needs on tensor cores ([`crate::tiers::COOP_MIN_GROUPS`]).
     pub coop_min_groups: u32,
     /// A software adapter (a few CPU threads, as SwiftShader): f32 products and AdaLNs
@@ -242,6 +246,7 @@ struct Builder {
 
 /// An AdaLN to apply to a product's output (its residual row): AdaLN number `index` of
 /// the stacked modulations, into `y`.
+#[derive(Clone)]
 struct Norm {
     /// The op's full name (`block1.norm1`).
     name: String,
@@ -426,6 +431,18 @@ impl Builder {
     }
 }
 
+/// What a product reads as A.
+#[derive(Clone, Copy)]
+enum Operand {
+    Tensor(TensorId),
+    /// SiLU of the sum of a split-K's `splits` partial products in `parts` (its reduction
+    /// moved into the product's loads).
+    SiluOfParts {
+        parts: TensorId,
+        splits: u32,
+    },
+}
+
 /// Workgroups of 256 invocations over `n` elements.
 fn lin(n: usize) -> [u32; 3] {
     [(n as u32).div_ceil(256), 1, 1]
@@ -458,6 +475,41 @@ impl Builder {
         period: usize,
         then: Option<Norm>,
     ) -> Result<(), RuntimeError> {
+        let a = Operand::Tensor(x);
+        self.linear_of(
+            o,
+            name,
+            store,
+            epilogue,
+            [a],
+            [w, out],
+            extra,
+            (m, n, k),
+            period,
+            then,
+        )
+    }
+
+    /// [`Builder::linear`] of an [`Operand`]: A as a tensor, or as another split-K's
+    /// partial products through SiLU (which only the tensor-core split reads).
+    #[allow(clippy::too_many_arguments)]
+    fn linear_of(
+        &mut self,
+        o: &Options,
+        name: &str,
+        store: Store,
+        epilogue: Epilogue,
+        [a]: [Operand; 1],
+        [w, out]: [TensorId; 2],
+        extra: Option<TensorId>,
+        (m, n, k): (usize, usize, usize),
+        period: usize,
+        then: Option<Norm>,
+    ) -> Result<(), RuntimeError> {
+        let x = match a {
+            Operand::Tensor(x) => x,
+            Operand::SiluOfParts { parts, .. } => parts,
+        };
         let extra = match extra {
             Some(t) => t,
             None => self.unused(),
@@ -475,7 +527,8 @@ impl Builder {
             ..MatmulParams::new(m as u32, n as u32, k as u32)
         };
         let args = [("a", x), ("w", w), ("c", out), ("extra", extra)];
-        if o.coop && store == Store::F16 && k.is_multiple_of(4) {
+        let fused = matches!(a, Operand::SiluOfParts { .. });
+        if o.coop && store == Store::F16 && k.is_multiple_of(4) && !fused {
             if let Some((tier, _, groups)) = plan_coop((m, n, k), o.coop_min_groups) {
                 let large = tier.ends_with("large");
                 let key = Key::Coop { large, epilogue };
@@ -519,28 +572,31 @@ impl Builder {
         let coop_split = (o.coop && o.coop_split && store == Store::F16)
             .then(|| plan_coop_split((m, n, k), SCRATCH_FLOATS, o.coop_min_groups))
             .flatten();
-        let (partial, splits, groups) = match coop_split {
-            Some((splits, groups)) => (Key::CoopPartial, splits, groups),
-            None if plan.splits == 1 => {
+        let (partial, splits, groups) = match (coop_split, a) {
+            (Some((splits, groups)), Operand::SiluOfParts { splits: parts, .. }) => {
+                (Key::CoopPartialOfSilu { parts }, splits, groups)
+            }
+            (Some((splits, groups)), _) => (Key::CoopPartial, splits, groups),
+            (None, Operand::SiluOfParts { .. }) => {
+                return Err(contract(format!(
+                    "`{}{name}` reads partial products, but is not a split-K on tensor cores",
+                    self.prefix
+                )))
+            }
+            (None, _) if plan.splits == 1 => {
                 let p = Params::one(&params);
                 self.op(name, key, shape, &args, p, plan.groups, (flops, bytes))?;
                 return self.then_norm(then, out);
             }
-            None => (Key::partial(tier, store), plan.splits, plan.groups),
+            (None, _) => (Key::partial(tier, store), plan.splits, plan.groups),
         };
         let plan = MatmulPlan { splits, ..plan };
+        let a_bytes = match a {
+            Operand::Tensor(_) => m * k * elem,
+            Operand::SiluOfParts { splits, .. } => m * k * 4 * splits as usize,
+        };
+        let parts = self.partials(name, partial, &shape, [x, w], &plan, groups, flops, a_bytes)?;
         let splits = splits as usize;
-        let parts = self.temp(&format!("{name}.partials"), Scalar::F32, m * n * splits);
-        let unused = self.unused();
-        self.op(
-            &format!("{name}.partial"),
-            partial,
-            format!("{shape} K/{splits}"),
-            &[("a", x), ("w", w), ("c", parts), ("extra", unused)],
-            Params::one(&plan.partial_params()),
-            [groups[0], groups[1], plan.splits],
-            (flops, ((m * k + n * k) * elem + m * n * splits * 4) as f64),
-        )?;
         let reduce_bytes =
             (m * n * splits * 4 + (m * n + epilogue_reads(epilogue, m, n, period)) * elem) as f64;
         // A reduction that writes whole rows of the residual takes the AdaLN that follows.
@@ -594,6 +650,98 @@ impl Builder {
             ((m * n * splits) as f64, reduce_bytes),
         )?;
         self.then_norm(then, out)
+    }
+
+    /// The partial products of `plan` (a split-K), into a new transient `{name}.partials`;
+    /// `a_bytes` is what reading A costs.
+    #[allow(clippy::too_many_arguments)]
+    fn partials(
+        &mut self,
+        name: &str,
+        key: Key,
+        shape: &str,
+        [x, w]: [TensorId; 2],
+        plan: &MatmulPlan,
+        groups: [u32; 3],
+        flops: f64,
+        a_bytes: usize,
+    ) -> Result<TensorId, RuntimeError> {
+        let (m, n, k) = plan.shape;
+        let splits = plan.splits as usize;
+        let parts = self.temp(&format!("{name}.partials"), Scalar::F32, m * n * splits);
+        let unused = self.unused();
+        self.op(
+            &format!("{name}.partial"),
+            key,
+            format!("{shape} K/{splits}"),
+            &[("a", x), ("w", w), ("c", parts), ("extra", unused)],
+            Params::one(&plan.partial_params()),
+            [groups[0], groups[1], plan.splits],
+            (flops, (a_bytes + n * k * 2 + m * n * splits * 4) as f64),
+        )?;
+        Ok(parts)
+    }
+
+    /// MLP in (through SiLU) and MLP out (accumulated into `h`, then `then`) where both
+    /// split K on tensor cores and MLP in's split has a fused variant: MLP in's partial
+    /// products are not reduced; MLP out reads them (`Options::mlp_fused`). False, with
+    /// nothing planned, where that does not apply.
+    #[allow(clippy::too_many_arguments)]
+    fn mlp_fused(
+        &mut self,
+        o: &Options,
+        store: Store,
+        [x, w_in, w_out, h]: [TensorId; 4],
+        (rows, hid, d): (usize, usize, usize),
+        then: Option<Norm>,
+    ) -> Result<bool, RuntimeError> {
+        if !(o.coop && o.coop_split && o.mlp_fused && store == Store::F16) {
+            return Ok(false);
+        }
+        let split = |shape| plan_coop_split(shape, SCRATCH_FLOATS, o.coop_min_groups);
+        let (Some((splits, groups)), Some(_)) = (split((rows, hid, d)), split((rows, d, hid)))
+        else {
+            return Ok(false);
+        };
+        let fits = plan_coop((rows, hid, d), o.coop_min_groups).is_none()
+            && d.is_multiple_of(4)
+            && hid.is_multiple_of(4)
+            && webdit_kernels::COOP_SILU_PARTS.contains(&splits);
+        if !fits {
+            return Ok(false);
+        }
+        let shape = (rows, hid, d);
+        let plan = MatmulPlan {
+            splits,
+            ..plan_matmul(&o.tiles, shape, SCRATCH_FLOATS)
+        };
+        let flops = 2.0 * (rows * hid * d) as f64;
+        let parts = self.partials(
+            "mlp_in",
+            Key::CoopPartial,
+            &format!("{rows}×{hid}×{d}"),
+            [x, w_in],
+            &plan,
+            groups,
+            flops,
+            rows * d * 2,
+        )?;
+        let a = Operand::SiluOfParts { parts, splits };
+        let e = Epilogue::Accumulate;
+        let shape = (rows, d, hid);
+        self.linear_of(
+            o,
+            "mlp_out",
+            store,
+            e,
+            [a],
+            [w_out, h],
+            None,
+            shape,
+            1,
+            then,
+        )?;
+        Ok(true)
     }
 
     /// The AdaLN `then` asks for, of `x`, as its own dispatch.
@@ -894,7 +1042,7 @@ impl Plan {
         let (n_heads, nb) = (c.heads as u32, batch as u32);
         let att_flops = (4 * batch * c.heads * n * n * c.dim_head) as f64;
         let att_bytes = (rows * 4 * inner * act.size() as usize) as f64;
-        let by_rows = !o.software && o.attention_rows && attention_by_rows(n);
+        let by_rows = !o.software && o.attention_rows && attention_by_rows(n, c.dim_head);
         let attention = |b: &mut Builder, qkv: TensorId, out: TensorId| {
             let shape = format!("{batch}×{}×{n}×{}", c.heads, c.dim_head);
             if by_rows {
@@ -1003,19 +1151,6 @@ impl Plan {
                 1,
                 Some(norm2),
             )?;
-            let ff = b.temp("mlp", act, rows * hid);
-            let e = Epilogue::Silu;
-            b.linear(
-                o,
-                "mlp_in",
-                store,
-                e,
-                [y2, win, ff],
-                None,
-                (rows, hid, d),
-                1,
-                None,
-            )?;
             // The next block's first AdaLN, or the final one.
             let last = i + 1 == c.depth;
             y = if last {
@@ -1033,19 +1168,26 @@ impl Plan {
                 index: 2 * i + 2,
                 y,
             };
-            let e = Epilogue::Accumulate;
-            let shape = (rows, d, hid);
-            b.linear(
-                o,
-                "mlp_out",
-                store,
-                e,
-                [ff, wmout, h],
-                None,
-                shape,
-                1,
-                Some(next),
-            )?;
+            let mlp = [y2, win, wmout, h];
+            if !b.mlp_fused(o, store, mlp, (rows, hid, d), Some(next.clone()))? {
+                let ff = b.temp("mlp", act, rows * hid);
+                let e = Epilogue::Silu;
+                let shape = (rows, hid, d);
+                b.linear(o, "mlp_in", store, e, [y2, win, ff], None, shape, 1, None)?;
+                let e = Epilogue::Accumulate;
+                let shape = (rows, d, hid);
+                b.linear(
+                    o,
+                    "mlp_out",
+                    store,
+                    e,
+                    [ff, wmout, h],
+                    None,
+                    shape,
+                    1,
+                    Some(next),
+                )?;
+            }
         }
         b.prefix = "final.".into();
         let to_pixels = weight(&b, "to_pixels");
@@ -1303,6 +1445,7 @@ mod tests {
             subgroups,
             coop,
             coop_split: coop,
+            mlp_fused: coop,
             coop_min_groups: crate::tiers::COOP_MIN_GROUPS,
             software: false,
             attention_rows: true,

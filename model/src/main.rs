@@ -641,6 +641,7 @@ fn print_plan(args: &PlanArgs) -> Result<()> {
         subgroups: args.subgroups,
         coop,
         coop_split: coop,
+        mlp_fused: coop,
         coop_min_groups: webdit_model::tiers::COOP_MIN_GROUPS,
         software: args.software,
         attention_rows: true,

@@ -256,6 +256,7 @@ impl GpuModel {
             subgroups,
             coop,
             coop_split: std::env::var_os("WEBDIT_NO_COOP_SPLIT").is_none(),
+            mlp_fused: std::env::var_os("WEBDIT_NO_MLP_FUSION").is_none(),
             coop_min_groups: std::env::var("WEBDIT_COOP_MIN_GROUPS")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -295,6 +296,12 @@ impl GpuModel {
     /// shader cores instead).
     pub fn disable_tensor_cores(&mut self) {
         self.options.coop = false;
+    }
+
+    /// Runs the generators built from now on with MLP in's reduction as its own dispatch,
+    /// as where the fused variant does not apply (comparisons, `WEBDIT_NO_MLP_FUSION`).
+    pub fn disable_mlp_fusion(&mut self) {
+        self.options.mlp_fused = false;
     }
 
     /// The tensor-core variants a generator for `batch` images would use that `gpu`'s

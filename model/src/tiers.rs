@@ -199,11 +199,15 @@ pub fn plan_coop_split(
 pub const ATTENTION_ROWS_MAX_N: usize = 64;
 const _: () = assert!(ATTENTION_ROWS_MAX_N <= webdit_kernels::attention::ROWS_MAX_N as usize);
 
-/// Whether attention over `n` tokens runs [`webdit_kernels::attention::attention_rows`]
-/// (`ROWS` query rows per workgroup, the exact softmax in workgroup memory) instead of 32-row
-/// blocks (in key slices where those are few).
-pub fn attention_by_rows(n: usize) -> bool {
+/// Whether attention over `n` tokens of heads `dim_head` wide runs
+/// [`webdit_kernels::attention::attention_rows`] (`ROWS` query rows per workgroup, the exact
+/// softmax in workgroup memory) instead of 32-row blocks (in key slices where those are
+/// few): short sequences, of heads a row variant is built for.
+pub fn attention_by_rows(n: usize, dim_head: usize) -> bool {
     n <= ATTENTION_ROWS_MAX_N
+        && webdit_kernels::ATTENTION_ROWS_WIDTHS
+            .iter()
+            .any(|w| *w as usize >= dim_head)
 }
 
 pub fn attention_chunks(n: usize, heads: usize, batch: usize) -> u32 {

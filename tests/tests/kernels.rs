@@ -445,8 +445,8 @@ fn attention_matches_reference() {
                 let what = format!("{what} in {} slices", p.chunks);
                 assert_close(&what, &got, &want, tol);
             }
-            // A few query rows per workgroup, for short sequences.
-            if n as u32 <= ROWS_MAX_N {
+            // A few query rows per workgroup, for short sequences (of the widths built).
+            if n as u32 <= ROWS_MAX_N && webdit_kernels::ATTENTION_ROWS_WIDTHS.contains(&width) {
                 let p = AttentionParams::new(n as u32, dh as u32, heads as u32);
                 let got = run(
                     variant(&name.replace("attention_", "attention_rows_")),
@@ -1097,20 +1097,29 @@ fn subgroup_operations_match_reference() {
 /// The tensor-core matmul (f16 operands, f32 accumulation) against the CPU, at tile
 /// multiples, ragged edges and batches; where the adapter lacks cooperative matrices or
 /// 32-lane subgroups, the test says so and checks nothing.
-#[test]
-fn coop_matmul_matches_reference() {
-    use webdit_kernels::matmul_coop::{matmul_coop, COOP_TILES, COOP_TILES_LARGE, LANES};
+/// Whether the adapter runs the tensor-core kernels (cooperative matrices, 32-lane
+/// subgroups); where not, says so.
+fn coop_runs() -> bool {
+    use webdit_kernels::matmul_coop::LANES;
     let gpu = gpu();
     let info = &gpu.adapter;
-    if !gpu.coop
-        || !gpu.subgroups
-        || info.subgroup_min_size != LANES
-        || info.subgroup_max_size != LANES
-    {
+    let runs = gpu.coop
+        && gpu.subgroups
+        && info.subgroup_min_size == LANES
+        && info.subgroup_max_size == LANES;
+    if !runs {
         eprintln!(
             "not checked: {} lacks cooperative matrices (16x16x16, f16 into f32) or 32-lane subgroups; the f32/f16 kernels run there",
             gpu.describe()
         );
+    }
+    runs
+}
+
+#[test]
+fn coop_matmul_matches_reference() {
+    use webdit_kernels::matmul_coop::{matmul_coop, COOP_TILES, COOP_TILES_LARGE};
+    if !coop_runs() {
         return;
     }
     let tiles = [
@@ -1124,7 +1133,7 @@ fn coop_matmul_matches_reference() {
     for (t, epilogue) in tiles.into_iter().chain(epilogues) {
         let src = compile(
             &format!("matmul_coop_{}x{}_{epilogue:?}", t.bm, t.bn),
-            &matmul_coop::<f32>(t, epilogue).needs(t.limits()),
+            &matmul_coop::<webdit_dsl::f16, f32>(t, epilogue, 0).needs(t.limits()),
         );
         for (m, n, k, batch) in [
             (128, 128, 64, 1),
@@ -1143,6 +1152,80 @@ fn coop_matmul_matches_reference() {
                 out_f16: false,
             };
             check_matmul(src, (t.bm, t.bn), case);
+        }
+    }
+}
+
+/// The tensor-core partial products whose A is `silu` of the sum of another split-K's
+/// partial products (MLP out reading MLP in's, unreduced) against the CPU: A summed in f32
+/// in the reduction's order, through SiLU, rounded to f16 as the reduction would store it;
+/// ragged shapes, K split or not, the sums of the output's partials compared.
+#[test]
+fn coop_matmul_of_silu_parts_matches_reference() {
+    use webdit_kernels::matmul_coop::{matmul_coop, COOP_TILES};
+    if !coop_runs() {
+        return;
+    }
+    let t = COOP_TILES;
+    for parts in webdit_kernels::COOP_SILU_PARTS {
+        let src = compile(
+            &format!("matmul_coop_of_silu{parts}"),
+            &matmul_coop::<f32, f32>(t, Epilogue::None, parts).needs(t.limits()),
+        );
+        for (m, n, k, splits) in [
+            (64usize, 512usize, 2048usize, 16usize),
+            (37, 136, 96, 2),
+            (130, 70, 44, 1),
+            (200, 129, 64, 4),
+        ] {
+            let what = format!("{} {m}x{n}x{k} K/{splits}", src.name);
+            let mut rng = rng(&what);
+            let (mk, mn) = (m * k, m * n);
+            // Partial products of a size that makes SiLU's negative side matter.
+            let a_parts: Vec<f32> = random(&mut rng, parts as usize * mk)
+                .iter()
+                .map(|v| 3.0 * v)
+                .collect();
+            let w = round_f16(&random(&mut rng, n * k));
+            let a: Vec<f32> = (0..mk)
+                .map(|i| {
+                    let s = (0..parts as usize).fold(0.0f32, |acc, z| acc + a_parts[z * mk + i]);
+                    s / (1.0 + (-s).exp())
+                })
+                .collect();
+            let a = round_f16(&a);
+            let part = k / splits;
+            let p = MatmulParams {
+                a_batch_stride: part as u32,
+                w_batch_stride: part as u32,
+                c_batch_stride: mn as u32,
+                k_stride: k as u32,
+                ..MatmulParams::new(m as u32, n as u32, part as u32)
+            };
+            let got = run(
+                src,
+                &[
+                    Arg::Input(&a_parts),
+                    Arg::InputF16(&w),
+                    Arg::Output(mn * splits),
+                    Arg::Input(&[0.0; 4]),
+                    Arg::Uniform(p.to_bytes()),
+                ],
+                [
+                    groups(n as u32, t.bn),
+                    groups(m as u32, t.bm),
+                    splits as u32,
+                ],
+            );
+            let sum: Vec<f32> = (0..mn)
+                .map(|i| (0..splits).map(|z| got[0][z * mn + i]).sum())
+                .collect();
+            let want = matmul_ref(&a, &w, m, n, k);
+            let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+            let terms = magnitude(&matmul_ref(&abs(&a), &abs(&w), m, n, k));
+            // A's f16 rounding may differ by one unit where the GPU's `exp` and the CPU's
+            // differ in the last bit before it.
+            assert_close_to(&what, &sum, &want, terms, 2e-3);
         }
     }
 }

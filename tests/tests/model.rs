@@ -485,14 +485,22 @@ fn loader_survives_random_mutations() {
 
 /// The model on tensor cores (f16 storage on an adapter with cooperative matrices: both
 /// tensor-core tiles, every epilogue) against the CPU reference; elsewhere it says so.
-#[test]
-fn tensor_core_model_matches_cpu() {
+/// Whether the adapter runs the tensor-core kernels; where not, says so.
+fn tensor_cores() -> bool {
     let info = &gpu().adapter;
-    if !gpu().coop || (info.subgroup_min_size, info.subgroup_max_size) != (32, 32) {
+    let runs = gpu().coop && (info.subgroup_min_size, info.subgroup_max_size) == (32, 32);
+    if !runs {
         eprintln!(
             "not checked: {} runs no tensor cores (the f16/f32 kernels are checked elsewhere)",
             gpu().describe()
         );
+    }
+    runs
+}
+
+#[test]
+fn tensor_core_model_matches_cpu() {
+    if !tensor_cores() {
         return;
     }
     let mut rng = rng("tensor cores");
@@ -517,6 +525,32 @@ fn tensor_core_model_matches_cpu() {
             2e-2,
         );
     }
+}
+
+/// MLP in's reduction moved into MLP out's loads (tensor cores, favicon-s batch 1) gives the
+/// same bits as the two ops it replaces; elsewhere it says so.
+#[test]
+fn fused_mlp_gives_the_same_bits() {
+    if !tensor_cores() {
+        return;
+    }
+    let mut rng = rng("fused mlp");
+    let config = Config::favicon_s();
+    let ckpt = random_checkpoint(config.clone(), &mut rng);
+    let x = random(&mut rng, config.image_len());
+    let mut m = GpuModel::new(gpu(), &ckpt, Some(Precision::F16)).unwrap();
+    let fused = |m: &GpuModel| {
+        let plan = m.plan(1, &[]).unwrap();
+        plan.ops.iter().any(|op| op.kernel.name.contains("of_silu"))
+    };
+    assert!(fused(&m), "favicon-s batch 1 plans the fused MLP");
+    let (eps, x0) = pollster::block_on(m.forward(gpu(), &x, &[11.0])).unwrap();
+    m.disable_mlp_fusion();
+    assert!(!fused(&m));
+    let (eps2, x02) = pollster::block_on(m.forward(gpu(), &x, &[11.0])).unwrap();
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&eps), bits(&eps2));
+    assert_eq!(bits(&x0), bits(&x02));
 }
 
 /// The exchange of workers that are threads here (Web Workers in the browser): each writes
