@@ -5,7 +5,9 @@ use crate::sweep::time_kernel;
 use crate::timing::Bench;
 use webdit_dsl::f16;
 use webdit_kernels::matmul::{matmul_wide, Epilogue, MatmulTiles};
-use webdit_kernels::matmul_coop::{matmul_coop, CoopTiles, COOP_TILES, COOP_TILES_LARGE};
+use webdit_kernels::matmul_coop::{
+    matmul_coop, CoopTiles, COOP_TILES, COOP_TILES_LARGE, COOP_TILES_SPLIT,
+};
 use webdit_kernels::Tiles;
 
 pub fn coop(b: &Bench, big: (usize, usize, usize)) {
@@ -17,7 +19,7 @@ pub fn coop(b: &Bench, big: (usize, usize, usize)) {
         );
         return;
     }
-    let tiles = [COOP_TILES, COOP_TILES_LARGE];
+    let tiles = [COOP_TILES, COOP_TILES_LARGE, COOP_TILES_SPLIT];
     let limits = b.gpu.device.limits();
     let granted = limits.max_compute_workgroup_storage_size;
     print!("| shape (M×N×K) | wide kernel, f16 | default tile, f32 out |");
@@ -27,7 +29,7 @@ pub fn coop(b: &Bench, big: (usize, usize, usize)) {
             t.bm, t.bn, t.bk, t.warps_m, t.warps_n, t.stages
         );
     }
-    println!("\n|---|---|---|---|---|");
+    println!("\n|---|---|---|---|---|---|");
     let wide = Tiles::default().matmul_f16;
     let k_wide = matmul_wide::<f16, f16, f16>(wide, Epilogue::None);
     let t = COOP_TILES;

@@ -13,5 +13,5 @@ pub mod sampler;
 
 pub use registry::{
     attention_width, registry, Key, Store, Tier, Tiles, Variant, ATTENTION_ROWS_WIDTHS,
-    ATTENTION_WIDTHS, COOP_SILU_PARTS, EPILOGUES, MATMUL_TIERS,
+    ATTENTION_WIDTHS, COOP_LARGE_EPILOGUES, COOP_SILU_PARTS, EPILOGUES, MATMUL_TIERS,
 };

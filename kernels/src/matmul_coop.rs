@@ -78,6 +78,20 @@ pub const COOP_TILES: CoopTiles = CoopTiles {
     stages: 2,
 };
 
+/// The tensor-core tile of split-K partial products of at most 64 rows (favicon-s batch 1,
+/// where the 128-row tile multiplies half zeros): 64×128 per workgroup of 8 subgroups (2×4,
+/// 32×32 each), K-step 32, double-buffered. On an H100 MLP in and out at 64 rows took 7.5
+/// and 9.6 µs instead of 9.7 and 12.5; at 256 rows (favicon-b batch 1) it is slower than
+/// 128×128 (26.7 against 17.5 µs), which keeps those.
+pub const COOP_TILES_SPLIT: CoopTiles = CoopTiles {
+    bm: 64,
+    bn: 128,
+    bk: 32,
+    warps_m: 2,
+    warps_n: 4,
+    stages: 2,
+};
+
 /// The tensor-core tile for large products: 256×128 per workgroup of 16 subgroups (8×2,
 /// 32×64 each, 512 invocations), K-step 32, single-buffered to fit 48 KiB (`bench --coop`
 /// on an H200: 144 TFLOP/s at 4096³ and 146 at 4096×3072×768; 135 with 8 subgroups of 64×64,

@@ -189,6 +189,11 @@ pub fn attention_width(dim_head: usize) -> Option<u32> {
 /// reduction (each count is a 26 KB variant of the WGSL budget).
 pub const COOP_SILU_PARTS: [u32; 1] = [4];
 
+/// The epilogues of the 256×128 tensor-core variants: those of an MLP's products, the only
+/// ones of the presets large enough for that tile (favicon-b batch 16); a large product
+/// with another epilogue runs on the 128×128 tile (each large variant is 22 KB of WGSL).
+pub const COOP_LARGE_EPILOGUES: [Epilogue; 2] = [Epilogue::Silu, Epilogue::Accumulate];
+
 /// Epilogues and their variant-name suffixes (a bias is `_addrows` with one row).
 pub const EPILOGUES: [(Epilogue, &str); 4] = [
     (Epilogue::None, ""),
@@ -235,11 +240,14 @@ pub enum Key {
         large: bool,
         epilogue: Epilogue,
     },
-    /// The f32 partial products of a split-K on tensor cores (128×128 tiles, f16 data).
-    CoopPartial,
-    /// [`Key::CoopPartial`] whose A operand is `silu` of the sum of another split-K's
-    /// `parts` partial products ([`COOP_SILU_PARTS`]): that split-K's reduction moved into
-    /// this product's loads.
+    /// The f32 partial products of a split-K on tensor cores (f16 data): 128×128 tiles, or
+    /// with `small` 64×128 (`matmul_coop::COOP_TILES_SPLIT`, products of ≤ 64 rows).
+    CoopPartial {
+        small: bool,
+    },
+    /// [`Key::CoopPartial`] (64×128 tiles) whose A operand is `silu` of the sum of another
+    /// split-K's `parts` partial products ([`COOP_SILU_PARTS`]): that split-K's reduction
+    /// moved into this product's loads.
     CoopPartialOfSilu {
         parts: u32,
     },
@@ -331,7 +339,9 @@ impl Key {
                 if large { "_large" } else { "" },
                 epilogue_suffix(epilogue)
             ),
-            Key::CoopPartial => "matmul_coop_partial_f16".into(),
+            Key::CoopPartial { small } => {
+                format!("matmul_coop_partial{}_f16", if small { "_m64" } else { "" })
+            }
             Key::CoopPartialOfSilu { parts } => format!("matmul_coop_partial_of_silu{parts}_f16"),
             Key::Matvec { silu } => format!("matvec{}", if silu { "_silu" } else { "" }),
             Key::Attention { width, store } => format!("attention_d{width}{}", store.suffix()),
@@ -387,11 +397,20 @@ impl Key {
             v.push(Key::MatmulDirect { epilogue });
         }
         for (epilogue, _) in EPILOGUES {
-            for large in [false, true] {
-                v.push(Key::Coop { large, epilogue });
-            }
+            v.push(Key::Coop {
+                large: false,
+                epilogue,
+            });
         }
-        v.push(Key::CoopPartial);
+        for epilogue in COOP_LARGE_EPILOGUES {
+            v.push(Key::Coop {
+                large: true,
+                epilogue,
+            });
+        }
+        for small in [false, true] {
+            v.push(Key::CoopPartial { small });
+        }
         for parts in COOP_SILU_PARTS {
             v.push(Key::CoopPartialOfSilu { parts });
         }
@@ -476,12 +495,13 @@ impl Key {
                 let t = if large { COOP_TILES_LARGE } else { COOP_TILES };
                 matmul_coop::<f16, f16>(t, epilogue, 0).needs(t.limits())
             }
-            Key::CoopPartial => {
-                matmul_coop::<f16, f32>(COOP_TILES, Epilogue::None, 0).needs(COOP_TILES.limits())
+            Key::CoopPartial { small } => {
+                let t = if small { COOP_TILES_SPLIT } else { COOP_TILES };
+                matmul_coop::<f16, f32>(t, Epilogue::None, 0).needs(t.limits())
             }
             Key::CoopPartialOfSilu { parts } => {
-                matmul_coop::<f32, f32>(COOP_TILES, Epilogue::None, parts)
-                    .needs(COOP_TILES.limits())
+                let t = COOP_TILES_SPLIT;
+                matmul_coop::<f32, f32>(t, Epilogue::None, parts).needs(t.limits())
             }
             Key::Matvec { silu } => matvec::<f32, f32>(silu),
             Key::Attention { width, store } => match width {

@@ -529,7 +529,7 @@ impl Builder {
         let args = [("a", x), ("w", w), ("c", out), ("extra", extra)];
         let fused = matches!(a, Operand::SiluOfParts { .. });
         if o.coop && store == Store::F16 && k.is_multiple_of(4) && !fused {
-            if let Some((tier, _, groups)) = plan_coop((m, n, k), o.coop_min_groups) {
+            if let Some((tier, _, groups)) = plan_coop((m, n, k), epilogue, o.coop_min_groups) {
                 let large = tier.ends_with("large");
                 let key = Key::Coop { large, epilogue };
                 let p = Params::one(&params);
@@ -573,10 +573,16 @@ impl Builder {
             .then(|| plan_coop_split((m, n, k), SCRATCH_FLOATS, o.coop_min_groups))
             .flatten();
         let (partial, splits, groups) = match (coop_split, a) {
-            (Some((splits, groups)), Operand::SiluOfParts { splits: parts, .. }) => {
+            (Some((splits, groups, true)), Operand::SiluOfParts { splits: parts, .. }) => {
                 (Key::CoopPartialOfSilu { parts }, splits, groups)
             }
-            (Some((splits, groups)), _) => (Key::CoopPartial, splits, groups),
+            (Some(_), Operand::SiluOfParts { .. }) => {
+                return Err(contract(format!(
+                    "`{}{name}` reads partial products, but has more rows than their 64-row tile",
+                    self.prefix
+                )))
+            }
+            (Some((splits, groups, small)), _) => (Key::CoopPartial { small }, splits, groups),
             (None, Operand::SiluOfParts { .. }) => {
                 return Err(contract(format!(
                     "`{}{name}` reads partial products, but is not a split-K on tensor cores",
@@ -699,11 +705,13 @@ impl Builder {
             return Ok(false);
         }
         let split = |shape| plan_coop_split(shape, SCRATCH_FLOATS, o.coop_min_groups);
-        let (Some((splits, groups)), Some(_)) = (split((rows, hid, d)), split((rows, d, hid)))
+        // Both on the 64-row tile, which the fused variant is built for.
+        let (Some((splits, groups, true)), Some((_, _, true))) =
+            (split((rows, hid, d)), split((rows, d, hid)))
         else {
             return Ok(false);
         };
-        let fits = plan_coop((rows, hid, d), o.coop_min_groups).is_none()
+        let fits = plan_coop((rows, hid, d), Epilogue::Silu, o.coop_min_groups).is_none()
             && d.is_multiple_of(4)
             && hid.is_multiple_of(4)
             && webdit_kernels::COOP_SILU_PARTS.contains(&splits);
@@ -718,7 +726,7 @@ impl Builder {
         let flops = 2.0 * (rows * hid * d) as f64;
         let parts = self.partials(
             "mlp_in",
-            Key::CoopPartial,
+            Key::CoopPartial { small: true },
             &format!("{rows}×{hid}×{d}"),
             [x, w_in],
             &plan,

@@ -3,7 +3,7 @@
 //! what the model runs.
 
 use webdit_kernels::matmul::{MatmulParams, MatmulTiles, SplitParams};
-use webdit_kernels::matmul_coop::{CoopTiles, COOP_TILES, COOP_TILES_LARGE};
+use webdit_kernels::matmul_coop::{CoopTiles, COOP_TILES, COOP_TILES_LARGE, COOP_TILES_SPLIT};
 use webdit_kernels::Tiles;
 
 /// The most slices a split-K cuts K into.
@@ -154,13 +154,18 @@ pub fn plan_matmul_software(tiles: &Tiles, shape: (usize, usize, usize)) -> Matm
 pub const COOP_MIN_GROUPS: u32 = 64;
 
 /// The tensor-core variant (a prefix of `matmul_coop*`), its tiles and workgroups for an
-/// `m × n × k` product, if it has [`COOP_MIN_GROUPS`]: the 256×128 tile for products of at
-/// least 2³² multiply-adds (1.3–1.6× faster there on an H200), else the 128×128 one.
+/// `m × n × k` product through `epilogue`, if it has [`COOP_MIN_GROUPS`]: the 256×128 tile
+/// for products of at least 2³² multiply-adds (1.3–1.6× faster there on an H200) with an
+/// epilogue it is built for ([`webdit_kernels::COOP_LARGE_EPILOGUES`]), else the 128×128
+/// one.
 pub fn plan_coop(
     (m, n, k): (usize, usize, usize),
+    epilogue: webdit_kernels::matmul::Epilogue,
     min_groups: u32,
 ) -> Option<(&'static str, CoopTiles, [u32; 3])> {
-    let (name, t) = if m as u64 * n as u64 * k as u64 >= 1 << 32 {
+    let large = m as u64 * n as u64 * k as u64 >= 1 << 32
+        && webdit_kernels::COOP_LARGE_EPILOGUES.contains(&epilogue);
+    let (name, t) = if large {
         ("matmul_coop_large", COOP_TILES_LARGE)
     } else {
         ("matmul_coop", COOP_TILES)
@@ -173,23 +178,29 @@ pub fn plan_coop(
 /// fewest (a power of 2, at most 16, each at least a key tile long) that give
 /// [`ATTENTION_GROUPS`] workgroups; 1 runs the unsplit kernel.
 /// A split-K over tensor cores for a product [`plan_coop`] leaves short of workgroups: the
-/// 128×128 tile and the fewest slices of K (each at least [`MIN_SLICE`] long, a multiple
-/// of 4, partial outputs within `scratch` floats) that reach [`COOP_MIN_GROUPS`]; `(splits,
-/// workgroups of one slice)`.
+/// 64×128 tile ([`COOP_TILES_SPLIT`]) for at most [`COOP_SPLIT_SMALL_M`] rows, else the
+/// 128×128 one, and the fewest slices of K (each at least [`MIN_SLICE`] long, a multiple of
+/// 4, partial outputs within `scratch` floats) that reach [`COOP_MIN_GROUPS`]; `(splits,
+/// workgroups of one slice, whether the tile is the small one)`.
 pub fn plan_coop_split(
     (m, n, k): (usize, usize, usize),
     scratch: usize,
     min_groups: u32,
-) -> Option<(u32, [u32; 3])> {
-    let t = COOP_TILES;
+) -> Option<(u32, [u32; 3], bool)> {
+    let small = m <= COOP_SPLIT_SMALL_M;
+    let t = if small { COOP_TILES_SPLIT } else { COOP_TILES };
     let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
     (1..=MAX_SPLITS.ilog2())
         .map(|e| 1u32 << e)
         .take_while(|s| k / *s as usize >= MIN_SLICE && m * n * *s as usize <= scratch)
         .filter(|s| k.is_multiple_of(*s as usize * 4))
         .find(|s| groups[0] * groups[1] * s >= min_groups)
-        .map(|s| (s, groups))
+        .map(|s| (s, groups, small))
 }
+
+/// The most rows a split-K on tensor cores takes the 64×128 tile for (H100: 64 rows 23%
+/// faster on it, 256 rows 35% slower; BENCHMARKS.md).
+pub const COOP_SPLIT_SMALL_M: usize = 64;
 
 /// The longest sequence attention runs a few rows per workgroup for
 /// ([`attention_by_rows`]). Measured on an H200 (BENCHMARKS.md): 64 tokens 5.8 µs by rows

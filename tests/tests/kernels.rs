@@ -1118,13 +1118,16 @@ fn coop_runs() -> bool {
 
 #[test]
 fn coop_matmul_matches_reference() {
-    use webdit_kernels::matmul_coop::{matmul_coop, COOP_TILES, COOP_TILES_LARGE};
+    use webdit_kernels::matmul_coop::{
+        matmul_coop, COOP_TILES, COOP_TILES_LARGE, COOP_TILES_SPLIT,
+    };
     if !coop_runs() {
         return;
     }
     let tiles = [
         (COOP_TILES, Epilogue::None),
         (COOP_TILES_LARGE, Epilogue::None),
+        (COOP_TILES_SPLIT, Epilogue::None),
     ];
     let epilogues = [
         (COOP_TILES, Epilogue::Silu),
@@ -1162,11 +1165,11 @@ fn coop_matmul_matches_reference() {
 /// ragged shapes, K split or not, the sums of the output's partials compared.
 #[test]
 fn coop_matmul_of_silu_parts_matches_reference() {
-    use webdit_kernels::matmul_coop::{matmul_coop, COOP_TILES};
+    use webdit_kernels::matmul_coop::{matmul_coop, COOP_TILES_SPLIT};
     if !coop_runs() {
         return;
     }
-    let t = COOP_TILES;
+    let t = COOP_TILES_SPLIT;
     for parts in webdit_kernels::COOP_SILU_PARTS {
         let src = compile(
             &format!("matmul_coop_of_silu{parts}"),
