@@ -166,6 +166,10 @@ mod simd128 {
     /// `w[out, inp]` as panels `[⌈out/NR⌉][inp][NR]`, zero-padded.
     pub fn pack(w: &[f32], out: usize, inp: usize) -> Vec<f32> {
         let mut p = vec![0.0f32; out.div_ceil(NR) * inp * NR];
+        // A worker's empty share of a product's inputs (more workers than hidden units).
+        if inp == 0 {
+            return p;
+        }
         for (o, row) in w.chunks_exact(inp).enumerate() {
             let (panel, j) = (o / NR, o % NR);
             for (k, v) in row.iter().enumerate() {
@@ -178,6 +182,7 @@ mod simd128 {
     /// `y[rows, n] = x[rows, k] · wᵀ` with `w` packed by [`pack`].
     pub fn linear(x: &[f32], packed: &[f32], rows: usize, k: usize, n: usize, y: &mut [f32]) {
         if k == 0 {
+            y.fill(0.0);
             return;
         }
         for (p, panel) in packed.chunks_exact(k * NR).enumerate() {
@@ -643,6 +648,8 @@ mod tests {
             (7, 33, 23),
             (64, 512, 192),
             (65, 100, 130),
+            // No inputs: a worker's empty share of the hidden units; zeros.
+            (3, 0, 5),
         ];
         for (seed, (rows, inp, out)) in shapes.into_iter().enumerate() {
             let x = random(2 * seed as u64, rows * inp);
