@@ -51,9 +51,7 @@ pub fn plans(b: &Bench, models: &[(String, Config)]) {
                 .filter(|s| (n as u32).div_ceil(*s) >= 8)
                 .map(|s| format!("{s} {:.1}", time_attention(b, c, batch, s).0 * 1e6))
                 .collect();
-            let rows_variant = webdit_kernels::ATTENTION_ROWS_WIDTHS
-                .iter()
-                .any(|w| *w as usize >= c.dim_head);
+            let rows_variant = webdit_kernels::attention_rows_width(c.dim_head).is_some();
             if n <= ROWS_MAX_N as usize && rows_variant {
                 let t = time_attention_rows(b, c, batch).0;
                 all.push(format!("by rows {:.1}", t * 1e6));

@@ -184,6 +184,14 @@ pub fn attention_width(dim_head: usize) -> Option<u32> {
         .find(|w| *w as usize >= dim_head)
 }
 
+/// The head width of the row-attention variants for heads `dim_head` wide: the smallest of
+/// [`ATTENTION_ROWS_WIDTHS`] that fits, if any does.
+pub fn attention_rows_width(dim_head: usize) -> Option<u32> {
+    ATTENTION_ROWS_WIDTHS
+        .into_iter()
+        .find(|w| *w as usize >= dim_head)
+}
+
 /// Partial products [`Key::CoopPartialOfSilu`] sums as it loads A: the split of favicon-s's
 /// MLP-in product at batch 1 on tensor cores (64×2048×512, K/4). Another split keeps its
 /// reduction (each count is a 26 KB variant of the WGSL budget).

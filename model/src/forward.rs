@@ -246,7 +246,6 @@ struct Builder {
 
 /// An AdaLN to apply to a product's output (its residual row): AdaLN number `index` of
 /// the stacked modulations, into `y`.
-#[derive(Clone)]
 struct Norm {
     /// The op's full name (`block1.norm1`).
     name: String,
@@ -443,6 +442,30 @@ enum Operand {
     },
 }
 
+/// Where MLP in and MLP out both split K on the 64-row tensor-core tile and MLP in's
+/// split has a fused variant (`Options::mlp_fused`): that split, for
+/// [`Builder::mlp_fused`].
+fn mlp_fusion(
+    o: &Options,
+    store: Store,
+    (rows, hid, d): (usize, usize, usize),
+) -> Option<(u32, [u32; 3])> {
+    if !(o.coop && o.coop_split && o.mlp_fused && store == Store::F16) {
+        return None;
+    }
+    let split = |shape| plan_coop_split(shape, SCRATCH_FLOATS, o.coop_min_groups);
+    let (Some((splits, groups, true)), Some((_, _, true))) =
+        (split((rows, hid, d)), split((rows, d, hid)))
+    else {
+        return None;
+    };
+    let fits = plan_coop((rows, hid, d), Epilogue::Silu, o.coop_min_groups).is_none()
+        && d.is_multiple_of(4)
+        && hid.is_multiple_of(4)
+        && webdit_kernels::COOP_SILU_PARTS.contains(&splits);
+    fits.then_some((splits, groups))
+}
+
 /// Workgroups of 256 invocations over `n` elements.
 fn lin(n: usize) -> [u32; 3] {
     [(n as u32).div_ceil(256), 1, 1]
@@ -476,15 +499,16 @@ impl Builder {
         then: Option<Norm>,
     ) -> Result<(), RuntimeError> {
         let a = Operand::Tensor(x);
+        let shape = (m, n, k);
         self.linear_of(
             o,
             name,
             store,
             epilogue,
-            [a],
+            a,
             [w, out],
             extra,
-            (m, n, k),
+            shape,
             period,
             then,
         )
@@ -499,7 +523,7 @@ impl Builder {
         name: &str,
         store: Store,
         epilogue: Epilogue,
-        [a]: [Operand; 1],
+        a: Operand,
         [w, out]: [TensorId; 2],
         extra: Option<TensorId>,
         (m, n, k): (usize, usize, usize),
@@ -576,19 +600,13 @@ impl Builder {
             (Some((splits, groups, true)), Operand::SiluOfParts { splits: parts, .. }) => {
                 (Key::CoopPartialOfSilu { parts }, splits, groups)
             }
-            (Some(_), Operand::SiluOfParts { .. }) => {
+            (_, Operand::SiluOfParts { .. }) => {
                 return Err(contract(format!(
-                    "`{}{name}` reads partial products, but has more rows than their 64-row tile",
+                    "`{}{name}` reads partial products, but is not a split-K on the 64-row tensor-core tile",
                     self.prefix
                 )))
             }
             (Some((splits, groups, small)), _) => (Key::CoopPartial { small }, splits, groups),
-            (None, Operand::SiluOfParts { .. }) => {
-                return Err(contract(format!(
-                    "`{}{name}` reads partial products, but is not a split-K on tensor cores",
-                    self.prefix
-                )))
-            }
             (None, _) if plan.splits == 1 => {
                 let p = Params::one(&params);
                 self.op(name, key, shape, &args, p, plan.groups, (flops, bytes))?;
@@ -601,7 +619,8 @@ impl Builder {
             Operand::Tensor(_) => m * k * elem,
             Operand::SiluOfParts { splits, .. } => m * k * 4 * splits as usize,
         };
-        let parts = self.partials(name, partial, &shape, [x, w], &plan, groups, flops, a_bytes)?;
+        let reads = (a_bytes, elem);
+        let parts = self.partials(name, partial, &shape, [x, w], &plan, groups, flops, reads)?;
         let splits = splits as usize;
         let reduce_bytes =
             (m * n * splits * 4 + (m * n + epilogue_reads(epilogue, m, n, period)) * elem) as f64;
@@ -659,7 +678,7 @@ impl Builder {
     }
 
     /// The partial products of `plan` (a split-K), into a new transient `{name}.partials`;
-    /// `a_bytes` is what reading A costs.
+    /// `a_bytes` is what reading A costs, `elem` the bytes of one of W's values.
     #[allow(clippy::too_many_arguments)]
     fn partials(
         &mut self,
@@ -670,7 +689,7 @@ impl Builder {
         plan: &MatmulPlan,
         groups: [u32; 3],
         flops: f64,
-        a_bytes: usize,
+        (a_bytes, elem): (usize, usize),
     ) -> Result<TensorId, RuntimeError> {
         let (m, n, k) = plan.shape;
         let splits = plan.splits as usize;
@@ -683,15 +702,14 @@ impl Builder {
             &[("a", x), ("w", w), ("c", parts), ("extra", unused)],
             Params::one(&plan.partial_params()),
             [groups[0], groups[1], plan.splits],
-            (flops, (a_bytes + n * k * 2 + m * n * splits * 4) as f64),
+            (flops, (a_bytes + n * k * elem + m * n * splits * 4) as f64),
         )?;
         Ok(parts)
     }
 
-    /// MLP in (through SiLU) and MLP out (accumulated into `h`, then `then`) where both
-    /// split K on tensor cores and MLP in's split has a fused variant: MLP in's partial
-    /// products are not reduced; MLP out reads them (`Options::mlp_fused`). False, with
-    /// nothing planned, where that does not apply.
+    /// MLP in (through SiLU) and MLP out (accumulated into `h`, then `then`) as
+    /// [`mlp_fusion`] split them: MLP in's partial products are not reduced; MLP
+    /// out reads them.
     #[allow(clippy::too_many_arguments)]
     fn mlp_fused(
         &mut self,
@@ -699,25 +717,9 @@ impl Builder {
         store: Store,
         [x, w_in, w_out, h]: [TensorId; 4],
         (rows, hid, d): (usize, usize, usize),
+        (splits, groups): (u32, [u32; 3]),
         then: Option<Norm>,
-    ) -> Result<bool, RuntimeError> {
-        if !(o.coop && o.coop_split && o.mlp_fused && store == Store::F16) {
-            return Ok(false);
-        }
-        let split = |shape| plan_coop_split(shape, SCRATCH_FLOATS, o.coop_min_groups);
-        // Both on the 64-row tile, which the fused variant is built for.
-        let (Some((splits, groups, true)), Some((_, _, true))) =
-            (split((rows, hid, d)), split((rows, d, hid)))
-        else {
-            return Ok(false);
-        };
-        let fits = plan_coop((rows, hid, d), Epilogue::Silu, o.coop_min_groups).is_none()
-            && d.is_multiple_of(4)
-            && hid.is_multiple_of(4)
-            && webdit_kernels::COOP_SILU_PARTS.contains(&splits);
-        if !fits {
-            return Ok(false);
-        }
+    ) -> Result<(), RuntimeError> {
         let shape = (rows, hid, d);
         let plan = MatmulPlan {
             splits,
@@ -732,24 +734,12 @@ impl Builder {
             &plan,
             groups,
             flops,
-            rows * d * 2,
+            (rows * d * 2, 2),
         )?;
         let a = Operand::SiluOfParts { parts, splits };
         let e = Epilogue::Accumulate;
         let shape = (rows, d, hid);
-        self.linear_of(
-            o,
-            "mlp_out",
-            store,
-            e,
-            [a],
-            [w_out, h],
-            None,
-            shape,
-            1,
-            then,
-        )?;
-        Ok(true)
+        self.linear_of(o, "mlp_out", store, e, a, [w_out, h], None, shape, 1, then)
     }
 
     /// The AdaLN `then` asks for, of `x`, as its own dispatch.
@@ -1177,24 +1167,17 @@ impl Plan {
                 y,
             };
             let mlp = [y2, win, wmout, h];
-            if !b.mlp_fused(o, store, mlp, (rows, hid, d), Some(next.clone()))? {
+            if let Some(split) = mlp_fusion(o, store, (rows, hid, d)) {
+                b.mlp_fused(o, store, mlp, (rows, hid, d), split, Some(next))?;
+            } else {
                 let ff = b.temp("mlp", act, rows * hid);
                 let e = Epilogue::Silu;
                 let shape = (rows, hid, d);
                 b.linear(o, "mlp_in", store, e, [y2, win, ff], None, shape, 1, None)?;
                 let e = Epilogue::Accumulate;
                 let shape = (rows, d, hid);
-                b.linear(
-                    o,
-                    "mlp_out",
-                    store,
-                    e,
-                    [ff, wmout, h],
-                    None,
-                    shape,
-                    1,
-                    Some(next),
-                )?;
+                let then = Some(next);
+                b.linear(o, "mlp_out", store, e, [ff, wmout, h], None, shape, 1, then)?;
             }
         }
         b.prefix = "final.".into();

@@ -174,9 +174,6 @@ pub fn plan_coop(
     (groups[0] * groups[1] >= min_groups).then_some((name, t, groups))
 }
 
-/// Slices of the keys for attention over `n` tokens, `heads` heads and `batch` items: the
-/// fewest (a power of 2, at most 16, each at least a key tile long) that give
-/// [`ATTENTION_GROUPS`] workgroups; 1 runs the unsplit kernel.
 /// A split-K over tensor cores for a product [`plan_coop`] leaves short of workgroups: the
 /// 64×128 tile ([`COOP_TILES_SPLIT`]) for at most [`COOP_SPLIT_SMALL_M`] rows, else the
 /// 128×128 one, and the fewest slices of K (each at least [`MIN_SLICE`] long, a multiple of
@@ -215,12 +212,12 @@ const _: () = assert!(ATTENTION_ROWS_MAX_N <= webdit_kernels::attention::ROWS_MA
 /// softmax in workgroup memory) instead of 32-row blocks (in key slices where those are
 /// few): short sequences, of heads a row variant is built for.
 pub fn attention_by_rows(n: usize, dim_head: usize) -> bool {
-    n <= ATTENTION_ROWS_MAX_N
-        && webdit_kernels::ATTENTION_ROWS_WIDTHS
-            .iter()
-            .any(|w| *w as usize >= dim_head)
+    n <= ATTENTION_ROWS_MAX_N && webdit_kernels::attention_rows_width(dim_head).is_some()
 }
 
+/// Slices of the keys for attention over `n` tokens, `heads` heads and `batch` items: the
+/// fewest (a power of 2, at most 16, each at least a key tile long) that give
+/// [`ATTENTION_GROUPS`] workgroups; 1 runs the unsplit kernel.
 pub fn attention_chunks(n: usize, heads: usize, batch: usize) -> u32 {
     use webdit_kernels::attention::{BKV, BQ};
     let groups = n.div_ceil(BQ as usize) * heads * batch;

@@ -446,7 +446,7 @@ fn attention_matches_reference() {
                 assert_close(&what, &got, &want, tol);
             }
             // A few query rows per workgroup, for short sequences (of the widths built).
-            if n as u32 <= ROWS_MAX_N && webdit_kernels::ATTENTION_ROWS_WIDTHS.contains(&width) {
+            if n as u32 <= ROWS_MAX_N && webdit_kernels::attention_rows_width(dh).is_some() {
                 let p = AttentionParams::new(n as u32, dh as u32, heads as u32);
                 let got = run(
                     variant(&name.replace("attention_", "attention_rows_")),
