@@ -300,5 +300,7 @@ pub fn step_params(n: u32, channels: u32, size: u32, patch: u32) -> StepParams {
         clip: 0,
         u: 0.0,
         v: 0.0,
+        splits: 1,
+        part_len: n,
     }
 }

@@ -306,6 +306,9 @@ pub enum Key {
     SamplerStep {
         store: Store,
     },
+    /// [`Key::SamplerStep`] reading eps as the last product's f32 partial products (f16
+    /// data; f32's plain variant reads them as they are).
+    SamplerStepOfParts,
 }
 
 impl Key {
@@ -377,6 +380,7 @@ impl Key {
                 store.suffix()
             ),
             Key::SamplerStep { store } => format!("sampler_step{}", store.suffix()),
+            Key::SamplerStepOfParts => "sampler_step_of_parts_f16".into(),
         }
     }
 
@@ -465,6 +469,7 @@ impl Key {
         for store in stores {
             v.push(Key::SamplerStep { store });
         }
+        v.push(Key::SamplerStepOfParts);
         v
     }
 
@@ -532,7 +537,11 @@ impl Key {
                 subgroups,
                 store,
             } => by_store!(store, splitk_reduce_adaln::<256>(epilogue, subgroups)),
-            Key::SamplerStep { store } => by_store!(store, sampler_step::<256>()),
+            Key::SamplerStep { store } => match store {
+                Store::F32 => sampler_step::<f32, f32, 256>(),
+                Store::F16 => sampler_step::<f16, f16, 256>(),
+            },
+            Key::SamplerStepOfParts => sampler_step::<f16, f32, 256>(),
         }
     }
 }

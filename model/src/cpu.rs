@@ -7,12 +7,12 @@ use crate::config::{sinus, Config};
 use crate::noise;
 use crate::sampler::Step;
 use std::collections::HashMap;
+use std::ops::Range;
 
 /// A checkpoint ready for CPU inference.
 pub struct CpuModel {
     pub config: Config,
-    /// Every weight matrix by its checkpoint name; a sharded model holds its rows of
-    /// `ff.net.0.weight` and its columns of `ff.net.2.weight`.
+    /// Every weight matrix by its checkpoint name (every worker holds all of them).
     mats: HashMap<String, Matrix>,
     proj_fin_bias: Vec<f32>,
     pos: Vec<f32>,
@@ -21,9 +21,11 @@ pub struct CpuModel {
 
 /// One worker's part of a generation that several workers without shared memory (the
 /// browser's Web Workers, each with its own wasm instance) run together: worker `rank` of
-/// `world` computes its range of every MLP's hidden units, and the partial outputs are
-/// summed through an [`Exchange`]. Everything else runs on every worker, so all of them hold
-/// the same activations, bit for bit.
+/// `world` computes its rows (a contiguous range of the batch's tokens) of every token-wise
+/// op: the products, AdaLNs and MLPs, and attention for its query rows. Each block's keys and
+/// values and, at the end, the predicted noise are gathered through an [`Exchange`]. So a
+/// worker does a `world`-th of the work, every row is computed as the whole model computes
+/// it, and all workers end with the same image, bit for bit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
     pub rank: usize,
@@ -34,11 +36,15 @@ impl Shard {
     /// The whole model in one worker.
     pub const ALL: Shard = Shard { rank: 0, world: 1 };
 
-    /// This worker's hidden units of an MLP with `hidden` of them (ranges of a multiple of
-    /// 4 units, so SIMD rows stay whole).
-    pub fn units(self, hidden: usize) -> std::ops::Range<usize> {
-        let chunk = hidden.div_ceil(self.world).next_multiple_of(4);
-        (self.rank * chunk).min(hidden)..((self.rank + 1) * chunk).min(hidden)
+    /// How many of `rows` a worker computes (the last ones may have fewer, or none).
+    pub fn chunk(self, rows: usize) -> usize {
+        rows.div_ceil(self.world)
+    }
+
+    /// This worker's range of `rows`.
+    pub fn rows(self, rows: usize) -> std::ops::Range<usize> {
+        let chunk = self.chunk(rows);
+        (self.rank * chunk).min(rows)..((self.rank + 1) * chunk).min(rows)
     }
 }
 
@@ -319,15 +325,23 @@ fn exp(x: f32) -> f32 {
     p * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
-/// The original's AdaLN over rows of `x` (unbiased std, eps added to the std); item b's
-/// rows (`per` of them) use `scale[b]`, `shift[b]`.
-pub fn adaln(x: &[f32], d: usize, per: usize, scale: &[f32], shift: &[f32]) -> Vec<f32> {
+/// The original's AdaLN over rows of `x` (unbiased std, eps added to the std), which are
+/// the batch's rows from `first` on; item b's rows (`per` of them) use `scale[b]`,
+/// `shift[b]`.
+pub fn adaln(
+    x: &[f32],
+    d: usize,
+    per: usize,
+    first: usize,
+    scale: &[f32],
+    shift: &[f32],
+) -> Vec<f32> {
     let mut y = vec![0.0; x.len()];
     for (r, row) in x.chunks(d).enumerate() {
         let mean = row.iter().map(|v| *v as f64).sum::<f64>() / d as f64;
         let var = row.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / (d - 1) as f64;
         let inv = 1.0 / (var.sqrt() + 1e-5);
-        let b = r / per;
+        let b = (first + r) / per;
         for i in 0..d {
             let v = (row[i] as f64 - mean) * inv;
             y[r * d + i] = (v * (1.0 + scale[b * d + i] as f64) + shift[b * d + i] as f64) as f32;
@@ -384,26 +398,10 @@ impl CpuModel {
             config,
             mut tensors,
         } = ckpt;
-        let units = shard.units(config.hidden());
-        let whole = units == (0..config.hidden());
         let proj_fin_bias = tensors.remove("proj_fin.bias").expect("checked").data;
         let mats = tensors
             .into_iter()
-            .map(|(name, t)| {
-                let (mut out, mut inp, mut w) = (t.shape[0], t.shape[1], t.data);
-                if !whole && name.ends_with(".ff.net.0.weight") {
-                    w = w[units.start * inp..units.end * inp].to_vec();
-                    out = units.len();
-                } else if !whole && name.ends_with(".ff.net.2.weight") {
-                    w = w
-                        .chunks(inp)
-                        .flat_map(|row| &row[units.clone()])
-                        .copied()
-                        .collect();
-                    inp = units.len();
-                }
-                (name, Matrix::new(w, out, inp))
-            })
+            .map(|(name, t)| (name, Matrix::new(t.data, t.shape[0], t.shape[1])))
             .collect();
         CpuModel {
             pos: config.pos_embedding(),
@@ -419,69 +417,87 @@ impl CpuModel {
         self.mats[name].apply(x, rows)
     }
 
-    /// How many values one [`Exchange::gather`] hands over for a batch of `batch` images.
+    /// How many values one worker hands over in an [`Exchange::gather`] for a batch of
+    /// `batch` images, at most: its rows of a block's keys and values, or of the output.
     pub fn exchange_len(&self, batch: usize) -> usize {
-        batch * self.config.tokens() * self.config.dim
+        let c = &self.config;
+        self.shard.chunk(batch * c.tokens()) * 2 * c.inner().max(c.patch_dim())
     }
 
-    /// Block `i`'s MLP on this worker's hidden units: the whole output, or (sharded) the
-    /// sum of every worker's partial outputs in rank order.
-    fn mlp(
+    /// `tensors` (this worker's rows of each, `width` values a row) with every worker's
+    /// rows: `rows` rows each, in order.
+    fn gather_rows(
         &self,
-        i: usize,
-        y: &[f32],
+        tensors: Vec<Vec<f32>>,
+        width: usize,
         rows: usize,
         ex: &mut dyn Exchange,
-    ) -> Result<Vec<f32>, String> {
-        let b = format!("blocks.{i}.ff.net");
-        let f: Vec<f32> = self.linear(y, &format!("{b}.0.weight"), rows);
-        let f: Vec<f32> = f.into_iter().map(silu).collect();
-        let part = self.linear(&f, &format!("{b}.2.weight"), rows);
+    ) -> Result<Vec<Vec<f32>>, String> {
         if self.shard.world == 1 {
-            return Ok(part);
+            return Ok(tensors);
+        }
+        // Each worker's part: its rows of every tensor, each padded to a whole chunk (only
+        // the last workers have fewer rows, so the padding falls past row `rows`).
+        let chunk = self.shard.chunk(rows) * width;
+        let mut part = vec![0.0f32; tensors.len() * chunk];
+        for (p, t) in part.chunks_mut(chunk).zip(&tensors) {
+            p[..t.len()].copy_from_slice(t);
         }
         let mut all = vec![0.0f32; part.len() * self.shard.world];
         ex.gather(&part, &mut all)?;
-        let mut parts = all.chunks(part.len());
-        let mut sum = parts.next().expect("world ≥ 1").to_vec();
-        for p in parts {
-            sum.iter_mut().zip(p).for_each(|(s, v)| *s += v);
-        }
-        Ok(sum)
+        Ok((0..tensors.len())
+            .map(|j| {
+                let mut t: Vec<f32> = all
+                    .chunks(part.len())
+                    .flat_map(|p| &p[j * chunk..(j + 1) * chunk])
+                    .copied()
+                    .collect();
+                t.truncate(rows * width);
+                t
+            })
+            .collect())
     }
 
-    fn attention(&self, qkv: (&[f32], &[f32], &[f32]), batch: usize) -> Vec<f32> {
+    /// Block `i`'s MLP on `rows` rows.
+    fn mlp(&self, i: usize, y: &[f32], rows: usize) -> Vec<f32> {
+        let b = format!("blocks.{i}.ff.net");
+        let f: Vec<f32> = self.linear(y, &format!("{b}.0.weight"), rows);
+        let f: Vec<f32> = f.into_iter().map(silu).collect();
+        self.linear(&f, &format!("{b}.2.weight"), rows)
+    }
+
+    /// Attention for the query rows `q` (the batch's tokens `own`) against the keys and
+    /// values `k`, `v` of every token of the batch.
+    fn attention(&self, q: &[f32], (k, v): (&[f32], &[f32]), own: Range<usize>) -> Vec<f32> {
         let c = &self.config;
         let (n, dh, inner) = (c.tokens(), c.dim_head, c.inner());
         let scale = (dh as f32).powf(-0.5);
-        let (q, k, v) = qkv;
-        let mut out = vec![0.0f32; batch * n * inner];
+        let mut out = vec![0.0f32; own.len() * inner];
         let mut s = vec![0.0f32; n];
-        for b in 0..batch {
+        for (local, row) in own.enumerate() {
+            let image = row / n * n;
             for h in 0..c.heads {
-                let at = |i: usize| (b * n + i) * inner + h * dh;
-                for i in 0..n {
-                    let qi = &q[at(i)..at(i) + dh];
-                    for (j, sj) in s.iter_mut().enumerate() {
-                        let kj = &k[at(j)..at(j) + dh];
-                        *sj = dot(qi, kj) * scale;
+                let at = |i: usize| i * inner + h * dh;
+                let qi = &q[at(local)..at(local) + dh];
+                for (j, sj) in s.iter_mut().enumerate() {
+                    let kj = &k[at(image + j)..at(image + j) + dh];
+                    *sj = dot(qi, kj) * scale;
+                }
+                let mx = s.iter().cloned().fold(f32::MIN, f32::max);
+                let mut z = 0.0f64;
+                for sj in s.iter_mut() {
+                    *sj = (*sj - mx).exp();
+                    z += *sj as f64;
+                }
+                let o = &mut out[at(local)..at(local) + dh];
+                for (j, sj) in s.iter().enumerate() {
+                    let vj = &v[at(image + j)..at(image + j) + dh];
+                    for (od, vd) in o.iter_mut().zip(vj) {
+                        *od += sj * vd;
                     }
-                    let mx = s.iter().cloned().fold(f32::MIN, f32::max);
-                    let mut z = 0.0f64;
-                    for sj in s.iter_mut() {
-                        *sj = (*sj - mx).exp();
-                        z += *sj as f64;
-                    }
-                    let o = &mut out[at(i)..at(i) + dh];
-                    for (j, sj) in s.iter().enumerate() {
-                        let vj = &v[at(j)..at(j) + dh];
-                        for (od, vd) in o.iter_mut().zip(vj) {
-                            *od += sj * vd;
-                        }
-                    }
-                    for od in o.iter_mut() {
-                        *od = (*od as f64 / z) as f32;
-                    }
+                }
+                for od in o.iter_mut() {
+                    *od = (*od as f64 / z) as f32;
                 }
             }
         }
@@ -497,7 +513,7 @@ impl CpuModel {
         (eps, x0.expect("x0 asked for"))
     }
 
-    /// `eps` and, with `want_x0`, `x0`; a sharded model's MLPs exchange through `ex`.
+    /// `eps` and, with `want_x0`, `x0`; a sharded model's workers exchange through `ex`.
     fn forward_with(
         &self,
         x: &[f32],
@@ -508,11 +524,18 @@ impl CpuModel {
         let c = &self.config;
         let batch = t.len();
         assert_eq!(x.len(), batch * c.image_len(), "x holds {} images", batch);
-        let (n, d, pd) = (c.tokens(), c.dim, c.patch_dim());
+        let (n, d, pd, inner) = (c.tokens(), c.dim, c.patch_dim(), c.inner());
         let rows = batch * n;
-        let mut h = self.linear(&patchify(c, x), "patch_embed.weight", rows);
+        let own = self.shard.rows(rows);
+        let m = own.len();
+        let tokens = patchify(c, x);
+        let mut h = self.linear(
+            &tokens[own.start * pd..own.end * pd],
+            "patch_embed.weight",
+            m,
+        );
         for (i, v) in h.iter_mut().enumerate() {
-            *v += self.pos[i % (n * d)];
+            *v += self.pos[(own.start * d + i) % (n * d)];
         }
         let temb: Vec<f32> = t.iter().flat_map(|t| sinus(*t as f64, d / 2)).collect();
         let te1: Vec<f32> = self.linear(&temb, "time_mlp.1.weight", batch);
@@ -521,30 +544,33 @@ impl CpuModel {
         let norm = |x: &[f32], prefix: &str| {
             let scale = self.linear(&te, &format!("{prefix}.scale_proj.weight"), batch);
             let shift = self.linear(&te, &format!("{prefix}.shift_proj.weight"), batch);
-            adaln(x, d, n, &scale, &shift)
+            adaln(x, d, n, own.start, &scale, &shift)
         };
         for i in 0..c.depth {
             let b = format!("blocks.{i}");
             let y = norm(&h, &format!("{b}.norm1"));
             let [q, k, v] =
-                ["q", "k", "v"].map(|m| self.linear(&y, &format!("{b}.attn.to_{m}.weight"), rows));
-            let a = self.attention((&q, &k, &v), batch);
-            let o = self.linear(&a, &format!("{b}.attn.to_out.weight"), rows);
+                ["q", "k", "v"].map(|w| self.linear(&y, &format!("{b}.attn.to_{w}.weight"), m));
+            let kv = self.gather_rows(vec![k, v], inner, rows, ex)?;
+            let a = self.attention(&q, (&kv[0], &kv[1]), own.clone());
+            let o = self.linear(&a, &format!("{b}.attn.to_out.weight"), m);
             h.iter_mut().zip(&o).for_each(|(h, o)| *h += o);
             let y = norm(&h, &format!("{b}.norm2"));
-            let o = self.mlp(i, &y, rows, ex)?;
+            let o = self.mlp(i, &y, m);
             h.iter_mut().zip(&o).for_each(|(h, o)| *h += o);
         }
         let latent = norm(&h, "final_norm");
-        let eps = self.linear(&latent, "to_pixels.weight", rows);
-        let x0 = want_x0.then(|| {
-            let mut x0 = self.linear(&latent, "proj_fin.weight", rows);
+        let mut out = vec![self.linear(&latent, "to_pixels.weight", m)];
+        if want_x0 {
+            let mut x0 = self.linear(&latent, "proj_fin.weight", m);
             for (i, v) in x0.iter_mut().enumerate() {
                 *v += self.proj_fin_bias[i % pd];
             }
-            unpatchify(c, &x0)
-        });
-        Ok((unpatchify(c, &eps), x0))
+            out.push(x0);
+        }
+        let mut out = self.gather_rows(out, pd, rows, ex)?.into_iter();
+        let eps = unpatchify(c, &out.next().expect("eps"));
+        Ok((eps, out.next().map(|x0| unpatchify(c, &x0))))
     }
 
     /// A whole generation: noise stream T from `seed`, then `plan`'s steps. Returns the

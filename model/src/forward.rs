@@ -46,6 +46,9 @@ pub struct Options {
     /// reduction (and its SiLU) moves into MLP out's loads of A
     /// ([`webdit_kernels::Key::CoopPartialOfSilu`]), one dispatch less per block.
     pub mlp_fused: bool,
+    /// Where the to-pixels product splits K, the sampler sums its partial products
+    /// ([`webdit_kernels::Key::SamplerStepOfParts`]), one dispatch less per step.
+    pub eps_fused: bool,
     /// Workgroups a product needs on tensor cores ([`crate::tiers::COOP_MIN_GROUPS`]).
     pub coop_min_groups: u32,
     /// A software adapter (a few CPU threads, as SwiftShader): f32 products and AdaLNs
@@ -466,6 +469,81 @@ fn mlp_fusion(
     fits.then_some((splits, groups))
 }
 
+/// How a product runs.
+enum Pass {
+    /// In one dispatch of `key`.
+    Whole { key: Key, groups: [u32; 3] },
+    /// As `plan`'s split-K: partial products by `key`, then a reduction.
+    Split {
+        key: Key,
+        plan: MatmulPlan,
+        groups: [u32; 3],
+    },
+}
+
+/// How the product `(m, n, k)` with `epilogue` runs under `o`: tensor-core tiles where they
+/// fill the GPU, else the tier whose tiles do, with K split across workgroups (partial
+/// products, then a reduction) where a single pass would leave the GPU idle. `silu_of`:
+/// A is SiLU of the sum of that many partial products of another split; then `None` unless
+/// the product is a split-K on the 64-row tensor-core tile (the only variant that reads
+/// those).
+fn product_pass(
+    o: &Options,
+    store: Store,
+    epilogue: Epilogue,
+    silu_of: Option<u32>,
+    (m, n, k): (usize, usize, usize),
+) -> Option<Pass> {
+    let fused = silu_of.is_some();
+    if o.coop && store == Store::F16 && k.is_multiple_of(4) && !fused {
+        if let Some((tier, _, groups)) = plan_coop((m, n, k), epilogue, o.coop_min_groups) {
+            let large = tier.ends_with("large");
+            let key = Key::Coop { large, epilogue };
+            return Some(Pass::Whole { key, groups });
+        }
+    }
+    // A software adapter runs f32 products without workgroup memory or barriers.
+    if o.software && store == Store::F32 && k.is_multiple_of(4) && !fused {
+        let (rows, cols) = DIRECT;
+        let groups = [
+            (n as u32).div_ceil(4 * cols),
+            (m as u32).div_ceil(4 * rows),
+            1,
+        ];
+        let key = Key::MatmulDirect { epilogue };
+        return Some(Pass::Whole { key, groups });
+    }
+    let plan = if o.software {
+        plan_matmul_software(&o.tiles, (m, n, k))
+    } else {
+        plan_matmul(&o.tiles, (m, n, k), SCRATCH_FLOATS)
+    };
+    let tier = plan.tier_key().expect("a registered tier");
+    // Partial products of a split-K: on tensor cores where they fill the GPU that way.
+    let coop_split = (o.coop && o.coop_split && store == Store::F16)
+        .then(|| plan_coop_split((m, n, k), SCRATCH_FLOATS, o.coop_min_groups))
+        .flatten();
+    let (key, splits, groups) = match (coop_split, silu_of) {
+        (Some((splits, groups, true)), Some(parts)) => {
+            (Key::CoopPartialOfSilu { parts }, splits, groups)
+        }
+        (_, Some(_)) => return None,
+        (Some((splits, groups, small)), _) => (Key::CoopPartial { small }, splits, groups),
+        (None, _) if plan.splits == 1 => {
+            let key = Key::Matmul {
+                tier,
+                epilogue,
+                store,
+            };
+            let groups = plan.groups;
+            return Some(Pass::Whole { key, groups });
+        }
+        (None, _) => (Key::partial(tier, store), plan.splits, plan.groups),
+    };
+    let plan = MatmulPlan { splits, ..plan };
+    Some(Pass::Split { key, plan, groups })
+}
+
 /// Workgroups of 256 invocations over `n` elements.
 fn lin(n: usize) -> [u32; 3] {
     [(n as u32).div_ceil(256), 1, 1]
@@ -551,76 +629,45 @@ impl Builder {
             ..MatmulParams::new(m as u32, n as u32, k as u32)
         };
         let args = [("a", x), ("w", w), ("c", out), ("extra", extra)];
-        let fused = matches!(a, Operand::SiluOfParts { .. });
-        if o.coop && store == Store::F16 && k.is_multiple_of(4) && !fused {
-            if let Some((tier, _, groups)) = plan_coop((m, n, k), epilogue, o.coop_min_groups) {
-                let large = tier.ends_with("large");
-                let key = Key::Coop { large, epilogue };
-                let p = Params::one(&params);
-                self.op(name, key, shape, &args, p, groups, (flops, bytes))?;
-                return self.then_norm(then, out);
-            }
-        }
-        // A software adapter runs f32 products without workgroup memory or barriers.
-        if o.software && store == Store::F32 && k.is_multiple_of(4) {
-            let (rows, cols) = DIRECT;
-            let groups = [
-                (n as u32).div_ceil(4 * cols),
-                (m as u32).div_ceil(4 * rows),
-                1,
-            ];
-            let key = Key::MatmulDirect { epilogue };
-            self.op(
-                name,
-                key,
-                shape,
-                &args,
-                Params::one(&params),
-                groups,
-                (flops, bytes),
-            )?;
-            return self.then_norm(then, out);
-        }
-        let plan = if o.software {
-            plan_matmul_software(&o.tiles, (m, n, k))
-        } else {
-            plan_matmul(&o.tiles, (m, n, k), SCRATCH_FLOATS)
+        let silu_of = match a {
+            Operand::Tensor(_) => None,
+            Operand::SiluOfParts { splits, .. } => Some(splits),
         };
-        let tier = plan.tier_key().expect("a registered tier");
-        let key = Key::Matmul {
-            tier,
-            epilogue,
-            store,
-        };
-        // Partial products of a split-K: on tensor cores where they fill the GPU that way.
-        let coop_split = (o.coop && o.coop_split && store == Store::F16)
-            .then(|| plan_coop_split((m, n, k), SCRATCH_FLOATS, o.coop_min_groups))
-            .flatten();
-        let (partial, splits, groups) = match (coop_split, a) {
-            (Some((splits, groups, true)), Operand::SiluOfParts { splits: parts, .. }) => {
-                (Key::CoopPartialOfSilu { parts }, splits, groups)
-            }
-            (_, Operand::SiluOfParts { .. }) => {
+        let (partial, plan, groups) = match product_pass(o, store, epilogue, silu_of, (m, n, k)) {
+            None => {
                 return Err(contract(format!(
                     "`{}{name}` reads partial products, but is not a split-K on the 64-row tensor-core tile",
                     self.prefix
                 )))
             }
-            (Some((splits, groups, small)), _) => (Key::CoopPartial { small }, splits, groups),
-            (None, _) if plan.splits == 1 => {
+            Some(Pass::Whole { key, groups }) => {
                 let p = Params::one(&params);
-                self.op(name, key, shape, &args, p, plan.groups, (flops, bytes))?;
+                self.op(name, key, shape, &args, p, groups, (flops, bytes))?;
                 return self.then_norm(then, out);
             }
-            (None, _) => (Key::partial(tier, store), plan.splits, plan.groups),
+            Some(Pass::Split { key, plan, groups }) => (key, plan, groups),
         };
-        let plan = MatmulPlan { splits, ..plan };
+        let splits = plan.splits;
         let a_bytes = match a {
             Operand::Tensor(_) => m * k * elem,
             Operand::SiluOfParts { splits, .. } => m * k * 4 * splits as usize,
         };
         let reads = (a_bytes, elem);
-        let parts = self.partials(name, partial, &shape, [x, w], &plan, groups, flops, reads)?;
+        let parts = self.temp(
+            &format!("{name}.partials"),
+            Scalar::F32,
+            m * n * splits as usize,
+        );
+        self.partials(
+            name,
+            partial,
+            &shape,
+            [x, w, parts],
+            &plan,
+            groups,
+            flops,
+            reads,
+        )?;
         let splits = splits as usize;
         let reduce_bytes =
             (m * n * splits * 4 + (m * n + epilogue_reads(epilogue, m, n, period)) * elem) as f64;
@@ -677,7 +724,7 @@ impl Builder {
         self.then_norm(then, out)
     }
 
-    /// The partial products of `plan` (a split-K), into a new transient `{name}.partials`;
+    /// The partial products of `plan` (a split-K) into `parts` (f32, `splits × m × n`);
     /// `a_bytes` is what reading A costs, `elem` the bytes of one of W's values.
     #[allow(clippy::too_many_arguments)]
     fn partials(
@@ -685,15 +732,14 @@ impl Builder {
         name: &str,
         key: Key,
         shape: &str,
-        [x, w]: [TensorId; 2],
+        [x, w, parts]: [TensorId; 3],
         plan: &MatmulPlan,
         groups: [u32; 3],
         flops: f64,
         (a_bytes, elem): (usize, usize),
-    ) -> Result<TensorId, RuntimeError> {
+    ) -> Result<(), RuntimeError> {
         let (m, n, k) = plan.shape;
         let splits = plan.splits as usize;
-        let parts = self.temp(&format!("{name}.partials"), Scalar::F32, m * n * splits);
         let unused = self.unused();
         self.op(
             &format!("{name}.partial"),
@@ -703,8 +749,7 @@ impl Builder {
             Params::one(&plan.partial_params()),
             [groups[0], groups[1], plan.splits],
             (flops, (a_bytes + n * k * elem + m * n * splits * 4) as f64),
-        )?;
-        Ok(parts)
+        )
     }
 
     /// MLP in (through SiLU) and MLP out (accumulated into `h`, then `then`) as
@@ -726,11 +771,12 @@ impl Builder {
             ..plan_matmul(&o.tiles, shape, SCRATCH_FLOATS)
         };
         let flops = 2.0 * (rows * hid * d) as f64;
-        let parts = self.partials(
+        let parts = self.temp("mlp_in.partials", Scalar::F32, rows * hid * splits as usize);
+        self.partials(
             "mlp_in",
             Key::CoopPartial { small: true },
             &format!("{rows}×{hid}×{d}"),
-            [x, w_in],
+            [x, w_in, parts],
             &plan,
             groups,
             flops,
@@ -948,11 +994,38 @@ impl Plan {
         };
         let layout_cost = (0.0, (img * (4 + act.size() as usize)) as f64);
         let patches = b.tensor("tokens", act, rows * pd, TensorKind::State);
-        let pix = b.tensor("eps_tokens", act, rows * pd, TensorKind::State);
+        // Where the to-pixels product splits K and only eps is sampled (`eps_fused`), the
+        // sampler sums its partial products itself: the reduction's dispatch goes.
+        let to_pixels = (rows, pd, d);
+        let eps_split = match product_pass(o, store, Epilogue::None, None, to_pixels) {
+            Some(Pass::Split { key, plan, groups }) if o.eps_fused && heads == Heads::Eps => {
+                Some((key, plan, groups))
+            }
+            _ => None,
+        };
+        let (pix, splits) = match &eps_split {
+            Some((_, plan, _)) => {
+                let len = rows * pd * plan.splits as usize;
+                let parts = b.tensor(
+                    "final.to_pixels.partials",
+                    Scalar::F32,
+                    len,
+                    TensorKind::State,
+                );
+                (parts, plan.splits)
+            }
+            None => (b.tensor("eps_tokens", act, rows * pd, TensorKind::State), 1),
+        };
+        let sampler_key = match (store, splits) {
+            (Store::F16, 2..) => Key::SamplerStepOfParts,
+            _ => Key::SamplerStep { store },
+        };
+        let eps_bytes =
+            rows * pd * splits as usize * if splits > 1 { 4 } else { act.size() as usize };
         let sampler = |b: &mut Builder, name: &str, p: Vec<StepParams>| {
             b.op(
                 name,
-                Key::SamplerStep { store },
+                sampler_key,
                 format!("{img}"),
                 &[
                     ("x", image),
@@ -962,7 +1035,7 @@ impl Plan {
                 ],
                 Params::per_slot(&p),
                 lin(img),
-                (0.0, (img * (8 + 2 * act.size() as usize)) as f64),
+                (0.0, (img * (8 + act.size() as usize) + eps_bytes) as f64),
             )
         };
         let sp = |s: &Step| {
@@ -979,6 +1052,8 @@ impl Plan {
                 clip: s.x0.is_some() as u32,
                 u,
                 v,
+                splits,
+                part_len: (rows * pd) as u32,
             }
         };
         if heads == Heads::Eps {
@@ -1181,19 +1256,34 @@ impl Plan {
             }
         }
         b.prefix = "final.".into();
-        let to_pixels = weight(&b, "to_pixels");
-        let e = Epilogue::None;
-        b.linear(
-            o,
-            "to_pixels",
-            store,
-            e,
-            [y, to_pixels, pix],
-            None,
-            (rows, pd, d),
-            1,
-            None,
-        )?;
+        let w = weight(&b, "to_pixels");
+        if let Some((key, plan, groups)) = eps_split {
+            let (flops, shape) = (2.0 * (rows * pd * d) as f64, format!("{rows}×{pd}×{d}"));
+            let reads = (rows * d * act.size() as usize, act.size() as usize);
+            b.partials(
+                "to_pixels",
+                key,
+                &shape,
+                [y, w, pix],
+                &plan,
+                groups,
+                flops,
+                reads,
+            )?;
+        } else {
+            let e = Epilogue::None;
+            b.linear(
+                o,
+                "to_pixels",
+                store,
+                e,
+                [y, w, pix],
+                None,
+                to_pixels,
+                1,
+                None,
+            )?;
+        }
         let mut eps = None;
         let mut x0 = None;
         if heads == Heads::Both {
@@ -1437,6 +1527,7 @@ mod tests {
             coop,
             coop_split: coop,
             mlp_fused: coop,
+            eps_fused: true,
             coop_min_groups: crate::tiers::COOP_MIN_GROUPS,
             software: false,
             attention_rows: true,

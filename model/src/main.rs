@@ -642,6 +642,7 @@ fn print_plan(args: &PlanArgs) -> Result<()> {
         coop,
         coop_split: coop,
         mlp_fused: coop,
+        eps_fused: true,
         coop_min_groups: webdit_model::tiers::COOP_MIN_GROUPS,
         software: args.software,
         attention_rows: true,

@@ -257,6 +257,7 @@ impl GpuModel {
             coop,
             coop_split: std::env::var_os("WEBDIT_NO_COOP_SPLIT").is_none(),
             mlp_fused: std::env::var_os("WEBDIT_NO_MLP_FUSION").is_none(),
+            eps_fused: std::env::var_os("WEBDIT_NO_EPS_FUSION").is_none(),
             coop_min_groups: std::env::var("WEBDIT_COOP_MIN_GROUPS")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -302,6 +303,12 @@ impl GpuModel {
     /// as where the fused variant does not apply (comparisons, `WEBDIT_NO_MLP_FUSION`).
     pub fn disable_mlp_fusion(&mut self) {
         self.options.mlp_fused = false;
+    }
+
+    /// Runs the generators built from now on with the to-pixels product's reduction as its
+    /// own dispatch (comparisons, `WEBDIT_NO_EPS_FUSION`).
+    pub fn disable_eps_fusion(&mut self) {
+        self.options.eps_fused = false;
     }
 
     /// The tensor-core variants a generator for `batch` images would use that `gpu`'s

@@ -811,12 +811,17 @@ fn token_index(o: usize, channels: usize, size: usize, patch: usize) -> usize {
 }
 
 /// The sampler update, with noise, against the CPU noise definition: eps read and the new
-/// image also written in token layout (f32 and f16 storage).
+/// image also written in token layout (f32 and f16 storage); eps stored, or as 3 partial
+/// products of a split-K that the sampler sums (and, for f16, rounds as their reduction
+/// would store them).
 #[test]
 fn sampler_step_matches_reference() {
     let mut rng = rng("sampler_step");
+    let modes = [false, true]
+        .into_iter()
+        .flat_map(|f16| [(f16, 1), (f16, 3)]);
     // ((batch, channels, size, patch), a, b, c, image estimate (u, v) for a clipped DDIM step)
-    for (f16, ((batch, ch, size, patch), a, b, c, x0)) in [false, true].into_iter().flat_map(|f| {
+    for ((f16, splits), ((batch, ch, size, patch), a, b, c, x0)) in modes.flat_map(|f| {
         [
             (
                 (1usize, 3usize, 64usize, 8usize),
@@ -836,7 +841,15 @@ fn sampler_step_matches_reference() {
         }
         let n = batch * ch * size * size;
         let x = random(&mut rng, n);
-        let eps = random(&mut rng, n);
+        let parts = random(&mut rng, n * splits);
+        let parts = if f16 && splits == 1 {
+            round_f16(&parts)
+        } else {
+            parts
+        };
+        let eps: Vec<f32> = (0..n)
+            .map(|i| (0..splits).map(|z| parts[z * n + i]).sum())
+            .collect();
         let eps = if f16 { round_f16(&eps) } else { eps };
         let seed = 0x1234_5678_9abc_def0u64;
         let [u, v] = x0.unwrap_or([0.0, 0.0]);
@@ -852,19 +865,21 @@ fn sampler_step_matches_reference() {
             clip: x0.is_some() as u32,
             u,
             v,
+            splits: splits as u32,
+            part_len: n as u32,
         };
         let got = run(
-            variant(if f16 {
-                "sampler_step_f16"
-            } else {
-                "sampler_step"
+            variant(match (f16, splits) {
+                (false, _) => "sampler_step",
+                (true, 1) => "sampler_step_f16",
+                (true, _) => "sampler_step_of_parts_f16",
             }),
             &[
                 Arg::InOut(&x),
-                if f16 {
-                    Arg::InputF16(&eps)
+                if f16 && splits == 1 {
+                    Arg::InputF16(&parts)
                 } else {
-                    Arg::Input(&eps)
+                    Arg::Input(&parts)
                 },
                 if f16 {
                     Arg::OutputF16(n)
@@ -888,7 +903,7 @@ fn sampler_step_matches_reference() {
                 a as f64 * x[i] as f64 + b as f64 * e + c as f64 * z
             })
             .collect();
-        let what = format!("sampler_step f16={f16} {batch}×{ch}×{size}²/{patch}");
+        let what = format!("sampler_step f16={f16} K/{splits} {batch}×{ch}×{size}²/{patch}");
         assert_close(&what, &got[0], &want, 2e-5);
         let mut tokens = vec![0.0; n];
         for (i, w) in want.iter().enumerate() {

@@ -5,8 +5,8 @@
 //! bundle to `web/dist/`. The wasm holds code only: the weights are separate files.
 //!
 //! Where the page is cross-origin isolated, the CPU path runs on several Web Workers, each
-//! with its own instance of this module and a [`CpuShard`] (its part of every MLP); their
-//! partial results meet in a `SharedArrayBuffer` (`web/static/worker.js`).
+//! with its own instance of this module and a [`CpuShard`] (its rows of the batch's tokens);
+//! their keys, values and outputs meet in a `SharedArrayBuffer` (`web/static/worker.js`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -286,7 +286,8 @@ async fn cpu_generate(
 
 /// One Web Worker's part of the CPU path shared by `world` workers (see
 /// `webdit_model::cpu::Shard`): every worker loads the same checkpoint and calls `generate`
-/// with the same arguments; their MLPs meet through `exchange`.
+/// with the same arguments; each computes its rows of the tokens, and they gather their
+/// keys, values and outputs through `exchange`.
 #[wasm_bindgen]
 pub struct CpuShard {
     model: CpuModel,
@@ -356,7 +357,7 @@ impl CpuShard {
         self.model.config.steps as u32
     }
 
-    /// How many values each exchange hands over (one image).
+    /// How many values an exchange hands over at most (one image).
     #[wasm_bindgen(getter, js_name = exchangeLen)]
     pub fn exchange_len(&self) -> u32 {
         self.model.exchange_len(1) as u32

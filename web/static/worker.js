@@ -1,7 +1,8 @@
 // One thread of the page's CPU path (see pool.js): its own instance of the wasm module and
-// its part of the model (`CpuShard`: a range of every MLP's hidden units), generating when
-// the page asks and meeting the other workers in a SharedArrayBuffer: an Int32 header
-// [arrived, generation, aborted, unused], then two alternating regions of `world` parts.
+// its part of the model (`CpuShard`: a range of the tokens' rows), generating when the page
+// asks and meeting the other workers in a SharedArrayBuffer: an Int32 header [arrived,
+// generation, aborted, unused], then two alternating regions of `world` parts of at most
+// `len` values each.
 let wasm, shard, rank, world, ctl, parts, len, calls, waited;
 const WAIT_MS = 60_000;
 
@@ -28,10 +29,11 @@ function barrier() {
 // once; a region is written again only after the next barrier, which every worker reaches
 // after reading it).
 function exchange(part) {
+  if (part.length > len) throw new Error(`an exchange of ${part.length} values (at most ${len})`);
   const at = (calls++ & 1) * world * len;
-  parts.set(part, at + rank * len);
+  parts.set(part, at + rank * part.length);
   barrier();
-  return parts.subarray(at, at + world * len);
+  return parts.subarray(at, at + world * part.length);
 }
 
 onmessage = async ({ data: m }) => {
