@@ -306,8 +306,8 @@ pub enum Key {
     SamplerStep {
         store: Store,
     },
-    /// [`Key::SamplerStep`] reading eps as the last product's f32 partial products (f16
-    /// data; f32's plain variant reads them as they are).
+    /// [`Key::SamplerStep`] of f16 data reading eps as f32: the last product's f32 partial
+    /// products, or their f32 sum (f32 data's plain variant reads those as they are).
     SamplerStepOfParts,
 }
 

@@ -97,9 +97,9 @@ pub fn gaussian(seed: Vec2<u32>, stream: u32, i: u32) -> f32 {
 /// `x = a·x + b·eps + c·z` (or, with `clip`, `b` times the clipped image estimate), one
 /// invocation per image element (a = 0 ignores whatever x held). `x` is the image
 /// (`[batch, c, s, s]`, f32); `eps` is the model's output as it leaves the last product, in
-/// token layout (`[batch, tokens, c·p·p]`): stored as `A`, or (`E` = f32) the last product's
-/// `splits` partial products, which are summed and rounded to `A` as that product's
-/// reduction would store them, so the reduction's dispatch goes. The new `x` is also
+/// token layout (`[batch, tokens, c·p·p]`): stored as `A`, or as f32 (`E`), then possibly
+/// the sum of the last product's `splits` partial products (in its reduction's order, so
+/// the reduction's dispatch can go). The new `x` is also
 /// written to `tokens` in token layout for the next step's patch embedding, so a step needs
 /// neither a patchify nor an unpatchify dispatch. The 64-bit seed is two words of `seed` (low first),
 /// so one write reseeds every step of a recorded generation. Noise is drawn per image
@@ -115,11 +115,10 @@ pub fn sampler_step<A: ScalarTy, E: ScalarTy, const WG: u32>(
     let i = global_id().x + global_id().y * (num_workgroups().x * WG);
     if i < p.n {
         let t = token_index(i, p.channels, p.size, p.patch);
-        let mut s = eps[t] as f32;
-        for z in 1..p.splits {
-            s += eps[z * p.part_len + t] as f32;
+        let mut e = 0.0;
+        for z in 0..p.splits {
+            e += eps[z * p.part_len + t] as f32;
         }
-        let mut e = (s as A) as f32;
         if p.clip != 0 {
             e = clamp(p.u * x[i] + p.v * e, -1.0, 1.0);
         }

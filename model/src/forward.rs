@@ -994,34 +994,36 @@ impl Plan {
         };
         let layout_cost = (0.0, (img * (4 + act.size() as usize)) as f64);
         let patches = b.tensor("tokens", act, rows * pd, TensorKind::State);
-        // Where the to-pixels product splits K and only eps is sampled (`eps_fused`), the
-        // sampler sums its partial products itself: the reduction's dispatch goes.
+        // Where the to-pixels product splits K and only eps is sampled, eps stays f32: the
+        // sampler sums its partial products itself (`eps_fused`: the reduction's dispatch
+        // goes), or reads their f32 sum (the same bits).
         let to_pixels = (rows, pd, d);
         let eps_split = match product_pass(o, store, Epilogue::None, None, to_pixels) {
-            Some(Pass::Split { key, plan, groups }) if o.eps_fused && heads == Heads::Eps => {
+            Some(Pass::Split { key, plan, groups }) if heads == Heads::Eps => {
                 Some((key, plan, groups))
             }
             _ => None,
         };
         let (pix, splits) = match &eps_split {
-            Some((_, plan, _)) => {
+            Some((_, plan, _)) if o.eps_fused => {
                 let len = rows * pd * plan.splits as usize;
-                let parts = b.tensor(
-                    "final.to_pixels.partials",
-                    Scalar::F32,
-                    len,
-                    TensorKind::State,
-                );
-                (parts, plan.splits)
+                let name = "final.to_pixels.partials";
+                (
+                    b.tensor(name, Scalar::F32, len, TensorKind::State),
+                    plan.splits,
+                )
             }
+            Some(_) => (
+                b.tensor("eps_tokens", Scalar::F32, rows * pd, TensorKind::State),
+                1,
+            ),
             None => (b.tensor("eps_tokens", act, rows * pd, TensorKind::State), 1),
         };
-        let sampler_key = match (store, splits) {
-            (Store::F16, 2..) => Key::SamplerStepOfParts,
+        let sampler_key = match (store, &eps_split) {
+            (Store::F16, Some(_)) => Key::SamplerStepOfParts,
             _ => Key::SamplerStep { store },
         };
-        let eps_bytes =
-            rows * pd * splits as usize * if splits > 1 { 4 } else { act.size() as usize };
+        let eps_bytes = rows * pd * splits as usize * b.tensors[pix.0].scalar.size() as usize;
         let sampler = |b: &mut Builder, name: &str, p: Vec<StepParams>| {
             b.op(
                 name,
@@ -1260,16 +1262,33 @@ impl Plan {
         if let Some((key, plan, groups)) = eps_split {
             let (flops, shape) = (2.0 * (rows * pd * d) as f64, format!("{rows}×{pd}×{d}"));
             let reads = (rows * d * act.size() as usize, act.size() as usize);
-            b.partials(
-                "to_pixels",
-                key,
-                &shape,
-                [y, w, pix],
-                &plan,
-                groups,
-                flops,
-                reads,
-            )?;
+            let parts = match splits {
+                1 => b.temp(
+                    "to_pixels.partials",
+                    Scalar::F32,
+                    rows * pd * plan.splits as usize,
+                ),
+                _ => pix,
+            };
+            let args = [y, w, parts];
+            b.partials("to_pixels", key, &shape, args, &plan, groups, flops, reads)?;
+            if splits == 1 {
+                // Summed in f32, as the fused sampler sums them.
+                let (mn, k) = (rows * pd, plan.splits as usize);
+                let unused = b.unused();
+                b.op(
+                    "to_pixels.reduce",
+                    Key::SplitkReduce {
+                        epilogue: Epilogue::None,
+                        store: Store::F32,
+                    },
+                    format!("{rows}×{pd} ×{k}"),
+                    &[("parts", parts), ("c", pix), ("extra", unused)],
+                    Params::one(&plan.reduce_params(1)),
+                    lin(mn),
+                    ((mn * k) as f64, (mn * k * 4 + mn * 4) as f64),
+                )?;
+            }
         } else {
             let e = Epilogue::None;
             b.linear(

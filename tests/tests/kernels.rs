@@ -811,38 +811,40 @@ fn token_index(o: usize, channels: usize, size: usize, patch: usize) -> usize {
 }
 
 /// The sampler update, with noise, against the CPU noise definition: eps read and the new
-/// image also written in token layout (f32 and f16 storage); eps stored, or as 3 partial
-/// products of a split-K that the sampler sums (and, for f16, rounds as their reduction
-/// would store them).
+/// image also written in token layout (f32 and f16 storage); eps stored as the data (f16
+/// or f32) or as f32 (f16 data), there also as 3 partial products of a split-K that the
+/// sampler sums.
 #[test]
 fn sampler_step_matches_reference() {
     let mut rng = rng("sampler_step");
-    let modes = [false, true]
-        .into_iter()
-        .flat_map(|f16| [(f16, 1), (f16, 3)]);
+    // (f16 data, eps as the sum of that many f32 partial products; 0: eps stored as f16)
+    let modes = [(false, 1), (false, 3), (true, 0), (true, 1), (true, 3)];
     // ((batch, channels, size, patch), a, b, c, image estimate (u, v) for a clipped DDIM step)
-    for ((f16, splits), ((batch, ch, size, patch), a, b, c, x0)) in modes.flat_map(|f| {
-        [
-            (
-                (1usize, 3usize, 64usize, 8usize),
-                1.03f32,
-                -0.2f32,
-                0.4f32,
-                None,
-            ),
-            ((5, 1, 1, 1), 0.0, 0.0, 1.0, None),
-            ((7, 1, 100, 10), 0.5, 0.5, 0.0, None),
-            ((2, 5, 10, 5), 0.9, 0.3, 0.0, Some([3.0f32, -2.0f32])),
-        ]
-        .map(|case| (f, case))
-    }) {
+    for ((f16, parts_of), ((batch, ch, size, patch), a, b, c, x0)) in
+        modes.into_iter().flat_map(|f| {
+            [
+                (
+                    (1usize, 3usize, 64usize, 8usize),
+                    1.03f32,
+                    -0.2f32,
+                    0.4f32,
+                    None,
+                ),
+                ((5, 1, 1, 1), 0.0, 0.0, 1.0, None),
+                ((7, 1, 100, 10), 0.5, 0.5, 0.0, None),
+                ((2, 5, 10, 5), 0.9, 0.3, 0.0, Some([3.0f32, -2.0f32])),
+            ]
+            .map(|case| (f, case))
+        })
+    {
         if f16 && !gpu().f16 {
             continue;
         }
+        let splits = parts_of.max(1);
         let n = batch * ch * size * size;
         let x = random(&mut rng, n);
         let parts = random(&mut rng, n * splits);
-        let parts = if f16 && splits == 1 {
+        let parts = if parts_of == 0 {
             round_f16(&parts)
         } else {
             parts
@@ -850,7 +852,6 @@ fn sampler_step_matches_reference() {
         let eps: Vec<f32> = (0..n)
             .map(|i| (0..splits).map(|z| parts[z * n + i]).sum())
             .collect();
-        let eps = if f16 { round_f16(&eps) } else { eps };
         let seed = 0x1234_5678_9abc_def0u64;
         let [u, v] = x0.unwrap_or([0.0, 0.0]);
         let p = StepParams {
@@ -869,14 +870,14 @@ fn sampler_step_matches_reference() {
             part_len: n as u32,
         };
         let got = run(
-            variant(match (f16, splits) {
+            variant(match (f16, parts_of) {
                 (false, _) => "sampler_step",
-                (true, 1) => "sampler_step_f16",
+                (true, 0) => "sampler_step_f16",
                 (true, _) => "sampler_step_of_parts_f16",
             }),
             &[
                 Arg::InOut(&x),
-                if f16 && splits == 1 {
+                if parts_of == 0 {
                     Arg::InputF16(&parts)
                 } else {
                     Arg::Input(&parts)
@@ -903,7 +904,8 @@ fn sampler_step_matches_reference() {
                 a as f64 * x[i] as f64 + b as f64 * e + c as f64 * z
             })
             .collect();
-        let what = format!("sampler_step f16={f16} K/{splits} {batch}×{ch}×{size}²/{patch}");
+        let what =
+            format!("sampler_step f16={f16} eps of {parts_of} parts {batch}×{ch}×{size}²/{patch}");
         assert_close(&what, &got[0], &want, 2e-5);
         let mut tokens = vec![0.0; n];
         for (i, w) in want.iter().enumerate() {

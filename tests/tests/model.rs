@@ -554,8 +554,8 @@ fn fused_mlp_gives_the_same_bits() {
 }
 
 /// The to-pixels product's reduction moved into the sampler (favicon-s batch 1, where that
-/// product splits K) gives the same bits as the two ops it replaces, f32 and f16, over DDPM
-/// steps with noise.
+/// product splits K) gives the same bits as the two ops it replaces (which keep eps in f32
+/// too), f32 and f16, over DDPM steps with noise.
 #[test]
 fn fused_eps_gives_the_same_bits() {
     let mut rng = rng("fused eps");
