@@ -172,7 +172,7 @@ mod simd128 {
     /// `w[out, inp]` as panels `[⌈out/NR⌉][inp][NR]`, zero-padded.
     pub fn pack(w: &[f32], out: usize, inp: usize) -> Vec<f32> {
         let mut p = vec![0.0f32; out.div_ceil(NR) * inp * NR];
-        // A worker's empty share of a product's inputs (more workers than hidden units).
+        // A product without inputs (an empty matrix): zeros.
         if inp == 0 {
             return p;
         }
@@ -674,8 +674,10 @@ mod tests {
             (7, 33, 23),
             (64, 512, 192),
             (65, 100, 130),
-            // No inputs: a worker's empty share of the hidden units; zeros.
+            // No inputs (an empty matrix): zeros.
             (3, 0, 5),
+            // No rows (a worker of more than the batch has tokens for).
+            (0, 8, 8),
         ];
         for (seed, (rows, inp, out)) in shapes.into_iter().enumerate() {
             let x = random(2 * seed as u64, rows * inp);
