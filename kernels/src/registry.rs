@@ -179,17 +179,18 @@ pub const ATTENTION_ROWS_WIDTHS: [u32; 2] = [64, 128];
 /// The head width of the attention variants for heads `dim_head` wide: the smallest of
 /// [`ATTENTION_WIDTHS`] that fits, if any does.
 pub fn attention_width(dim_head: usize) -> Option<u32> {
-    ATTENTION_WIDTHS
-        .into_iter()
-        .find(|w| *w as usize >= dim_head)
+    smallest_fitting(&ATTENTION_WIDTHS, dim_head)
 }
 
 /// The head width of the row-attention variants for heads `dim_head` wide: the smallest of
 /// [`ATTENTION_ROWS_WIDTHS`] that fits, if any does.
 pub fn attention_rows_width(dim_head: usize) -> Option<u32> {
-    ATTENTION_ROWS_WIDTHS
-        .into_iter()
-        .find(|w| *w as usize >= dim_head)
+    smallest_fitting(&ATTENTION_ROWS_WIDTHS, dim_head)
+}
+
+/// The first of `widths` (ascending) that holds heads `dim_head` wide.
+fn smallest_fitting(widths: &[u32], dim_head: usize) -> Option<u32> {
+    widths.iter().copied().find(|w| *w as usize >= dim_head)
 }
 
 /// Partial products [`Key::CoopPartialOfSilu`] sums as it loads A: the split of favicon-s's

@@ -99,11 +99,11 @@ pub fn gaussian(seed: Vec2<u32>, stream: u32, i: u32) -> f32 {
 /// (`[batch, c, s, s]`, f32); `eps` is the model's output as it leaves the last product, in
 /// token layout (`[batch, tokens, c·p·p]`): stored as `A`, or as f32 (`E`), then possibly
 /// the sum of the last product's `splits` partial products (in its reduction's order, so
-/// the reduction's dispatch can go). The new `x` is also
-/// written to `tokens` in token layout for the next step's patch embedding, so a step needs
-/// neither a patchify nor an unpatchify dispatch. The 64-bit seed is two words of `seed` (low first),
-/// so one write reseeds every step of a recorded generation. Noise is drawn per image
-/// element, as on the CPU.
+/// the reduction's dispatch can go). The new `x` is also written to `tokens` in token
+/// layout for the next step's patch embedding, so a step needs neither a patchify nor an
+/// unpatchify dispatch. The 64-bit seed is two words of `seed` (low first), so one write
+/// reseeds every step of a recorded generation. Noise is drawn per image element, as on the
+/// CPU.
 #[kernel(workgroup_size = [WG, 1, 1])]
 pub fn sampler_step<A: ScalarTy, E: ScalarTy, const WG: u32>(
     x: &mut Array<f32>,

@@ -549,6 +549,22 @@ fn lin(n: usize) -> [u32; 3] {
     [(n as u32).div_ceil(256), 1, 1]
 }
 
+/// Bytes of one value stored as `store`.
+fn store_bytes(store: Store) -> usize {
+    match store {
+        Store::F32 => 4,
+        Store::F16 => 2,
+    }
+}
+
+/// Bytes a reduction of `plan`'s partial products moves through `epilogue` into an output
+/// stored as `store`.
+fn reduce_bytes(plan: &MatmulPlan, epilogue: Epilogue, store: Store, period: usize) -> f64 {
+    let (m, n, _) = plan.shape;
+    let out = m * n + epilogue_reads(epilogue, m, n, period);
+    (m * n * plan.splits as usize * 4 + out * store_bytes(store)) as f64
+}
+
 /// The epilogue's bytes beyond the operands (an accumulated output is also read).
 fn epilogue_reads(e: Epilogue, m: usize, n: usize, period: usize) -> usize {
     match e {
@@ -616,10 +632,7 @@ impl Builder {
             Some(t) => t,
             None => self.unused(),
         };
-        let elem = match store {
-            Store::F32 => 4,
-            Store::F16 => 2,
-        };
+        let elem = store_bytes(store);
         let flops = 2.0 * (m * n * k) as f64;
         let bytes =
             ((m * k + n * k + m * n + epilogue_reads(epilogue, m, n, period)) * elem) as f64;
@@ -669,8 +682,7 @@ impl Builder {
             reads,
         )?;
         let splits = splits as usize;
-        let reduce_bytes =
-            (m * n * splits * 4 + (m * n + epilogue_reads(epilogue, m, n, period)) * elem) as f64;
+        let reduce_bytes = reduce_bytes(&plan, epilogue, store, period);
         // A reduction that writes whole rows of the residual takes the AdaLN that follows.
         let fuse = matches!(epilogue, Epilogue::Accumulate | Epilogue::AddRows);
         if let (Some(norm), true, Some(ctx)) = (&then, fuse, self.norms) {
@@ -712,6 +724,23 @@ impl Builder {
                 ),
             );
         }
+        let e = (epilogue, store);
+        self.reduce(name, e, [parts, out, extra], &plan, period)?;
+        self.then_norm(then, out)
+    }
+
+    /// The reduction of `plan`'s partial products `parts` into `out` (stored as `store`)
+    /// through `epilogue` (`extra`: its row table, `period` rows).
+    fn reduce(
+        &mut self,
+        name: &str,
+        (epilogue, store): (Epilogue, Store),
+        [parts, out, extra]: [TensorId; 3],
+        plan: &MatmulPlan,
+        period: usize,
+    ) -> Result<(), RuntimeError> {
+        let (m, n, _) = plan.shape;
+        let splits = plan.splits as usize;
         self.op(
             &format!("{name}.reduce"),
             Key::SplitkReduce { epilogue, store },
@@ -719,9 +748,11 @@ impl Builder {
             &[("parts", parts), ("c", out), ("extra", extra)],
             Params::one(&plan.reduce_params(period as u32)),
             lin(m * n),
-            ((m * n * splits) as f64, reduce_bytes),
-        )?;
-        self.then_norm(then, out)
+            (
+                (m * n * splits) as f64,
+                reduce_bytes(plan, epilogue, store, period),
+            ),
+        )
     }
 
     /// The partial products of `plan` (a split-K) into `parts` (f32, `splits × m × n`);
@@ -1262,32 +1293,18 @@ impl Plan {
         if let Some((key, plan, groups)) = eps_split {
             let (flops, shape) = (2.0 * (rows * pd * d) as f64, format!("{rows}×{pd}×{d}"));
             let reads = (rows * d * act.size() as usize, act.size() as usize);
-            let parts = match splits {
-                1 => b.temp(
-                    "to_pixels.partials",
-                    Scalar::F32,
-                    rows * pd * plan.splits as usize,
-                ),
-                _ => pix,
+            let len = rows * pd * plan.splits as usize;
+            let parts = match o.eps_fused {
+                true => pix,
+                false => b.temp("to_pixels.partials", Scalar::F32, len),
             };
             let args = [y, w, parts];
             b.partials("to_pixels", key, &shape, args, &plan, groups, flops, reads)?;
-            if splits == 1 {
+            if !o.eps_fused {
                 // Summed in f32, as the fused sampler sums them.
-                let (mn, k) = (rows * pd, plan.splits as usize);
                 let unused = b.unused();
-                b.op(
-                    "to_pixels.reduce",
-                    Key::SplitkReduce {
-                        epilogue: Epilogue::None,
-                        store: Store::F32,
-                    },
-                    format!("{rows}×{pd} ×{k}"),
-                    &[("parts", parts), ("c", pix), ("extra", unused)],
-                    Params::one(&plan.reduce_params(1)),
-                    lin(mn),
-                    ((mn * k) as f64, (mn * k * 4 + mn * 4) as f64),
-                )?;
+                let e = (Epilogue::None, Store::F32);
+                b.reduce("to_pixels", e, [parts, pix, unused], &plan, 1)?;
             }
         } else {
             let e = Epilogue::None;
