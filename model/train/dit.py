@@ -51,10 +51,10 @@ class AdaLN(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, dim, heads, dim_head):
+    def __init__(self, dim, heads, dim_head, dropout=0.0):
         super().__init__()
         inner = heads * dim_head
-        self.heads, self.dim_head = heads, dim_head
+        self.heads, self.dim_head, self.dropout = heads, dim_head, dropout
         self.to_q = nn.Linear(dim, inner, bias=False)
         self.to_k = nn.Linear(dim, inner, bias=False)
         self.to_v = nn.Linear(dim, inner, bias=False)
@@ -64,25 +64,29 @@ class Attention(nn.Module):
         b, n, _ = x.shape
         q, k, v = (f(x).view(b, n, self.heads, self.dim_head).transpose(1, 2) for f in (self.to_q, self.to_k, self.to_v))
         a = F.scaled_dot_product_attention(q, k, v, scale=self.dim_head ** -0.5)
-        return self.to_out(a.transpose(1, 2).reshape(b, n, -1))
+        a = F.dropout(a.transpose(1, 2).reshape(b, n, -1), self.dropout, self.training)
+        return self.to_out(a)
 
 
 class FeedForward(nn.Module):
-    def __init__(self, dim, mult):
+    def __init__(self, dim, mult, dropout=0.0):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(dim, dim * mult, bias=False), nn.SiLU(), nn.Linear(dim * mult, dim, bias=False))
+        self.dropout = dropout
 
     def forward(self, x):
-        return self.net(x)
+        # Dropout (training only) on the hidden units; outside `net` so the state_dict names
+        # stay the original's.
+        return self.net[2](F.dropout(self.net[1](self.net[0](x)), self.dropout, self.training))
 
 
 class Block(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, dropout=0.0):
         super().__init__()
         self.norm1 = AdaLN(c["dim"], c["time_emb_dim"])
-        self.attn = Attention(c["dim"], c["heads"], c["dim_head"])
+        self.attn = Attention(c["dim"], c["heads"], c["dim_head"], dropout)
         self.norm2 = AdaLN(c["dim"], c["time_emb_dim"])
-        self.ff = FeedForward(c["dim"], c["mlp_mult"])
+        self.ff = FeedForward(c["dim"], c["mlp_mult"], dropout)
 
     def forward(self, x, te):
         x = x + self.attn(self.norm1(x, te))
@@ -99,7 +103,10 @@ class TimeSinus(nn.Module):
 
 
 class DiT(nn.Module):
-    def __init__(self, c):
+    """`dropout` acts in training mode only (attention's output and the MLP's hidden units);
+    in eval mode, and in every checkpoint, the model is exactly the reference's."""
+
+    def __init__(self, c, dropout=0.0):
         super().__init__()
         self.c = dict(c)
         p, ch, dim = c["patch"], c["channels"], c["dim"]
@@ -108,7 +115,7 @@ class DiT(nn.Module):
         self.register_buffer("pos", pos_embedding(c["input"] // p, dim), persistent=False)
         self.time_mlp = nn.Sequential(TimeSinus(dim // 2), nn.Linear(dim // 2, c["time_emb_dim"], bias=False),
                                       nn.SiLU(), nn.Linear(c["time_emb_dim"], c["time_emb_dim"], bias=False))
-        self.blocks = nn.ModuleList(Block(c) for _ in range(c["depth"]))
+        self.blocks = nn.ModuleList(Block(c, dropout) for _ in range(c["depth"]))
         self.final_norm = AdaLN(dim, c["time_emb_dim"])
         self.to_pixels = nn.Linear(dim, pd, bias=False)
         self.proj_fin = nn.Linear(dim, pd, bias=True)

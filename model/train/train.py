@@ -40,7 +40,16 @@ def parse():
     ap.add_argument("--batch", type=int, default=1024, help="per GPU")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=500)
-    ap.add_argument("--ema", type=float, default=0.9999)
+    ap.add_argument("--ema", default="0.9999",
+                    help="EMA decay; a comma-separated list keeps several, the first exported to --out, "
+                         "each other to --out/ema<decay>/")
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="dropout on attention's output and the MLP's hidden units (training only)")
+    ap.add_argument("--shift", type=int, default=0,
+                    help="augment by random shifts of up to this many pixels (white fill)")
+    ap.add_argument("--snapshots", default="",
+                    help="comma-separated fractions of --minutes at which the EMA weights are also "
+                         "exported, to --out/at<percent>/")
     ap.add_argument("--eps-weight-cap", type=float, default=20.0,
                     help="weight the eps loss at step t by min(1/abar_t, cap), normalized to mean 1 (0: uniform)")
     ap.add_argument("--seed", type=int, default=0)
@@ -87,17 +96,20 @@ def main():
     data = torch.from_numpy(images).to(dev).permute(0, 3, 1, 2).contiguous()
     n_data = data.shape[0]
 
-    model = DiT(c).to(dev)
-    ema = DiT(c).to(dev)
-    ema.load_state_dict(model.state_dict())
-    ema.requires_grad_(False)
+    model = DiT(c, a.dropout).to(dev)
+    decays = [float(d) for d in a.ema.split(",")]
+    emas = [DiT(c).to(dev).eval().requires_grad_(False) for _ in decays]
+    for e in emas:
+        e.load_state_dict(model.state_dict())
+    snapshots = sorted(float(f) for f in a.snapshots.split(",") if f)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.99), weight_decay=0.01, fused=True)
     step, elapsed0, losses = 0, 0.0, []
     ck = os.path.join(a.ckpt, "state.pt") if a.ckpt else None
     if ck and os.path.exists(ck):
         st = torch.load(ck, map_location=dev, weights_only=False)
         model.load_state_dict(st["model"])
-        ema.load_state_dict(st["ema"])
+        for e, sd in zip(emas, st.get("emas", [st.get("ema")])):
+            e.load_state_dict(sd)
         opt.load_state_dict(st["opt"])
         step, elapsed0, losses = st["step"], st["elapsed"], st["losses"]
         torch.cuda.set_rng_state(st["cuda_rng"][rank % len(st["cuda_rng"])].cpu())
@@ -134,6 +146,8 @@ def main():
         x0 = data[idx].float() / 127.5 - 1
         flip = torch.rand(a.batch, device=dev) < 0.5
         x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        if a.shift:
+            x0 = shift(x0, a.shift)
         t = torch.randint(0, T, (a.batch,), device=dev)
         noise = torch.randn_like(x0)
         xt = sab[t][:, None, None, None] * x0 + s1ab[t][:, None, None, None] * noise
@@ -159,9 +173,14 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         with torch.no_grad():
-            d = min(a.ema, (1 + step) / (10 + step))
-            torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - d)
+            for e, decay in zip(emas, decays):
+                d = min(decay, (1 + step) / (10 + step))
+                torch._foreach_lerp_(list(e.parameters()), list(model.parameters()), 1 - d)
         step += 1
+        if snapshots and step % stop_every == 0 and elapsed >= snapshots[0] * budget:
+            if rank == 0:
+                export(emas, decays, c, a, step, world, os.path.join(a.out, f"at{round(snapshots[0] * 100)}"))
+            snapshots.pop(0)
         if step % 50 == 0:
             losses.append((step, time.time() - start, loss.item()))
             if not math.isfinite(losses[-1][2]):
@@ -180,7 +199,8 @@ def main():
             if spike and snaps:
                 back = snaps[0]
                 model.load_state_dict(back["model"])
-                ema.load_state_dict(back["ema"])
+                for e, sd in zip(emas, back["emas"]):
+                    e.load_state_dict(sd)
                 opt.load_state_dict(copy.deepcopy(back["opt"]))  # it may keep the tensors
                 lr_scale /= 2
                 snaps = [back]
@@ -189,33 +209,54 @@ def main():
                           f"{back['step']}, learning rate x{lr_scale}", flush=True)
             elif step % 1000 == 0 and calm:
                 # Two snapshots: the older one predates anything the guard has not yet seen.
-                snaps = (snaps + [dict(step=step, model=clone(model), ema=clone(ema),
+                snaps = (snaps + [dict(step=step, model=clone(model), emas=[clone(e) for e in emas],
                                        opt=copy.deepcopy(opt.state_dict()))])[-2:]
         if ck and rank == 0 and time.time() - last_ck > a.ckpt_minutes * 60:
-            save_state(ck, model, ema, opt, step, time.time() - start, losses)
+            save_state(ck, model, emas, opt, step, time.time() - start, losses)
             last_ck = time.time()
 
     if rank == 0:
         if ck:
-            save_state(ck, model, ema, opt, step, time.time() - start, losses)
-        os.makedirs(a.out, exist_ok=True)
-        meta = dict(c, preset=a.preset, train_steps=step, train_batch=a.batch * world, data="emoji-datasource-twitter+google 16.0.0 64px")
-        files = export_sharded(ema.state_dict(), meta, a.out, max_shard_bytes=15 << 20)
+            save_state(ck, model, emas, opt, step, time.time() - start, losses)
+        files = export(emas, decays, c, a, step, world, a.out)
         json.dump({"steps": step, "batch": a.batch * world, "minutes": (time.time() - start) / 60, "losses": losses}, open(os.path.join(a.out, "loss.json"), "w"))
-        np.save(os.path.join(a.out, "samples.npy"), sample(ema, c, 64, dev))
+        np.save(os.path.join(a.out, "samples.npy"), sample(emas[0], c, 64, dev))
         print(f"done: {step} steps; wrote {', '.join(files)}", flush=True)
     if ddp:
         dist.destroy_process_group()
+
+
+def shift(x, n):
+    """Each image moved by its own random offset of up to `n` pixels in x and y; what moves in
+    is white (1.0), the emoji's background."""
+    b, _, h, w = x.shape
+    padded = F.pad(x, (n, n, n, n), value=1.0)
+    dy, dx = (torch.randint(0, 2 * n + 1, (2, b), device=x.device))
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]
+    return padded[torch.arange(b, device=x.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+
+
+def export(emas, decays, c, a, step, world, out):
+    """Writes each EMA's weights: the first into `out`, the others into `out/ema<decay>/`."""
+    meta = dict(c, preset=a.preset, train_steps=step, train_batch=a.batch * world,
+                data="emoji-datasource-twitter+google 16.0.0 64px")
+    files = []
+    for i, (e, decay) in enumerate(zip(emas, decays)):
+        folder = out if i == 0 else os.path.join(out, f"ema{decay}")
+        os.makedirs(folder, exist_ok=True)
+        files += export_sharded(e.state_dict(), dict(meta, train_ema=decay), folder, max_shard_bytes=15 << 20)
+    return files
 
 
 def clone(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def save_state(path, model, ema, opt, step, elapsed, losses):
+def save_state(path, model, emas, opt, step, elapsed, losses):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
-    torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
+    torch.save({"model": model.state_dict(), "emas": [e.state_dict() for e in emas], "opt": opt.state_dict(), "step": step,
                 "elapsed": elapsed, "losses": losses, "cuda_rng": [torch.cuda.get_rng_state()]}, tmp)
     os.replace(tmp, path)
 
