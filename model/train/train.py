@@ -34,6 +34,8 @@ def parse():
     ap.add_argument("--data", default=".data/emoji64.npz")
     ap.add_argument("--out", default="out")
     ap.add_argument("--preset", default="favicon-s", choices=sorted(PRESETS))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=INT",
+                    help="override one of the preset's integers (e.g. heads=2, depth=5, mlp_mult=3)")
     ap.add_argument("--minutes", type=float, default=8.0)
     # The shipped recipe (docs/quality.md): compiled, the step is bound by launches up to
     # batch 1,024 on an H200, so the large batch is free; lr 3e-3 diverged there.
@@ -77,6 +79,11 @@ def main():
     torch.manual_seed(a.seed + rank)
 
     c = dict(PRESETS[a.preset])
+    for kv in a.set:
+        key, _, value = kv.partition("=")
+        if key not in c or not isinstance(c[key], int):
+            raise SystemExit(f"error: --set {kv}: {key!r} is not an integer of the preset ({sorted(c)})")
+        c[key] = int(value)
     T = c["steps"]
     _, _, abar = schedule(T, c["schedule_s"])
     sab = abar.sqrt().float().to(dev)
