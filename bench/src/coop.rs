@@ -61,3 +61,70 @@ pub fn coop(b: &Bench, big: (usize, usize, usize)) {
         println!();
     }
 }
+
+/// Candidate tiles for [`matmul_coop`] (f16 out), one row each: which fit the adapter's
+/// workgroup memory, and their rate at 4096³ and at favicon-b batch 16's MLP products.
+pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
+    println!("\n## Tensor-core tile sweep (f16 out)\n");
+    if !b.gpu.coop {
+        println!("not measured: {} has no cooperative matrices", b.gpu.describe());
+        return;
+    }
+    let tile = |bm, bn, bk, warps_m, warps_n, stages| CoopTiles {
+        bm,
+        bn,
+        bk,
+        warps_m,
+        warps_n,
+        stages,
+    };
+    let candidates = [
+        COOP_TILES_LARGE,
+        tile(256, 128, 32, 4, 2, 1),
+        tile(256, 128, 16, 4, 2, 2),
+        tile(256, 128, 16, 8, 2, 1),
+        tile(128, 256, 16, 2, 4, 2),
+        tile(128, 256, 32, 2, 8, 1),
+        tile(256, 64, 16, 4, 2, 2),
+        tile(128, 128, 64, 2, 4, 1),
+        tile(128, 128, 16, 2, 4, 2),
+        COOP_TILES,
+        tile(256, 128, 64, 4, 2, 1),
+        tile(192, 128, 32, 6, 2, 1),
+    ];
+    let limits = b.gpu.device.limits();
+    let shapes = [big, (4096, 3072, 768), (4096, 768, 3072)];
+    println!("| tile (bm×bn×bk, subgroups, stages) | workgroup memory | pipeline | {}×{}×{} | 4096×3072×768 | 4096×768×3072 |", big.0, big.1, big.2);
+    println!("|---|---|---|---|---|---|");
+    for t in candidates {
+        let bytes = t.limits().max_workgroup_storage_bytes;
+        let name = format!(
+            "{}×{}×{}, {}×{}, {}",
+            t.bm, t.bn, t.bk, t.warps_m, t.warps_n, t.stages
+        );
+        if bytes > limits.max_compute_workgroup_storage_size
+            || t.threads() > limits.max_compute_invocations_per_workgroup
+        {
+            println!("| {name} | {bytes} B | beyond this adapter's limits | | | |");
+            continue;
+        }
+        let k = matmul_coop::<f16, f16>(t, Epilogue::None, 0).needs(t.limits());
+        if let Err(e) = webdit_codegen::compile(&k) {
+            println!("| {name} | {bytes} B | does not compile: {e} | | | |");
+            continue;
+        }
+        let grid = MatmulTiles::wide(t.bm, t.bn, t.bk, 1);
+        let mut cells = Vec::new();
+        let mut created = 0.0;
+        for shape in shapes {
+            let (cell, secs) = time_kernel(b, &k, "coop_sweep", grid, 2, shape, 1);
+            cells.push(cell);
+            created = secs;
+        }
+        println!(
+            "| {name} | {bytes} B | {:.0} ms | {} |",
+            created * 1e3,
+            cells.join(" | ")
+        );
+    }
+}

@@ -33,6 +33,10 @@ pub struct Args {
     /// Also time the tensor-core matmul (cooperative matrices) against the f16 wide kernel.
     #[arg(long)]
     coop: bool,
+    /// Also time candidate tensor-core tiles (each within the adapter's limits) at 4096³ and
+    /// the model's large shapes.
+    #[arg(long)]
+    coop_sweep: bool,
     /// Also time every plan (tier, slices of K) of the model's products.
     #[arg(long)]
     plans: bool,
@@ -83,6 +87,9 @@ fn main() {
     }
     if args.coop {
         coop::coop(&b, big);
+    }
+    if args.coop_sweep {
+        coop::sweep(&b, big);
     }
     if args.ops {
         generation::ops(&b, &models);
