@@ -67,7 +67,10 @@ pub fn coop(b: &Bench, big: (usize, usize, usize)) {
 pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
     println!("\n## Tensor-core tile sweep (f16 out)\n");
     if !b.gpu.coop {
-        println!("not measured: {} has no cooperative matrices", b.gpu.describe());
+        println!(
+            "not measured: {} has no cooperative matrices",
+            b.gpu.describe()
+        );
         return;
     }
     let tile = |bm, bn, bk, warps_m, warps_n, stages| CoopTiles {
