@@ -12,11 +12,7 @@ use webdit_kernels::Tiles;
 
 pub fn coop(b: &Bench, big: (usize, usize, usize)) {
     println!("\n## Tensor cores (cooperative matrices, 16x16x16 f16 -> f32)\n");
-    if !b.gpu.coop {
-        println!(
-            "not measured: {} has no cooperative matrices at 16x16x16 f16 -> f32",
-            b.gpu.describe()
-        );
+    if !has_coop(b) {
         return;
     }
     let tiles = [COOP_TILES, COOP_TILES_LARGE, COOP_TILES_SPLIT];
@@ -66,11 +62,7 @@ pub fn coop(b: &Bench, big: (usize, usize, usize)) {
 /// workgroup memory, and their rate at 4096³ and at favicon-b batch 16's MLP products.
 pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
     println!("\n## Tensor-core tile sweep (f16 out)\n");
-    if !b.gpu.coop {
-        println!(
-            "not measured: {} has no cooperative matrices",
-            b.gpu.describe()
-        );
+    if !has_coop(b) {
         return;
     }
     let tile = |bm, bn, bk, warps_m, warps_n, stages| CoopTiles {
@@ -130,4 +122,15 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
             cells.join(" | ")
         );
     }
+}
+
+/// Whether the adapter has the cooperative matrices the kernels use; if not, says so.
+fn has_coop(b: &Bench) -> bool {
+    if !b.gpu.coop {
+        println!(
+            "not measured: {} has no cooperative matrices at 16x16x16 f16 -> f32",
+            b.gpu.describe()
+        );
+    }
+    b.gpu.coop
 }

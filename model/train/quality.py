@@ -177,7 +177,7 @@ def score(args):
     test = held_out(data["emoji"])
     real = features(net, data["images"][test], dev)
     rows = [("training split (the floor)", features(net, data["images"][~test], dev))]
-    rows += [(s, features(net, np.load(s), dev)) for s in args.samples]
+    rows += [(os.path.splitext(os.path.basename(s))[0], features(net, np.load(s), dev)) for s in args.samples]
     print(f"held-out split: {len(real)} images\n")
     print("| against the held-out split | n | Fréchet distance | precision | recall |")
     print("|---|---|---|---|---|")

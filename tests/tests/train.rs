@@ -1,6 +1,7 @@
 //! The training side's own tests (Python with numpy): the sample-quality metric of
-//! `model/train/quality.py` (`test_quality.py`) and the trainer's loss-spike guard
-//! (`test_guard.py`). `.ci/run` installs numpy (Debian's
+//! `model/train/quality.py` (`test_quality.py`), the trainer's loss-spike guard
+//! (`test_guard.py`) and the sweep's orchestration (`test_sweep.py`, with stand-ins for the
+//! trainer and the metric). `.ci/run` installs numpy (Debian's
 //! `python3-numpy`) and sets `WEBDIT_REQUIRE_BROWSER`, so that there a missing numpy fails
 //! this test; elsewhere it says what is missing and checks nothing.
 
@@ -29,6 +30,7 @@ fn training_side_tests_pass() {
             "-v",
             "model/train/test_quality.py",
             "model/train/test_guard.py",
+            "model/train/test_sweep.py",
         ])
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
         .output()
@@ -38,5 +40,5 @@ fn training_side_tests_pass() {
         out.status.success(),
         "the training side's tests failed:\n{text}"
     );
-    assert!(text.contains("Ran 8 tests"), "not all tests ran:\n{text}");
+    assert!(text.contains("Ran 10 tests"), "not all tests ran:\n{text}");
 }
