@@ -120,6 +120,7 @@ def main():
         opt.load_state_dict(st["opt"])
         step, elapsed0, losses = st["step"], st["elapsed"], st["losses"]
         torch.cuda.set_rng_state(st["cuda_rng"][rank % len(st["cuda_rng"])].cpu())
+        snapshots = [f for f in snapshots if f * a.minutes * 60 > elapsed0]  # exported before
         if rank == 0:
             print(f"resumed at step {step}, {elapsed0 / 60:.1f} min in", flush=True)
     eager = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index]) if ddp else model
