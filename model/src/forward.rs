@@ -681,8 +681,6 @@ impl Builder {
             flops,
             reads,
         )?;
-        let splits = splits as usize;
-        let reduce_bytes = reduce_bytes(&plan, epilogue, store, period);
         // A reduction that writes whole rows of the residual takes the AdaLN that follows.
         let fuse = matches!(epilogue, Epilogue::Accumulate | Epilogue::AddRows);
         if let (Some(norm), true, Some(ctx)) = (&then, fuse, self.norms) {
@@ -692,7 +690,7 @@ impl Builder {
                     ReduceNormParams {
                         mn: (m * n) as u32,
                         n: n as u32,
-                        splits: splits as u32,
+                        splits,
                         rows_period: period as u32,
                         rows_per_batch: a.rows_per_batch,
                         mod_stride: a.mod_stride,
@@ -719,8 +717,8 @@ impl Builder {
                 Params::per_slot(&ps),
                 [m as u32, 1, 1],
                 (
-                    (m * n * (splits + 8)) as f64,
-                    reduce_bytes + (m * n * elem) as f64,
+                    (m * n * (splits as usize + 8)) as f64,
+                    reduce_bytes(&plan, epilogue, store, period) + (m * n * elem) as f64,
                 ),
             );
         }
