@@ -6,7 +6,7 @@ use crate::timing::Bench;
 use webdit_dsl::f16;
 use webdit_kernels::matmul::{matmul_wide, Epilogue, MatmulTiles};
 use webdit_kernels::matmul_coop::{
-    matmul_coop, CoopTiles, COOP_TILES, COOP_TILES_LARGE, COOP_TILES_SPLIT,
+    matmul_coop, CoopTiles, COOP_TILES, COOP_TILES_FILL, COOP_TILES_LARGE, COOP_TILES_SPLIT,
 };
 use webdit_kernels::Tiles;
 
@@ -15,7 +15,12 @@ pub fn coop(b: &Bench, big: (usize, usize, usize)) {
     if !has_coop(b) {
         return;
     }
-    let tiles = [COOP_TILES, COOP_TILES_LARGE, COOP_TILES_SPLIT];
+    let tiles = [
+        COOP_TILES,
+        COOP_TILES_LARGE,
+        COOP_TILES_FILL,
+        COOP_TILES_SPLIT,
+    ];
     print!("| shape (M×N×K) | wide kernel, f16 | default tile, f32 out |");
     for t in &tiles {
         print!(
@@ -23,7 +28,7 @@ pub fn coop(b: &Bench, big: (usize, usize, usize)) {
             t.bm, t.bn, t.bk, t.warps_m, t.warps_n, t.stages
         );
     }
-    println!("\n|---|---|---|---|---|---|");
+    println!("\n|---|---|---|{}", "---|".repeat(tiles.len()));
     let wide = Tiles::default().matmul_f16;
     let k_wide = matmul_wide::<f16, f16, f16>(wide, Epilogue::None);
     let t = COOP_TILES;
@@ -81,7 +86,7 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
         tile(128, 128, 16, 2, 4, 2),
         COOP_TILES,
         tile(256, 128, 64, 4, 2, 1),
-        tile(192, 128, 32, 6, 2, 1),
+        COOP_TILES_FILL,
     ];
     let shapes = [big, (4096, 3072, 768), (4096, 768, 3072)];
     println!("| tile (bm×bn×bk, subgroups, stages) | workgroup memory | pipeline | {}×{}×{} | 4096×3072×768 | 4096×768×3072 |", big.0, big.1, big.2);

@@ -12,7 +12,7 @@ mod registry;
 pub mod sampler;
 
 pub use registry::{
-    attention_rows_width, attention_width, registry, Key, Store, Tier, Tiles, Variant,
-    ATTENTION_ROWS_WIDTHS, ATTENTION_WIDTHS, COOP_LARGE_EPILOGUES, COOP_SILU_PARTS, EPILOGUES,
-    MATMUL_TIERS,
+    attention_rows_width, attention_width, registry, CoopTile, Key, Store, Tier, Tiles, Variant,
+    ATTENTION_ROWS_WIDTHS, ATTENTION_WIDTHS, COOP_FILL_EPILOGUES, COOP_LARGE_EPILOGUES,
+    COOP_SILU_PARTS, EPILOGUES, MATMUL_TIERS,
 };

@@ -105,6 +105,20 @@ pub const COOP_TILES_LARGE: CoopTiles = CoopTiles {
     stages: 1,
 };
 
+/// The tensor-core tile for large products that [`COOP_TILES_LARGE`] leaves short of one
+/// wave of workgroups: 192×128 per workgroup of 12 subgroups (6×2, 32×64 each), K-step 32,
+/// single-buffered. `bench --coop-sweep` on an H100 (132 SMs): favicon-b batch 16's MLP out
+/// (4096×768×3072) 149.4 TFLOP/s on 132 workgroups against 106.8 on the 256-row tile's 96;
+/// at 4096³ (704 workgroups, 5.3 waves) it loses, 136.0 against 145.7.
+pub const COOP_TILES_FILL: CoopTiles = CoopTiles {
+    bm: 192,
+    bn: 128,
+    bk: 32,
+    warps_m: 6,
+    warps_n: 2,
+    stages: 1,
+};
+
 /// `C[m, n] = A[m, k] · W[n, k]ᵀ` (then `epilogue`) with A and W in f16 and the products
 /// accumulated in f32 on tensor cores; C in `C`. K must be a multiple of 4 (A and W are read
 /// as `Vec4`s); M and N are any size (the edges are padded with zeros in workgroup memory

@@ -1,6 +1,7 @@
 //! Every kernel variant the model uses, with its parameters, in one place.
 
 use crate::matmul::{matmul, matmul_wide, Epilogue, MatmulTiles};
+use crate::matmul_coop::{CoopTiles, COOP_TILES, COOP_TILES_FILL, COOP_TILES_LARGE};
 use webdit_dsl::ir::{Kernel, Limits};
 use webdit_dsl::{f16, ScalarTy};
 
@@ -198,10 +199,63 @@ fn smallest_fitting(widths: &[u32], dim_head: usize) -> Option<u32> {
 /// reduction (each count is a 26 KB variant of the WGSL budget).
 pub const COOP_SILU_PARTS: [u32; 1] = [4];
 
+/// The tile a whole product on tensor cores runs on ([`Key::Coop`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CoopTile {
+    /// 128×128 ([`COOP_TILES`]): products too small for the others, every epilogue.
+    Base,
+    /// 256×128 ([`COOP_TILES_LARGE`]): large products, the epilogues of
+    /// [`COOP_LARGE_EPILOGUES`].
+    Large,
+    /// 192×128 ([`COOP_TILES_FILL`]): large products the 256-row tile leaves short of a
+    /// wave, the epilogues of [`COOP_FILL_EPILOGUES`].
+    Fill,
+}
+
+impl CoopTile {
+    pub const ALL: [CoopTile; 3] = [CoopTile::Base, CoopTile::Large, CoopTile::Fill];
+
+    pub const fn tiles(self) -> CoopTiles {
+        match self {
+            CoopTile::Base => COOP_TILES,
+            CoopTile::Large => COOP_TILES_LARGE,
+            CoopTile::Fill => COOP_TILES_FILL,
+        }
+    }
+
+    /// The epilogues the build has a variant of this tile for (in [`EPILOGUES`]' order).
+    pub fn epilogues(self) -> &'static [Epilogue] {
+        const ALL: [Epilogue; 4] = [
+            Epilogue::None,
+            Epilogue::Silu,
+            Epilogue::Accumulate,
+            Epilogue::AddRows,
+        ];
+        match self {
+            CoopTile::Base => &ALL,
+            CoopTile::Large => &COOP_LARGE_EPILOGUES,
+            CoopTile::Fill => &COOP_FILL_EPILOGUES,
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            CoopTile::Base => "",
+            CoopTile::Large => "_large",
+            CoopTile::Fill => "_m192",
+        }
+    }
+}
+
 /// The epilogues of the 256×128 tensor-core variants: those of an MLP's products, the only
 /// ones of the presets large enough for that tile (favicon-b batch 16); a large product
 /// with another epilogue runs on the 128×128 tile (each large variant is 22 KB of WGSL).
 pub const COOP_LARGE_EPILOGUES: [Epilogue; 2] = [Epilogue::Silu, Epilogue::Accumulate];
+
+/// The epilogues of the 192×128 tensor-core variants: MLP out's, the one product of the
+/// presets the 256-row tile leaves short of a wave (favicon-b batch 16: 96 workgroups);
+/// another such product runs on the 256-row tile (each variant is ~24 KB of WGSL).
+pub const COOP_FILL_EPILOGUES: [Epilogue; 1] = [Epilogue::Accumulate];
 
 /// Epilogues and their variant-name suffixes (a bias is `_addrows` with one row).
 pub const EPILOGUES: [(Epilogue, &str); 4] = [
@@ -244,9 +298,9 @@ pub enum Key {
         epilogue: Epilogue,
         store: Store,
     },
-    /// Tensor cores (f16 data; native-only): 128×128 tiles, or 256×128 with `large`.
+    /// Tensor cores (f16 data; native-only) on one of the whole-product tiles.
     Coop {
-        large: bool,
+        tile: CoopTile,
         epilogue: Epilogue,
     },
     /// The f32 partial products of a split-K on tensor cores (f16 data): 128×128 tiles, or
@@ -346,9 +400,9 @@ impl Key {
                 epilogue_suffix(epilogue),
                 store.suffix()
             ),
-            Key::Coop { large, epilogue } => format!(
+            Key::Coop { tile, epilogue } => format!(
                 "matmul_coop{}{}_f16",
-                if large { "_large" } else { "" },
+                tile.suffix(),
                 epilogue_suffix(epilogue)
             ),
             Key::CoopPartial { small } => {
@@ -409,17 +463,10 @@ impl Key {
         for (epilogue, _) in EPILOGUES {
             v.push(Key::MatmulDirect { epilogue });
         }
-        for (epilogue, _) in EPILOGUES {
-            v.push(Key::Coop {
-                large: false,
-                epilogue,
-            });
-        }
-        for epilogue in COOP_LARGE_EPILOGUES {
-            v.push(Key::Coop {
-                large: true,
-                epilogue,
-            });
+        for tile in CoopTile::ALL {
+            for &epilogue in tile.epilogues() {
+                v.push(Key::Coop { tile, epilogue });
+            }
         }
         for small in [false, true] {
             v.push(Key::CoopPartial { small });
@@ -505,8 +552,8 @@ impl Key {
             }
             Key::MatmulDirect { epilogue } => matmul_direct(DIRECT.0, DIRECT.1, epilogue),
             Key::SplitkReduce { epilogue, store } => by_store!(store, splitk_reduce(epilogue)),
-            Key::Coop { large, epilogue } => {
-                let t = if large { COOP_TILES_LARGE } else { COOP_TILES };
+            Key::Coop { tile, epilogue } => {
+                let t = tile.tiles();
                 matmul_coop::<f16, f16>(t, epilogue, 0).needs(t.limits())
             }
             Key::CoopPartial { small } => {

@@ -496,9 +496,8 @@ fn product_pass(
 ) -> Option<Pass> {
     let fused = silu_of.is_some();
     if o.coop && store == Store::F16 && k.is_multiple_of(4) && !fused {
-        if let Some((tier, _, groups)) = plan_coop((m, n, k), epilogue, o.coop_min_groups) {
-            let large = tier.ends_with("large");
-            let key = Key::Coop { large, epilogue };
+        if let Some((tile, groups)) = plan_coop((m, n, k), epilogue, o.coop_min_groups) {
+            let key = Key::Coop { tile, epilogue };
             return Some(Pass::Whole { key, groups });
         }
     }

@@ -2,9 +2,9 @@
 //! split across workgroups. Shared by the runtime and the benchmark, so the benchmark times
 //! what the model runs.
 
-use webdit_kernels::matmul::{MatmulParams, MatmulTiles, SplitParams};
-use webdit_kernels::matmul_coop::{CoopTiles, COOP_TILES, COOP_TILES_LARGE, COOP_TILES_SPLIT};
-use webdit_kernels::Tiles;
+use webdit_kernels::matmul::{Epilogue, MatmulParams, MatmulTiles, SplitParams};
+use webdit_kernels::matmul_coop::{COOP_TILES, COOP_TILES_SPLIT};
+use webdit_kernels::{CoopTile, Tiles};
 
 /// The most slices a split-K cuts K into.
 pub const MAX_SPLITS: u32 = 16;
@@ -153,25 +153,39 @@ pub fn plan_matmul_software(tiles: &Tiles, shape: (usize, usize, usize)) -> Matm
 /// 23.8 ms on tensor cores for every product against 10.6 ms without).
 pub const COOP_MIN_GROUPS: u32 = 64;
 
-/// The tensor-core variant (a prefix of `matmul_coop*`), its tiles and workgroups for an
-/// `m × n × k` product through `epilogue`, if it has [`COOP_MIN_GROUPS`]: the 256×128 tile
-/// for products of at least 2³² multiply-adds (1.3–1.6× faster there on an H200) with an
-/// epilogue it is built for ([`webdit_kernels::COOP_LARGE_EPILOGUES`]), else the 128×128
-/// one.
+/// Workgroups below which a large product leaves the GPU short of one wave: an H100 or
+/// H200 has 132 SMs, each running one workgroup of the 256- or 192-row tile.
+pub const COOP_WAVE: u32 = 128;
+
+/// The tensor-core tile and workgroups of an `m × n × k` product through `epilogue`, if it
+/// has [`COOP_MIN_GROUPS`]: for products of at least 2³² multiply-adds (1.3–1.6× faster on
+/// an H200) with an epilogue it is built for, the 256×128 tile, or the 192×128 one where
+/// that gives more workgroups and the 256-row tile fewer than [`COOP_WAVE`] (favicon-b
+/// batch 16's MLP out: 132 against 96, 1.4× faster on an H100); else the 128×128 tile.
 pub fn plan_coop(
     (m, n, k): (usize, usize, usize),
-    epilogue: webdit_kernels::matmul::Epilogue,
+    epilogue: Epilogue,
     min_groups: u32,
-) -> Option<(&'static str, CoopTiles, [u32; 3])> {
-    let large = m as u64 * n as u64 * k as u64 >= 1 << 32
-        && webdit_kernels::COOP_LARGE_EPILOGUES.contains(&epilogue);
-    let (name, t) = if large {
-        ("matmul_coop_large", COOP_TILES_LARGE)
-    } else {
-        ("matmul_coop", COOP_TILES)
+) -> Option<(CoopTile, [u32; 3])> {
+    let groups = |tile: CoopTile| {
+        let t = tile.tiles();
+        [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1]
     };
-    let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
-    (groups[0] * groups[1] >= min_groups).then_some((name, t, groups))
+    let count = |g: [u32; 3]| g[0] * g[1];
+    let built = |tile: CoopTile| tile.epilogues().contains(&epilogue);
+    let large = m as u64 * n as u64 * k as u64 >= 1 << 32;
+    let tile = match (large, built(CoopTile::Large), built(CoopTile::Fill)) {
+        (true, _, true)
+            if count(groups(CoopTile::Large)) < COOP_WAVE
+                && count(groups(CoopTile::Fill)) > count(groups(CoopTile::Large)) =>
+        {
+            CoopTile::Fill
+        }
+        (true, true, _) => CoopTile::Large,
+        _ => CoopTile::Base,
+    };
+    let g = groups(tile);
+    (count(g) >= min_groups).then_some((tile, g))
 }
 
 /// A split-K over tensor cores for a product [`plan_coop`] leaves short of workgroups: the
@@ -283,6 +297,34 @@ mod tests {
                 "{shape:?}"
             );
         }
+    }
+
+    #[test]
+    fn tensor_core_tiles_by_shape() {
+        use Epilogue::*;
+        let tile = |shape, e| plan_coop(shape, e, COOP_MIN_GROUPS).map(|(t, g)| (t, g[0] * g[1]));
+        // favicon-b batch 16: MLP in fills the GPU on the 256-row tile (384 workgroups); MLP
+        // out has 96 there and 132 on the 192-row tile.
+        assert_eq!(tile((4096, 3072, 768), Silu), Some((CoopTile::Large, 384)));
+        assert_eq!(
+            tile((4096, 768, 3072), Accumulate),
+            Some((CoopTile::Fill, 132))
+        );
+        // A batch twice as large: 192 on the 256-row tile, past a wave.
+        assert_eq!(
+            tile((8192, 768, 3072), Accumulate),
+            Some((CoopTile::Large, 192))
+        );
+        // No 192-row variant of that epilogue: the 256-row tile.
+        assert_eq!(tile((4096, 768, 3072), Silu), Some((CoopTile::Large, 96)));
+        // An epilogue without large variants, and products under 2³² multiply-adds.
+        assert_eq!(
+            tile((4096, 768, 3072), AddRows),
+            Some((CoopTile::Base, 192))
+        );
+        assert_eq!(tile((1024, 2048, 512), None), Some((CoopTile::Base, 128)));
+        // Too few workgroups for tensor cores at all (favicon-s batch 1's MLP in).
+        assert_eq!(tile((64, 2048, 512), None), Option::None);
     }
 
     #[test]

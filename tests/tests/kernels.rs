@@ -85,9 +85,9 @@ fn check_matmul(src: &'static kernels::KernelSource, (bm, bn): (u32, u32), case:
     } else {
         Arg::Input(extra)
     };
-    let out = match (epilogue, f16) {
+    let out = match (epilogue, out_f16) {
         (Epilogue::Accumulate, false) => Arg::InOut(prior),
-        (Epilogue::Accumulate, true) => panic!("covered in f32"),
+        (Epilogue::Accumulate, true) => panic!("covered with f32 outputs"),
         _ if out_f16 => Arg::OutputF16(mn * batch as usize),
         _ => Arg::Output(mn * batch as usize),
     };
@@ -1136,7 +1136,7 @@ fn coop_runs() -> bool {
 #[test]
 fn coop_matmul_matches_reference() {
     use webdit_kernels::matmul_coop::{
-        matmul_coop, COOP_TILES, COOP_TILES_LARGE, COOP_TILES_SPLIT,
+        matmul_coop, COOP_TILES, COOP_TILES_FILL, COOP_TILES_LARGE, COOP_TILES_SPLIT,
     };
     if !coop_runs() {
         return;
@@ -1144,11 +1144,13 @@ fn coop_matmul_matches_reference() {
     let tiles = [
         (COOP_TILES, Epilogue::None),
         (COOP_TILES_LARGE, Epilogue::None),
+        (COOP_TILES_FILL, Epilogue::None),
         (COOP_TILES_SPLIT, Epilogue::None),
     ];
     let epilogues = [
         (COOP_TILES, Epilogue::Silu),
         (COOP_TILES, Epilogue::AddRows),
+        (COOP_TILES_FILL, Epilogue::Accumulate),
     ];
     for (t, epilogue) in tiles.into_iter().chain(epilogues) {
         let src = compile(
