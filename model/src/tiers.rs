@@ -173,16 +173,15 @@ pub fn plan_coop(
     };
     let count = |g: [u32; 3]| g[0] * g[1];
     let built = |tile: CoopTile| tile.epilogues().contains(&epilogue);
-    let large = m as u64 * n as u64 * k as u64 >= 1 << 32;
-    let tile = match (large, built(CoopTile::Large), built(CoopTile::Fill)) {
-        (true, _, true)
-            if count(groups(CoopTile::Large)) < COOP_WAVE
-                && count(groups(CoopTile::Fill)) > count(groups(CoopTile::Large)) =>
-        {
-            CoopTile::Fill
-        }
-        (true, true, _) => CoopTile::Large,
-        _ => CoopTile::Base,
+    let (large, fill) = (groups(CoopTile::Large), groups(CoopTile::Fill));
+    let tile = if (m as u64 * n as u64 * k as u64) < 1 << 32 {
+        CoopTile::Base
+    } else if built(CoopTile::Fill) && count(large) < COOP_WAVE && count(fill) > count(large) {
+        CoopTile::Fill
+    } else if built(CoopTile::Large) {
+        CoopTile::Large
+    } else {
+        CoopTile::Base
     };
     let g = groups(tile);
     (count(g) >= min_groups).then_some((tile, g))
