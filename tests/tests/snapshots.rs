@@ -72,34 +72,44 @@ fn wgsl_fits_the_size_budget() {
 /// which this test reproduces without a GPU.
 #[test]
 fn every_variant_translates_to_spirv() {
+    for k in kernels::ALL {
+        translate_to_spirv(k.name, k.wgsl);
+    }
+    // The large-product tiles of the other build configurations too.
+    for (name, tiles) in Tiles::CHOICES {
+        let k = matmul_wide::<f32, f32, f32>(tiles.matmul, Epilogue::None).needs(tiles.limits);
+        translate_to_spirv(&format!("matmul_tiles_{name}"), &wgsl(&k));
+    }
+}
+
+/// naga's path from WGSL to SPIR-V for one kernel, panicking with the kernel's name.
+fn translate_to_spirv(name: &str, source: &str) {
     use naga::back::spv;
     use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy};
     use naga::valid::{Capabilities, ValidationFlags, Validator};
-    for k in kernels::ALL {
-        let module = naga::front::wgsl::parse_str(k.wgsl)
-            .unwrap_or_else(|e| panic!("{}: {}", k.name, e.emit_to_string(k.wgsl)));
-        let info = Validator::new(ValidationFlags::all(), Capabilities::all())
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{}: {e:?}", k.name));
-        for buffer in [BoundsCheckPolicy::Unchecked, BoundsCheckPolicy::Restrict] {
-            let options = spv::Options {
-                lang_version: (1, 3),
-                bounds_check_policies: BoundsCheckPolicies {
-                    index: BoundsCheckPolicy::Restrict,
-                    buffer,
-                    image_load: BoundsCheckPolicy::Restrict,
-                    binding_array: BoundsCheckPolicy::Unchecked,
-                },
-                ..spv::Options::default()
-            };
-            let pipeline = spv::PipelineOptions {
-                shader_stage: naga::ShaderStage::Compute,
-                entry_point: module.entry_points[0].name.clone(),
-            };
-            let words = spv::write_vec(&module, &info, &options, Some(&pipeline))
-                .unwrap_or_else(|e| panic!("{} ({buffer:?}): {e}", k.name));
-            assert!(words.len() > 5, "{}", k.name);
-        }
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+    let info = Validator::new(ValidationFlags::all(), Capabilities::all())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    for buffer in [BoundsCheckPolicy::Unchecked, BoundsCheckPolicy::Restrict] {
+        let options = spv::Options {
+            lang_version: (1, 3),
+            bounds_check_policies: BoundsCheckPolicies {
+                index: BoundsCheckPolicy::Restrict,
+                buffer,
+                image_load: BoundsCheckPolicy::Restrict,
+                binding_array: BoundsCheckPolicy::Unchecked,
+            },
+            ..spv::Options::default()
+        };
+        let pipeline = spv::PipelineOptions {
+            shader_stage: naga::ShaderStage::Compute,
+            entry_point: module.entry_points[0].name.clone(),
+        };
+        let words = spv::write_vec(&module, &info, &options, Some(&pipeline))
+            .unwrap_or_else(|e| panic!("{name} ({buffer:?}): {e}"));
+        assert!(words.len() > 5, "{name}");
     }
 }
 
