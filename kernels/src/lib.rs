@@ -14,5 +14,5 @@ pub mod sampler;
 pub use registry::{
     attention_rows_width, attention_width, registry, CoopTile, Key, Store, Tier, Tiles, Variant,
     ATTENTION_ROWS_WIDTHS, ATTENTION_WIDTHS, COOP_FILL_EPILOGUES, COOP_LARGE_EPILOGUES,
-    COOP_SILU_PARTS, EPILOGUES, MATMUL_TIERS,
+    COOP_SILU_PARTS, MATMUL_TIERS,
 };

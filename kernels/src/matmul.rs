@@ -59,6 +59,16 @@ pub enum Epilogue {
     AddRows,
 }
 
+impl Epilogue {
+    /// Every epilogue, in the registry's order.
+    pub const ALL: [Epilogue; 4] = [
+        Epilogue::None,
+        Epilogue::Silu,
+        Epilogue::Accumulate,
+        Epilogue::AddRows,
+    ];
+}
+
 /// Tile parameters of [`matmul`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatmulTiles {

@@ -223,16 +223,10 @@ impl CoopTile {
         }
     }
 
-    /// The epilogues the build has a variant of this tile for (in [`EPILOGUES`]' order).
+    /// The epilogues the build has a variant of this tile for.
     pub fn epilogues(self) -> &'static [Epilogue] {
-        const ALL: [Epilogue; 4] = [
-            Epilogue::None,
-            Epilogue::Silu,
-            Epilogue::Accumulate,
-            Epilogue::AddRows,
-        ];
         match self {
-            CoopTile::Base => &ALL,
+            CoopTile::Base => &Epilogue::ALL,
             CoopTile::Large => &COOP_LARGE_EPILOGUES,
             CoopTile::Fill => &COOP_FILL_EPILOGUES,
         }
@@ -257,20 +251,14 @@ pub const COOP_LARGE_EPILOGUES: [Epilogue; 2] = [Epilogue::Silu, Epilogue::Accum
 /// another such product runs on the 256-row tile (each variant is ~24 KB of WGSL).
 pub const COOP_FILL_EPILOGUES: [Epilogue; 1] = [Epilogue::Accumulate];
 
-/// Epilogues and their variant-name suffixes (a bias is `_addrows` with one row).
-pub const EPILOGUES: [(Epilogue, &str); 4] = [
-    (Epilogue::None, ""),
-    (Epilogue::Silu, "_silu"),
-    (Epilogue::Accumulate, "_acc"),
-    (Epilogue::AddRows, "_addrows"),
-];
-
+/// An epilogue's variant-name suffix (a bias is `_addrows` with one row).
 fn epilogue_suffix(e: Epilogue) -> &'static str {
-    EPILOGUES
-        .iter()
-        .find(|(x, _)| *x == e)
-        .map(|(_, s)| *s)
-        .expect("every epilogue is listed")
+    match e {
+        Epilogue::None => "",
+        Epilogue::Silu => "_silu",
+        Epilogue::Accumulate => "_acc",
+        Epilogue::AddRows => "_addrows",
+    }
 }
 
 /// A kernel variant, typed: the one list the registry, the build script and the runtime
@@ -443,7 +431,7 @@ impl Key {
     pub fn all() -> Vec<Key> {
         let stores = [Store::F32, Store::F16];
         let mut v = vec![];
-        for (epilogue, _) in EPILOGUES {
+        for epilogue in Epilogue::ALL {
             for tier in Tier::ALL {
                 for store in stores {
                     v.push(Key::Matmul {
@@ -460,7 +448,7 @@ impl Key {
         for tier in &Tier::ALL[1..] {
             v.push(Key::MatmulPartialF16 { tier: *tier });
         }
-        for (epilogue, _) in EPILOGUES {
+        for epilogue in Epilogue::ALL {
             v.push(Key::MatmulDirect { epilogue });
         }
         for tile in CoopTile::ALL {
