@@ -767,8 +767,11 @@ impl Lowerer<'_> {
                     let (elem, len) = (l.ty, l.len.unwrap_or(1));
                     let ty = self.array_ty(elem, Some(len))?;
                     let pointer = self.place_ptr(Place::Local(*local));
-                    let is_zero =
-                        matches!(self.k.expr(*value), ir::Expr::Literal(lit) if lit.is_zero());
+                    let is_zero = match self.k.expr(*value) {
+                        ir::Expr::Literal(lit) => lit.is_zero(),
+                        ir::Expr::Zero => true,
+                        _ => false,
+                    };
                     let value = if is_zero {
                         self.append(Expression::ZeroValue(ty))
                     } else {

@@ -2,6 +2,7 @@
 //! uses. `model/build.rs` compiles the registry to WGSL at build time.
 
 pub mod attention;
+pub mod attention_coop;
 pub mod elementwise;
 pub mod layout;
 pub mod matmul;
@@ -13,6 +14,6 @@ pub mod sampler;
 
 pub use registry::{
     attention_rows_width, attention_width, registry, CoopTile, Key, Store, Tier, Tiles, Variant,
-    ATTENTION_ROWS_WIDTHS, ATTENTION_WIDTHS, COOP_FILL_EPILOGUES, COOP_LARGE_EPILOGUES,
-    COOP_SILU_PARTS, MATMUL_TIERS,
+    ATTENTION_COOP_WIDTHS, ATTENTION_ROWS_WIDTHS, ATTENTION_WIDTHS, COOP_FILL_EPILOGUES,
+    COOP_LARGE_EPILOGUES, COOP_SILU_PARTS, MATMUL_TIERS,
 };

@@ -177,6 +177,10 @@ pub const ATTENTION_WIDTHS: [u32; 3] = [64, 128, 192];
 /// [`Key::CoopPartialOfSilu`]; such a model runs attention in slices.
 pub const ATTENTION_ROWS_WIDTHS: [u32; 2] = [64, 128];
 
+/// The head widths of `attention_coop::attention_coop`'s variants (tensor cores; the head
+/// width must match exactly).
+pub const ATTENTION_COOP_WIDTHS: [u32; 1] = [192];
+
 /// The head width of the attention variants for heads `dim_head` wide: the smallest of
 /// [`ATTENTION_WIDTHS`] that fits, if any does.
 pub fn attention_width(dim_head: usize) -> Option<u32> {
@@ -318,6 +322,11 @@ pub enum Key {
         width: u32,
         store: Store,
     },
+    /// Attention on tensor cores (f16 data; native-only) for heads exactly `width` wide and
+    /// sequences of 16 to 256 tokens (see `attention_coop::attention_coop`).
+    AttentionCoop {
+        width: u32,
+    },
     /// Combines [`Key::Attention`]'s slices.
     AttentionCombine {
         store: Store,
@@ -402,6 +411,7 @@ impl Key {
             Key::AttentionRows { width, store } => {
                 format!("attention_rows_d{width}{}", store.suffix())
             }
+            Key::AttentionCoop { width } => format!("attention_coop_d{width}_f16"),
             Key::AttentionCombine { store } => format!("attention_combine{}", store.suffix()),
             Key::AdaLn { subgroups, store } => format!(
                 "adaln{}{}",
@@ -473,6 +483,9 @@ impl Key {
         for store in stores {
             v.push(Key::AttentionCombine { store });
         }
+        for width in ATTENTION_COOP_WIDTHS {
+            v.push(Key::AttentionCoop { width });
+        }
         for store in stores {
             for width in ATTENTION_ROWS_WIDTHS {
                 v.push(Key::AttentionRows { width, store });
@@ -512,7 +525,8 @@ impl Key {
     /// The variant's kernel at `tiles`.
     pub fn kernel(&self, tiles: &Tiles) -> Kernel {
         use crate::sampler::*;
-        use crate::{attention::*, layout::*, matmul::*, matmul_coop::*, matvec::*, norm::*};
+        use crate::{attention::*, attention_coop::*, layout::*, matmul::*, matmul_coop::*};
+        use crate::{matvec::*, norm::*};
         /// Builds a kernel generic over the storage type.
         macro_rules! by_store {
             ($store:expr, $f:ident $(::<$($g:tt),*>)? ($($arg:expr),*)) => {
@@ -558,6 +572,11 @@ impl Key {
                 128 => by_store!(store, attention::<128>()),
                 _ => by_store!(store, attention::<192>()),
             },
+            Key::AttentionCoop { width } => match width {
+                128 => attention_coop::<128>(),
+                _ => attention_coop::<192>(),
+            }
+            .needs(coop_attention_limits(width)),
             Key::AttentionCombine { store } => by_store!(store, attention_combine()),
             Key::AttentionRows { width, store } => match width {
                 64 => by_store!(store, attention_rows::<64>()),

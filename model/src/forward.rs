@@ -15,13 +15,14 @@ use crate::kernels::{by_key, Binding, KernelSource, Param};
 use crate::runtime::{Precision, RuntimeError};
 use crate::sampler::Step;
 use crate::tiers::{
-    attention_by_rows, attention_chunks, plan_coop, plan_coop_split, plan_matmul,
-    plan_matmul_software, MatmulPlan, SCRATCH_FLOATS,
+    attention_by_rows, attention_chunks, attention_on_tensor_cores, plan_coop, plan_coop_split,
+    plan_matmul, plan_matmul_software, MatmulPlan, SCRATCH_FLOATS,
 };
 use std::fmt;
 use webdit_dsl::ir::Scalar;
 use webdit_dsl::UniformStruct;
 use webdit_kernels::attention::{AttentionParams, BQ, ROWS};
+use webdit_kernels::attention_coop::COOP_BQ;
 use webdit_kernels::layout::{PatchParams, SinusParams};
 use webdit_kernels::matmul::{Epilogue, MatmulParams, DIRECT};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
@@ -59,6 +60,9 @@ pub struct Options {
     /// ([`crate::tiers::attention_by_rows`]) instead of 32 (in key slices where those are
     /// too few for the GPU).
     pub attention_rows: bool,
+    /// With `coop` and f16 data: attention over sequences longer than the row kernel's on
+    /// tensor cores ([`crate::tiers::attention_on_tensor_cores`]).
+    pub attention_coop: bool,
 }
 
 /// What a plan computes at the end of each model evaluation.
@@ -1146,8 +1150,26 @@ impl Plan {
         let att_flops = (4 * batch * c.heads * n * n * c.dim_head) as f64;
         let att_bytes = (rows * 4 * inner * act.size() as usize) as f64;
         let by_rows = !o.software && o.attention_rows && attention_by_rows(n, c.dim_head);
+        let on_tensor_cores = o.coop
+            && o.attention_coop
+            && store == Store::F16
+            && !by_rows
+            && attention_on_tensor_cores(n, c.dim_head);
         let attention = |b: &mut Builder, qkv: TensorId, out: TensorId| {
             let shape = format!("{batch}×{}×{n}×{}", c.heads, c.dim_head);
+            if on_tensor_cores {
+                return b.op(
+                    "attention",
+                    Key::AttentionCoop {
+                        width: c.dim_head as u32,
+                    },
+                    shape,
+                    &[("qkv", qkv), ("qkv4", qkv), ("out", out)],
+                    Params::one(&att),
+                    [(n as u32).div_ceil(COOP_BQ), n_heads, nb],
+                    (att_flops, att_bytes),
+                );
+            }
             if by_rows {
                 return b.op(
                     "attention",
@@ -1564,6 +1586,7 @@ mod tests {
             coop_min_groups: crate::tiers::COOP_MIN_GROUPS,
             software: false,
             attention_rows: true,
+            attention_coop: coop,
         }
     }
 

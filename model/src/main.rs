@@ -646,6 +646,7 @@ fn print_plan(args: &PlanArgs) -> Result<()> {
         coop_min_groups: webdit_model::tiers::COOP_MIN_GROUPS,
         software: args.software,
         attention_rows: true,
+        attention_coop: coop,
     };
     let steps = plan(&c, Sampler::Ddpm, args.steps.unwrap_or(c.steps))?;
     let p = Plan::build(&c, &options, args.batch, &steps, Heads::Eps, None)?;

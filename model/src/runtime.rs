@@ -264,6 +264,7 @@ impl GpuModel {
                 .unwrap_or(crate::tiers::COOP_MIN_GROUPS),
             software,
             attention_rows: std::env::var_os("WEBDIT_NO_ATTENTION_ROWS").is_none(),
+            attention_coop: std::env::var_os("WEBDIT_NO_ATTENTION_COOP").is_none(),
         };
         // A plan fails here, before anything is uploaded, for a model the kernels cannot run.
         Plan::build(&c, &options, 1, &[], Heads::Both, Some(&[0.0]))?;

@@ -228,6 +228,15 @@ pub fn attention_by_rows(n: usize, dim_head: usize) -> bool {
     n <= ATTENTION_ROWS_MAX_N && webdit_kernels::attention_rows_width(dim_head).is_some()
 }
 
+/// Whether attention over `n` tokens of heads `dim_head` wide can run on tensor cores
+/// ([`webdit_kernels::attention_coop::attention_coop`]: 16 to 256 tokens, one of
+/// [`webdit_kernels::ATTENTION_COOP_WIDTHS`] exactly).
+pub fn attention_on_tensor_cores(n: usize, dim_head: usize) -> bool {
+    use webdit_kernels::attention_coop::{COOP_MAX_N, COOP_MIN_N};
+    (COOP_MIN_N as usize..=COOP_MAX_N as usize).contains(&n)
+        && webdit_kernels::ATTENTION_COOP_WIDTHS.contains(&(dim_head as u32))
+}
+
 /// Slices of the keys for attention over `n` tokens, `heads` heads and `batch` items: the
 /// fewest (a power of 2, at most 16, each at least a key tile long) that give
 /// [`ATTENTION_GROUPS`] workgroups; 1 runs the unsplit kernel.

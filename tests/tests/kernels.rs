@@ -1252,6 +1252,59 @@ fn coop_matmul_of_silu_parts_matches_reference() {
     }
 }
 
+/// Attention on tensor cores (f16 Q, K, V and probabilities, f32 accumulation) against the
+/// CPU: the registered 192-wide variant and a 128-wide build of the kernel, sequences of 16
+/// to 256 tokens (most not multiples of 16, where the last key fragment overlaps the one
+/// before it), several heads and batch items; where the adapter lacks cooperative matrices,
+/// the test says so and checks nothing.
+#[test]
+fn coop_attention_matches_reference() {
+    use webdit_kernels::attention_coop::{attention_coop, coop_attention_limits, COOP_BQ};
+    if !coop_runs() {
+        return;
+    }
+    let d128 = compile(
+        "attention_coop_d128_f16",
+        &attention_coop::<128>().needs(coop_attention_limits(128)),
+    );
+    for (n, dh, heads, batch) in [
+        (256usize, 192usize, 1usize, 1usize),
+        (256, 192, 1, 3),
+        (250, 192, 2, 1),
+        (100, 192, 1, 2),
+        (17, 192, 3, 2),
+        (16, 192, 1, 1),
+        (64, 128, 2, 2),
+        (143, 128, 1, 1),
+    ] {
+        let src = if dh == 128 {
+            d128
+        } else {
+            variant("attention_coop_d192_f16")
+        };
+        let what = format!("{} n={n} heads={heads} batch={batch}", src.name);
+        let mut rng = rng(&what);
+        let qkv: Vec<f32> = random(&mut rng, batch * n * 3 * heads * dh)
+            .iter()
+            .map(|v| v * 2.0)
+            .collect();
+        let qkv = round_f16(&qkv);
+        let p = AttentionParams::new(n as u32, dh as u32, heads as u32);
+        let got = run(
+            src,
+            &[
+                Arg::InputF16(&qkv),
+                Arg::InputF16(&qkv),
+                Arg::OutputF16(batch * n * heads * dh),
+                Arg::Uniform(p.to_bytes()),
+            ],
+            [groups(n as u32, COOP_BQ), heads as u32, batch as u32],
+        );
+        let want = attention_ref(&qkv, batch, n, heads, dh);
+        assert_close(&what, &got[0], &want, 2e-3);
+    }
+}
+
 #[test]
 fn mut_helper_parameters_match_reference() {
     let src = compile("sum_squares", &sum_squares());
