@@ -158,7 +158,8 @@ impl Op {
             let p = self.param(name).expect("checked when the op was added");
             if p.writes() {
                 writes.push(*t);
-            } else {
+            } else if !reads.contains(t) {
+                // A tensor read through two views (scalars and quads) is one read.
                 reads.push(*t);
             }
         }
@@ -1154,7 +1155,7 @@ impl Plan {
             && o.attention_coop
             && store == Store::F16
             && !by_rows
-            && attention_on_tensor_cores(n, c.dim_head);
+            && attention_on_tensor_cores(n, c.dim_head, c.heads, batch);
         let attention = |b: &mut Builder, qkv: TensorId, out: TensorId| {
             let shape = format!("{batch}×{}×{n}×{}", c.heads, c.dim_head);
             if on_tensor_cores {
@@ -1652,6 +1653,25 @@ mod tests {
             sw.dispatches_per_step(),
             gpu.dispatches_per_step()
         );
+    }
+
+    /// favicon-b's attention runs on tensor cores at batch 16 (one dispatch a block, no
+    /// slices) and in key slices at batch 1, where 16 workgroups are too few.
+    #[test]
+    fn attention_on_tensor_cores_where_the_grid_fills() {
+        let c = Config::favicon_b();
+        let steps = steps_of(&c, Sampler::Ddpm, c.steps).unwrap();
+        let o = options(Precision::F16, true, true);
+        let count = |batch, key: &dyn Fn(&Key) -> bool| {
+            let p = Plan::build(&c, &o, batch, &steps, Heads::Eps, None).unwrap();
+            p.phase(Phase::Model).filter(|op| key(&op.key)).count()
+        };
+        let coop = |k: &Key| matches!(k, Key::AttentionCoop { .. });
+        let combine = |k: &Key| matches!(k, Key::AttentionCombine { .. });
+        assert_eq!(count(16, &coop), c.depth);
+        assert_eq!(count(16, &combine), 0);
+        assert_eq!(count(1, &coop), 0);
+        assert_eq!(count(1, &combine), c.depth);
     }
 
     /// Tensors sharing memory are never alive at once, and every slot holds its tensors.

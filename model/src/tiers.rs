@@ -228,14 +228,23 @@ pub fn attention_by_rows(n: usize, dim_head: usize) -> bool {
     n <= ATTENTION_ROWS_MAX_N && webdit_kernels::attention_rows_width(dim_head).is_some()
 }
 
-/// Whether attention over `n` tokens of heads `dim_head` wide can run on tensor cores
-/// ([`webdit_kernels::attention_coop::attention_coop`]: 16 to 256 tokens, one of
-/// [`webdit_kernels::ATTENTION_COOP_WIDTHS`] exactly).
-pub fn attention_on_tensor_cores(n: usize, dim_head: usize) -> bool {
-    use webdit_kernels::attention_coop::{COOP_MAX_N, COOP_MIN_N};
+/// Whether attention over `n` tokens, `heads` heads of `dim_head` and `batch` items runs on
+/// tensor cores ([`webdit_kernels::attention_coop::attention_coop`]: 16 to 256 tokens, one of
+/// [`webdit_kernels::ATTENTION_COOP_WIDTHS`] exactly) instead of in key slices: where its
+/// 16-row blocks give at least [`ATTENTION_COOP_MIN_GROUPS`] workgroups.
+pub fn attention_on_tensor_cores(n: usize, dim_head: usize, heads: usize, batch: usize) -> bool {
+    use webdit_kernels::attention_coop::{COOP_BQ, COOP_MAX_N, COOP_MIN_N};
     (COOP_MIN_N as usize..=COOP_MAX_N as usize).contains(&n)
         && webdit_kernels::ATTENTION_COOP_WIDTHS.contains(&(dim_head as u32))
+        && n.div_ceil(COOP_BQ as usize) * heads * batch >= ATTENTION_COOP_MIN_GROUPS
 }
+
+/// The fewest workgroups attention on tensor cores takes (about one per SM of an H100). On
+/// an H100 at favicon-b's 256 tokens: batch 16 (256 workgroups) 32.1 µs against 57.0 µs in
+/// two key slices and their combine, whole generations 187 against 197 ms; batch 1 (16
+/// workgroups) 17.2 µs against 15.9 µs in eight slices, generations 43.9 against 43.5 ms
+/// (mean of six each; BENCHMARKS.md).
+pub const ATTENTION_COOP_MIN_GROUPS: usize = 128;
 
 /// Slices of the keys for attention over `n` tokens, `heads` heads and `batch` items: the
 /// fewest (a power of 2, at most 16, each at least a key tile long) that give
@@ -345,5 +354,17 @@ mod tests {
         // Large batches fill the GPU unsplit.
         assert_eq!(attention_chunks(256, 4, 16), 1);
         assert_eq!(attention_chunks(5, 1, 1), 1);
+    }
+
+    #[test]
+    fn attention_on_tensor_cores_by_shape() {
+        // favicon-b: 256 tokens of one 192-wide head; batch 16 gives 256 workgroups.
+        assert!(attention_on_tensor_cores(256, 192, 1, 16));
+        assert!(!attention_on_tensor_cores(256, 192, 1, 1));
+        assert!(attention_on_tensor_cores(250, 192, 2, 4));
+        // Widths without a variant, sequences out of range.
+        assert!(!attention_on_tensor_cores(256, 128, 1, 16));
+        assert!(!attention_on_tensor_cores(257, 192, 1, 16));
+        assert!(!attention_on_tensor_cores(15, 192, 64, 16));
     }
 }
