@@ -421,6 +421,18 @@ impl Lowerer<'_> {
         h
     }
 
+    /// Whether `id` is a zero of its type: a zero literal, `Zero`, or a vector of zeros (so
+    /// that filling an array with it lowers to the array's zero value).
+    fn is_zero(&self, id: ExprId) -> bool {
+        match self.k.expr(id) {
+            ir::Expr::Literal(lit) => lit.is_zero(),
+            ir::Expr::Zero => true,
+            ir::Expr::Splat(v) => self.is_zero(*v),
+            ir::Expr::Compose(parts) => parts.iter().all(|p| self.is_zero(*p)),
+            _ => false,
+        }
+    }
+
     /// The handle of an operand: a value computed earlier, or a literal/builtin made now.
     fn operand(&mut self, id: ExprId) -> Result<Handle<Expression>, LowerError> {
         if let Some(h) = self.lowered[id.0 as usize] {
@@ -767,11 +779,7 @@ impl Lowerer<'_> {
                     let (elem, len) = (l.ty, l.len.unwrap_or(1));
                     let ty = self.array_ty(elem, Some(len))?;
                     let pointer = self.place_ptr(Place::Local(*local));
-                    let is_zero = match self.k.expr(*value) {
-                        ir::Expr::Literal(lit) => lit.is_zero(),
-                        ir::Expr::Zero => true,
-                        _ => false,
-                    };
+                    let is_zero = self.is_zero(*value);
                     let value = if is_zero {
                         self.append(Expression::ZeroValue(ty))
                     } else {
