@@ -20,7 +20,7 @@
 
 use webdit_dsl::prelude::*;
 
-#[derive(Uniform)]
+#[derive(Uniform, Clone, Copy)]
 pub struct AttentionParams {
     /// Tokens per batch item.
     pub n: u32,

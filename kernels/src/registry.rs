@@ -573,10 +573,9 @@ impl Key {
                 _ => by_store!(store, attention::<192>()),
             },
             Key::AttentionCoop { width } => match width {
-                128 => attention_coop::<128>(),
-                _ => attention_coop::<192>(),
-            }
-            .needs(coop_attention_limits(width)),
+                192 => attention_coop::<192>().needs(coop_attention_limits(width)),
+                _ => panic!("no attention_coop variant is built for width {width}"),
+            },
             Key::AttentionCombine { store } => by_store!(store, attention_combine()),
             Key::AttentionRows { width, store } => match width {
                 64 => by_store!(store, attention_rows::<64>()),

@@ -1139,13 +1139,12 @@ impl Plan {
         )?;
         // Attention, with its keys cut into slices where the grid is too small for the GPU.
         let width = attention_width(c.dim_head).expect("config validated");
-        let att = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32).split(
-            if o.software {
-                1
-            } else {
-                attention_chunks(n, c.heads, batch)
-            },
-        );
+        let whole = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32);
+        let att = whole.split(if o.software {
+            1
+        } else {
+            attention_chunks(n, c.heads, batch)
+        });
         let q_blocks = (n as u32).div_ceil(BQ);
         let (n_heads, nb) = (c.heads as u32, batch as u32);
         let att_flops = (4 * batch * c.heads * n * n * c.dim_head) as f64;
@@ -1166,7 +1165,7 @@ impl Plan {
                     },
                     shape,
                     &[("qkv", qkv), ("qkv4", qkv), ("out", out)],
-                    Params::one(&att),
+                    Params::one(&whole),
                     [(n as u32).div_ceil(COOP_BQ), n_heads, nb],
                     (att_flops, att_bytes),
                 );
@@ -1177,7 +1176,7 @@ impl Plan {
                     Key::AttentionRows { width, store },
                     shape,
                     &[("qkv", qkv), ("out", out)],
-                    Params::one(&att),
+                    Params::one(&whole),
                     [(n as u32).div_ceil(ROWS), n_heads, nb],
                     (att_flops, att_bytes),
                 );
