@@ -3,18 +3,22 @@
 //! (f16 operands, f32 accumulation). Native only, as [`crate::matmul_coop`].
 //!
 //! A workgroup of [`CW`] subgroups owns 16 query rows of one head (one fragment) and every
-//! key, in one pass without slices:
-//! 1. Q's 16 rows are staged in workgroup memory (zeros past the sequence); each subgroup
-//!    multiplies them by its key fragments (K read straight from the `qkv` projection as the
-//!    B operand) into the scores, kept whole in workgroup memory.
-//! 2. The exact softmax of each row (8 invocations a row) writes the probabilities in f16.
-//! 3. Each subgroup multiplies them by V (again straight from `qkv`) for a quarter of the
-//!    head and half of the keys; the halves are summed as the output is stored, divided by
-//!    the row's sum.
+//! key, in one pass without slices. K and V reach the tensor cores through workgroup memory,
+//! staged as quads (each round's loads issued while the round before is multiplied): on an
+//! H100 a cooperative load straight from the storage buffer took two thirds of the kernel's
+//! time.
+//! 1. Q's 16 rows are staged in workgroup memory (zeros past the sequence). In rounds of
+//!    `CW` key fragments × 48 (or 32) of the head's columns, each subgroup multiplies them by its key
+//!    fragment (K's rows are the B operand's columns) into the scores, kept whole in
+//!    workgroup memory.
+//! 2. The exact softmax of each row (`RT` invocations a row) writes the probabilities in f16.
+//! 3. In rounds of [`KH`] key fragments × the whole head of V, each subgroup multiplies the
+//!    probabilities of one of them by a quarter of the head; the key fragments' sums are
+//!    added as the output is stored, divided by the row's sum.
 //!
-//! Every fragment read from `qkv` lies inside the sequence: where `n` is not a multiple of
-//! 16, the last key fragment starts at `n - 16`, and the keys it shares with the fragment
-//! before it are masked (their probabilities are 0), so no read reaches past a batch item.
+//! Every row read from `qkv` lies inside the sequence: where `n` is not a multiple of 16, the
+//! last key fragment starts at `n - 16`, and the keys it shares with the fragment before it
+//! are masked (their probabilities are 0), so no read reaches past a batch item.
 
 use webdit_dsl::coop::*;
 use webdit_dsl::ir::Limits;
@@ -30,33 +34,67 @@ pub const COOP_MAX_N: u32 = 256;
 pub const COOP_MIN_N: u32 = 16;
 /// Subgroups (of 32 lanes) per workgroup.
 const CW: u32 = 8;
-/// Groups of the head's fragments in the output product; each is split over `CW / CG`
-/// subgroups taking every `CW / CG`-th key fragment.
+/// Invocations per workgroup.
+const THREADS: u32 = CW * 32;
+/// Groups of the head's fragments in the output product.
 const CG: u32 = 4;
-/// Subgroups per group of the head's fragments (key fragments interleaved between them).
+/// Key fragments per round of the output product: subgroup `w` takes fragment `w / CG`.
 const KH: u32 = CW / CG;
-/// Key fragments per subgroup in the score product.
-const KW: u32 = COOP_MAX_N / 16 / CW;
+/// The head's columns per round of the score product at head width `dh`: 48 where they
+/// divide it (fewer rounds, and the staged keys still fit 48 KiB beside the scores), else 32.
+const fn kd(dh: u32) -> u32 {
+    if dh.is_multiple_of(48) {
+        48
+    } else {
+        32
+    }
+}
 /// Invocations per row in the softmax.
-const RT: u32 = CW * 32 / COOP_BQ;
+const RT: u32 = THREADS / COOP_BQ;
 /// The most negative finite f32: the softmax's "minus infinity".
 const NEG: f32 = -3.0e38;
-/// Key fragments per step (per subgroup) of the output product.
-const PV: u32 = 4;
-const _: () = assert!(KW * CW * 16 == COOP_MAX_N && RT * COOP_BQ == CW * 32);
-const _: () = assert!(KH * PV * 16 * 2 == COOP_MAX_N && CW * 256 <= COOP_BQ * COOP_MAX_N);
+const _: () = assert!(RT * COOP_BQ == THREADS && CW * 256 <= COOP_BQ * COOP_MAX_N);
+const _: () = assert!(COOP_MAX_N.is_multiple_of(16 * CW) && COOP_MAX_N.is_multiple_of(16 * KH));
 
 /// Strides (elements) of the staged Q rows (f16), the scores (f32; a spare fragment at the
-/// end takes the products of subgroups without a key fragment) and the probabilities (f16),
-/// padded so that a fragment's rows fall in different banks.
-const fn strides(dh: u32) -> (u32, u32, u32) {
-    (dh + 8, COOP_MAX_N + 16 + 4, COOP_MAX_N + 8)
+/// end takes the products of subgroups without a key fragment), the probabilities (f16), and
+/// the staged keys of a score round and values of an output round (f16), padded so that a
+/// fragment's rows fall in different banks.
+const fn strides(dh: u32) -> (u32, u32, u32, u32, u32) {
+    (
+        dh + 8,
+        COOP_MAX_N + 16 + 4,
+        COOP_MAX_N + 8,
+        kd(dh) + 8,
+        dh + 8,
+    )
+}
+
+/// Elements of the staged K (a score round: `16·CW` keys) or V (an output round: `16·KH`
+/// keys), which share their workgroup memory.
+const fn staged(dh: u32) -> u32 {
+    let (_, _, _, ks, vs) = strides(dh);
+    let k = 16 * CW * ks;
+    let v = 16 * KH * vs;
+    if k > v {
+        k
+    } else {
+        v
+    }
+}
+
+/// Quads each invocation loads of one round of K (`dh / kd(dh)` of them per `16·CW` keys) and
+/// of V, and the registers that hold either.
+const fn round_quads(dh: u32) -> (u32, u32, u32) {
+    let k = 16 * CW * kd(dh) / 4 / THREADS;
+    let v = 16 * KH * dh / 4 / THREADS;
+    (k, v, if k > v { k } else { v })
 }
 
 /// What [`attention_coop`] at head width `dh` needs of the adapter beyond WebGPU's defaults.
 pub const fn coop_attention_limits(dh: u32) -> Limits {
-    let (qs, ss, ps) = strides(dh);
-    let bytes = COOP_BQ * (qs * 2 + ss * 4 + ps * 2) + COOP_BQ * (RT + 1) * 4;
+    let (qs, ss, ps, _, _) = strides(dh);
+    let bytes = COOP_BQ * (qs * 2 + ss * 4 + ps * 2) + staged(dh) * 2 + COOP_BQ * (RT + 1) * 4;
     Limits {
         max_workgroup_storage_bytes: bytes,
         ..Limits::WEBGPU
@@ -64,13 +102,11 @@ pub const fn coop_attention_limits(dh: u32) -> Limits {
 }
 
 /// Attention of one head per `workgroup_id().y` and one batch item per `.z`, 16 query rows
-/// per `.x`, for `16 ≤ p.n ≤ COOP_MAX_N` and `p.dh == DH` (a multiple of `16·CG`), on
-/// tensor cores. Reads `qkv` `[tokens, 3·heads·dh]` (`qkv4` is the same tensor, read as
-/// quads to stage Q), writes `out` `[tokens, heads·dh]`.
-#[kernel(workgroup_size = [CW * 32, 1, 1])]
+/// per `.x`, for `16 ≤ p.n ≤ COOP_MAX_N` and `p.dh == DH` (a multiple of 64), on tensor
+/// cores. Reads `qkv` `[tokens, 3·heads·dh]` as quads, writes `out` `[tokens, heads·dh]`.
+#[kernel(workgroup_size = [THREADS, 1, 1])]
 pub fn attention_coop<const DH: u32>(
-    qkv: &Array<f16>,
-    qkv4: &Array<Vec4<f16>>,
+    qkv: &Array<Vec4<f16>>,
     out: &mut Array<f16>,
     p: &Uniform<AttentionParams>,
 ) {
@@ -82,7 +118,20 @@ pub fn attention_coop<const DH: u32>(
     let ss = strides(DH).1;
     #[comptime]
     let ps = strides(DH).2;
+    #[comptime]
+    let ks = strides(DH).3;
+    #[comptime]
+    let vs = strides(DH).4;
+    #[comptime]
+    let k_quads = round_quads(DH).0;
+    #[comptime]
+    let v_quads = round_quads(DH).1;
+    #[comptime]
+    let kd = kd(DH);
+    #[comptime]
+    let d_rounds = DH / kd;
     let q_tile = Shared::<f16>::new(COOP_BQ * qs);
+    let kv = Shared::<f16>::new(staged(DH));
     let scores = Shared::<f32>::new(COOP_BQ * ss);
     let probs = Shared::<f16>::new(COOP_BQ * ps);
     let red = Shared::<f32>::new(COOP_BQ * RT);
@@ -100,14 +149,16 @@ pub fn attention_coop<const DH: u32>(
     let v_at = k_at + inner;
     // Key fragments; the last starts at `n - 16`.
     let nk = (n + 15) / 16;
+    let mut regs = [vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0)); round_quads(DH).2];
+    fetch_keys(&qkv, &regs, k_quads, kd / 4, t, k_at, 0, nk, n, stride);
     #[unroll]
-    for l in 0..COOP_BQ * DH / 4 / (CW * 32) {
-        let idx = t + l * CW * 32;
+    for l in 0..COOP_BQ * DH / 4 / THREADS {
+        let idx = t + l * THREADS;
         let r = idx / (DH / 4);
         let d = 4 * (idx % (DH / 4));
         let mut v = vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0));
         if q0 + r < n {
-            v = qkv4[((tok0 + q0 + r) * stride + head + d) / 4];
+            v = qkv[((tok0 + q0 + r) * stride + head + d) / 4];
         }
         let at = r * qs + d;
         q_tile[at] = v.x;
@@ -115,33 +166,52 @@ pub fn attention_coop<const DH: u32>(
         q_tile[at + 2] = v.z;
         q_tile[at + 3] = v.w;
     }
-    workgroup_barrier();
-    // 1. Scores: subgroup w takes key fragments w, w + CW, ...; K's rows are B's columns.
-    let mut acc = [coop_zero::<CoopMat<f32, MatC, 16>>(); KW];
-    #[unroll]
-    for d in 0..DH / 16 {
-        let qa = coop_load::<CoopMat<f16, MatA, 16>>(q_tile, d * 16, qs, true);
-        #[unroll]
-        for i in 0..KW {
-            let kf = min(warp + CW * i, nk - 1);
-            let k_off = k_at + min(16 * kf, n - 16) * stride + d * 16;
-            let kb = coop_load::<CoopMat<f16, MatB, 16>>(qkv, k_off, stride, false);
-            acc[i] = coop_mul_add(qa, kb, acc[i]);
+    // 1. Scores: round (kr, dr) stages key fragments CW·kr.. (subgroup w multiplies the
+    // w-th) and the head's columns kd·dr..; K's rows are B's columns.
+    let key_rounds = (nk + CW - 1) / CW;
+    for kr in 0..key_rounds {
+        let mut acc = coop_zero::<CoopMat<f32, MatC, 16>>();
+        for dr in 0..d_rounds {
+            workgroup_barrier();
+            stage_keys(&regs, &kv, k_quads, kd / 4, ks, t);
+            workgroup_barrier();
+            let next = kr * d_rounds + dr + 1;
+            if next < key_rounds * d_rounds {
+                let at = k_at + (next % d_rounds) * kd;
+                fetch_keys(
+                    &qkv,
+                    &regs,
+                    k_quads,
+                    kd / 4,
+                    t,
+                    at,
+                    CW * (next / d_rounds),
+                    nk,
+                    n,
+                    stride,
+                );
+            }
+            #[unroll]
+            for kk in 0..kd / 16 {
+                let qa = coop_load::<CoopMat<f16, MatA, 16>>(q_tile, dr * kd + kk * 16, qs, true);
+                let kb =
+                    coop_load::<CoopMat<f16, MatB, 16>>(kv, warp * 16 * ks + kk * 16, ks, false);
+                acc = coop_mul_add(qa, kb, acc);
+            }
         }
-    }
-    #[unroll]
-    for i in 0..KW {
-        let kf = warp + CW * i;
+        let kf = warp + CW * kr;
         let s_off = select(kf < nk, kf, COOP_MAX_N / 16) * 16;
-        coop_store(acc[i], scores, s_off, ss, true);
+        coop_store(acc, scores, s_off, ss, true);
     }
+    // V's first round loads while the softmax runs.
+    fetch_keys(&qkv, &regs, v_quads, DH / 4, t, v_at, 0, nk, n, stride);
     workgroup_barrier();
     // 2. The exact softmax of row r: invocations c = 0..RT over columns c, c + RT, ...
     // (column j of fragment f is key min(16f, n - 16) + j, valid from 16f on). The
-    // probabilities are zero past the keys, up to the output product's last step.
+    // probabilities are zero past the keys, up to the output product's last round.
     let r = t / RT;
     let c = t % RT;
-    let steps = (nk + KH * PV - 1) / (KH * PV);
+    let v_rounds = (nk + KH - 1) / KH;
     let mut m = NEG;
     for j in (c..16 * nk).step_by(RT) {
         let f = j / 16;
@@ -156,7 +226,7 @@ pub fn attention_coop<const DH: u32>(
         m = max(m, red[r * RT + l]);
     }
     let mut z = 0.0;
-    for j in (c..16 * KH * PV * steps).step_by(RT) {
+    for j in (c..16 * KH * v_rounds).step_by(RT) {
         let f = j / 16;
         let mut e = 0.0;
         if f < nk && min(16 * f, n - 16) + j % 16 >= 16 * f {
@@ -176,23 +246,36 @@ pub fn attention_coop<const DH: u32>(
         }
         inv[r] = 1.0 / total;
     }
-    // 3. P·V: subgroup w owns the head's fragments of group w % CG and the key fragments
-    // w / CG, w / CG + KH, ... (the zero probabilities past the keys meet V's last rows).
+    // 3. P·V: round g stages V's key fragments KH·g..; subgroup w multiplies the (w / CG)-th
+    // by the head's fragments of group w % CG (the zero probabilities past the keys meet
+    // V's last rows, staged again).
     let cols = (warp % CG) * fw * 16;
     let half = warp / CG;
     let mut o = [coop_zero::<CoopMat<f32, MatC, 16>>(); fw];
-    for g in 0..steps {
+    for g in 0..v_rounds {
+        workgroup_barrier();
+        stage_keys(&regs, &kv, v_quads, DH / 4, vs, t);
+        workgroup_barrier();
+        if g + 1 < v_rounds {
+            fetch_keys(
+                &qkv,
+                &regs,
+                v_quads,
+                DH / 4,
+                t,
+                v_at,
+                KH * (g + 1),
+                nk,
+                n,
+                stride,
+            );
+        }
+        let pa = coop_load::<CoopMat<f16, MatA, 16>>(probs, (KH * g + half) * 16, ps, true);
         #[unroll]
-        for u in 0..PV {
-            let kf = KH * (PV * g + u) + half;
-            let pa = coop_load::<CoopMat<f16, MatA, 16>>(probs, kf * 16, ps, true);
-            let v_row = v_at + min(16 * kf, n - 16) * stride + cols;
-            #[unroll]
-            for x in 0..fw {
-                let v_off = v_row + x * 16;
-                let vb = coop_load::<CoopMat<f16, MatB, 16>>(qkv, v_off, stride, true);
-                o[x] = coop_mul_add(pa, vb, o[x]);
-            }
+        for x in 0..fw {
+            let vb =
+                coop_load::<CoopMat<f16, MatB, 16>>(kv, half * 16 * vs + cols + x * 16, vs, true);
+            o[x] = coop_mul_add(pa, vb, o[x]);
         }
     }
     // Each fragment through this subgroup's 16×16 slot of the (spent) scores; the lanes of
@@ -219,5 +302,54 @@ pub fn attention_coop<const DH: u32>(
             }
         }
         workgroup_barrier();
+    }
+}
+
+/// Loads one round of keys (K's or V's rows) into `regs`: `quads` per row of `16·CW·kd/4`
+/// or `16·KH·DH/4` quads, `loads` per invocation, rows from key fragment `kf0` on (the last
+/// fragment starting at `n - 16`, fragments past it repeating it) and columns from `at`.
+#[kernel_fn]
+#[allow(clippy::too_many_arguments)]
+fn fetch_keys(
+    qkv: &Array<Vec4<f16>>,
+    regs: &mut LocalArray<Vec4<f16>>,
+    #[comptime] loads: u32,
+    #[comptime] quads: u32,
+    t: u32,
+    at: u32,
+    kf0: u32,
+    nk: u32,
+    n: u32,
+    stride: u32,
+) {
+    #[unroll]
+    for l in 0..loads {
+        let q = t + l * THREADS;
+        let i = q / quads;
+        let kf = min(kf0 + i / 16, nk - 1);
+        let key = min(16 * kf, n - 16) + i % 16;
+        regs[l] = qkv[(at + key * stride + 4 * (q % quads)) / 4];
+    }
+}
+
+/// Writes the round [`fetch_keys`] loaded into `kv`, rows `stride` halves apart.
+#[kernel_fn]
+fn stage_keys(
+    regs: &mut LocalArray<Vec4<f16>>,
+    kv: &Shared<f16>,
+    #[comptime] loads: u32,
+    #[comptime] quads: u32,
+    #[comptime] stride: u32,
+    t: u32,
+) {
+    #[unroll]
+    for l in 0..loads {
+        let q = t + l * THREADS;
+        let v = regs[l];
+        let at = (q / quads) * stride + 4 * (q % quads);
+        kv[at] = v.x;
+        kv[at + 1] = v.y;
+        kv[at + 2] = v.z;
+        kv[at + 3] = v.w;
     }
 }

@@ -1164,7 +1164,7 @@ impl Plan {
                         width: c.dim_head as u32,
                     },
                     shape,
-                    &[("qkv", qkv), ("qkv4", qkv), ("out", out)],
+                    &[("qkv", qkv), ("out", out)],
                     Params::one(&whole),
                     [(n as u32).div_ceil(COOP_BQ), n_heads, nb],
                     (att_flops, att_bytes),
@@ -1654,23 +1654,29 @@ mod tests {
         );
     }
 
-    /// favicon-b's attention runs on tensor cores at batch 16 (one dispatch a block, no
-    /// slices) and in key slices at batch 1, where 16 workgroups are too few.
+    /// favicon-b's attention runs on tensor cores at batch 1 and 16 (one dispatch a block,
+    /// no slices), and in key slices with their combine where the kernel is turned off.
     #[test]
     fn attention_on_tensor_cores_where_the_grid_fills() {
         let c = Config::favicon_b();
         let steps = steps_of(&c, Sampler::Ddpm, c.steps).unwrap();
-        let o = options(Precision::F16, true, true);
-        let count = |batch, key: &dyn Fn(&Key) -> bool| {
-            let p = Plan::build(&c, &o, batch, &steps, Heads::Eps, None).unwrap();
+        let on = options(Precision::F16, true, true);
+        let off = Options {
+            attention_coop: false,
+            ..on
+        };
+        let count = |o: &Options, batch, key: &dyn Fn(&Key) -> bool| {
+            let p = Plan::build(&c, o, batch, &steps, Heads::Eps, None).unwrap();
             p.phase(Phase::Model).filter(|op| key(&op.key)).count()
         };
         let coop = |k: &Key| matches!(k, Key::AttentionCoop { .. });
         let combine = |k: &Key| matches!(k, Key::AttentionCombine { .. });
-        assert_eq!(count(16, &coop), c.depth);
-        assert_eq!(count(16, &combine), 0);
-        assert_eq!(count(1, &coop), 0);
-        assert_eq!(count(1, &combine), c.depth);
+        for batch in [1, 16] {
+            assert_eq!(count(&on, batch, &coop), c.depth);
+            assert_eq!(count(&on, batch, &combine), 0);
+            assert_eq!(count(&off, batch, &coop), 0);
+            assert_eq!(count(&off, batch, &combine), c.depth);
+        }
     }
 
     /// Tensors sharing memory are never alive at once, and every slot holds its tensors.

@@ -239,12 +239,13 @@ pub fn attention_on_tensor_cores(n: usize, dim_head: usize, heads: usize, batch:
         && n.div_ceil(COOP_BQ as usize) * heads * batch >= ATTENTION_COOP_MIN_GROUPS
 }
 
-/// The fewest workgroups attention on tensor cores takes (about one per SM of an H100). On
-/// an H100 at favicon-b's 256 tokens: batch 16 (256 workgroups) 32.1 µs against 57.0 µs in
-/// two key slices and their combine, whole generations 187 against 197 ms; batch 1 (16
-/// workgroups) 17.2 µs against 15.9 µs in eight slices, generations 43.9 against 43.5 ms
-/// (mean of six each; BENCHMARKS.md).
-pub const ATTENTION_COOP_MIN_GROUPS: usize = 128;
+/// The fewest workgroups attention on tensor cores takes. On an H200 at favicon-b's 256
+/// tokens: batch 16 (256 workgroups) 26.4 µs against 57 µs in two key slices and their
+/// combine, whole generations 185–188 against 195–198 ms; batch 1 (16 workgroups) 13.9 µs
+/// against 15.6 µs in eight slices and their combine, generations a tie (43.0 against
+/// 43.4 ms, means of four and three; BENCHMARKS.md) with 12 dispatches a step fewer.
+/// Fewer workgroups are not measured and keep the slices.
+pub const ATTENTION_COOP_MIN_GROUPS: usize = 16;
 
 /// Slices of the keys for attention over `n` tokens, `heads` heads and `batch` items: the
 /// fewest (a power of 2, at most 16, each at least a key tile long) that give
@@ -358,10 +359,13 @@ mod tests {
 
     #[test]
     fn attention_on_tensor_cores_by_shape() {
-        // favicon-b: 256 tokens of one 192-wide head; batch 16 gives 256 workgroups.
+        // favicon-b: 256 tokens of one 192-wide head, 16 workgroups an item.
         assert!(attention_on_tensor_cores(256, 192, 1, 16));
-        assert!(!attention_on_tensor_cores(256, 192, 1, 1));
+        assert!(attention_on_tensor_cores(256, 192, 1, 1));
         assert!(attention_on_tensor_cores(250, 192, 2, 4));
+        // Too few workgroups: 8 for 128 tokens of one head and item.
+        assert!(!attention_on_tensor_cores(128, 192, 1, 1));
+        assert!(attention_on_tensor_cores(128, 192, 1, 2));
         // Widths without a variant, sequences out of range.
         assert!(!attention_on_tensor_cores(256, 128, 1, 16));
         assert!(!attention_on_tensor_cores(257, 192, 1, 16));

@@ -1294,7 +1294,6 @@ fn coop_attention_matches_reference() {
             src,
             &[
                 Arg::InputF16(&qkv),
-                Arg::InputF16(&qkv),
                 Arg::OutputF16(batch * n * heads * dh),
                 Arg::Uniform(p.to_bytes()),
             ],
