@@ -40,15 +40,6 @@ const THREADS: u32 = CW * 32;
 const CG: u32 = 4;
 /// Key fragments per round of the output product: subgroup `w` takes fragment `w / CG`.
 const KH: u32 = CW / CG;
-/// The head's columns per round of the score product at head width `dh`: 48 where they
-/// divide it (fewer rounds, and the staged keys still fit 48 KiB beside the scores), else 32.
-const fn kd(dh: u32) -> u32 {
-    if dh.is_multiple_of(48) {
-        48
-    } else {
-        32
-    }
-}
 /// Invocations per row in the softmax.
 const RT: u32 = THREADS / COOP_BQ;
 /// The most negative finite f32: the softmax's "minus infinity".
@@ -56,47 +47,72 @@ const NEG: f32 = -3.0e38;
 const _: () = assert!(RT * COOP_BQ == THREADS && CW * 256 <= COOP_BQ * COOP_MAX_N);
 const _: () = assert!(COOP_MAX_N.is_multiple_of(16 * CW) && COOP_MAX_N.is_multiple_of(16 * KH));
 
-/// Strides (elements) of the staged Q rows (f16), the scores (f32; a spare fragment at the
-/// end takes the products of subgroups without a key fragment), the probabilities (f16), and
-/// the staged keys of a score round and values of an output round (f16), padded so that a
-/// fragment's rows fall in different banks.
-const fn strides(dh: u32) -> (u32, u32, u32, u32, u32) {
-    (
-        dh + 8,
-        COOP_MAX_N + 16 + 4,
-        COOP_MAX_N + 8,
-        kd(dh) + 8,
-        dh + 8,
-    )
+/// Where [`attention_coop`] at one head width keeps what in workgroup memory, and its rounds.
+/// Strides are in elements, padded so that a fragment's rows fall in different banks.
+#[derive(Clone, Copy)]
+struct Layout {
+    /// The head's columns per score round: 48 where they divide the width (fewer rounds, and
+    /// the staged keys still fit 48 KiB beside the scores), else 32.
+    kd: u32,
+    /// Staged Q rows (f16).
+    q: u32,
+    /// Scores (f32; a spare fragment at the end takes the products of subgroups without a
+    /// key fragment).
+    scores: u32,
+    /// Probabilities (f16).
+    probs: u32,
+    /// Staged keys of a score round (`16·CW` of them, `kd` columns) and values of an output
+    /// round (`16·KH`, the whole head), f16.
+    keys: u32,
+    values: u32,
+    /// Elements of the staging region that K and V share.
+    staged: u32,
+    /// Quads each invocation loads of a round of K and of V, and the registers for either.
+    k_quads: u32,
+    v_quads: u32,
+    regs: u32,
 }
 
-/// Elements of the staged K (a score round: `16·CW` keys) or V (an output round: `16·KH`
-/// keys), which share their workgroup memory.
-const fn staged(dh: u32) -> u32 {
-    let (_, _, _, ks, vs) = strides(dh);
-    let k = 16 * CW * ks;
-    let v = 16 * KH * vs;
-    if k > v {
-        k
+const fn larger(a: u32, b: u32) -> u32 {
+    if a > b {
+        a
     } else {
-        v
+        b
     }
 }
 
-/// Quads each invocation loads of one round of K (`dh / kd(dh)` of them per `16·CW` keys) and
-/// of V, and the registers that hold either.
-const fn round_quads(dh: u32) -> (u32, u32, u32) {
-    let k = 16 * CW * kd(dh) / 4 / THREADS;
-    let v = 16 * KH * dh / 4 / THREADS;
-    (k, v, if k > v { k } else { v })
+impl Layout {
+    const fn new(dh: u32) -> Self {
+        let kd = if dh.is_multiple_of(48) { 48 } else { 32 };
+        let (keys, values) = (kd + 8, dh + 8);
+        let k_quads = 16 * CW * kd / 4 / THREADS;
+        let v_quads = 16 * KH * dh / 4 / THREADS;
+        Layout {
+            kd,
+            q: dh + 8,
+            scores: COOP_MAX_N + 16 + 4,
+            probs: COOP_MAX_N + 8,
+            keys,
+            values,
+            staged: larger(16 * CW * keys, 16 * KH * values),
+            k_quads,
+            v_quads,
+            regs: larger(k_quads, v_quads),
+        }
+    }
+
+    /// Bytes of workgroup memory: Q, scores, probabilities, staging, reductions.
+    const fn bytes(&self) -> u32 {
+        COOP_BQ * (self.q * 2 + self.scores * 4 + self.probs * 2)
+            + self.staged * 2
+            + COOP_BQ * (RT + 1) * 4
+    }
 }
 
 /// What [`attention_coop`] at head width `dh` needs of the adapter beyond WebGPU's defaults.
 pub const fn coop_attention_limits(dh: u32) -> Limits {
-    let (qs, ss, ps, _, _) = strides(dh);
-    let bytes = COOP_BQ * (qs * 2 + ss * 4 + ps * 2) + staged(dh) * 2 + COOP_BQ * (RT + 1) * 4;
     Limits {
-        max_workgroup_storage_bytes: bytes,
+        max_workgroup_storage_bytes: Layout::new(dh).bytes(),
         ..Limits::WEBGPU
     }
 }
@@ -113,27 +129,13 @@ pub fn attention_coop<const DH: u32>(
     #[comptime]
     let fw = DH / 16 / CG;
     #[comptime]
-    let qs = strides(DH).0;
+    let s = Layout::new(DH);
     #[comptime]
-    let ss = strides(DH).1;
-    #[comptime]
-    let ps = strides(DH).2;
-    #[comptime]
-    let ks = strides(DH).3;
-    #[comptime]
-    let vs = strides(DH).4;
-    #[comptime]
-    let k_quads = round_quads(DH).0;
-    #[comptime]
-    let v_quads = round_quads(DH).1;
-    #[comptime]
-    let kd = kd(DH);
-    #[comptime]
-    let d_rounds = DH / kd;
-    let q_tile = Shared::<f16>::new(COOP_BQ * qs);
-    let kv = Shared::<f16>::new(staged(DH));
-    let scores = Shared::<f32>::new(COOP_BQ * ss);
-    let probs = Shared::<f16>::new(COOP_BQ * ps);
+    let d_rounds = DH / s.kd;
+    let q_tile = Shared::<f16>::new(COOP_BQ * s.q);
+    let kv = Shared::<f16>::new(s.staged);
+    let scores = Shared::<f32>::new(COOP_BQ * s.scores);
+    let probs = Shared::<f16>::new(COOP_BQ * s.probs);
     let red = Shared::<f32>::new(COOP_BQ * RT);
     let inv = Shared::<f32>::new(COOP_BQ);
     let t = local_index();
@@ -149,8 +151,8 @@ pub fn attention_coop<const DH: u32>(
     let v_at = k_at + inner;
     // Key fragments; the last starts at `n - 16`.
     let nk = (n + 15) / 16;
-    let mut regs = [vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0)); round_quads(DH).2];
-    fetch_keys(&qkv, &regs, k_quads, kd / 4, t, k_at, 0, nk, n, stride);
+    let mut regs = [vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0)); s.regs];
+    fetch_keys(&qkv, &regs, s.k_quads, s.kd / 4, t, k_at, 0, nk, n, stride);
     #[unroll]
     for l in 0..COOP_BQ * DH / 4 / THREADS {
         let idx = t + l * THREADS;
@@ -160,7 +162,7 @@ pub fn attention_coop<const DH: u32>(
         if q0 + r < n {
             v = qkv[((tok0 + q0 + r) * stride + head + d) / 4];
         }
-        let at = r * qs + d;
+        let at = r * s.q + d;
         q_tile[at] = v.x;
         q_tile[at + 1] = v.y;
         q_tile[at + 2] = v.z;
@@ -173,16 +175,16 @@ pub fn attention_coop<const DH: u32>(
         let mut acc = coop_zero::<CoopMat<f32, MatC, 16>>();
         for dr in 0..d_rounds {
             workgroup_barrier();
-            stage_keys(&regs, &kv, k_quads, kd / 4, ks, t);
+            stage_keys(&regs, &kv, s.k_quads, s.kd / 4, s.keys, t);
             workgroup_barrier();
             let next = kr * d_rounds + dr + 1;
             if next < key_rounds * d_rounds {
-                let at = k_at + (next % d_rounds) * kd;
+                let at = k_at + (next % d_rounds) * s.kd;
                 fetch_keys(
                     &qkv,
                     &regs,
-                    k_quads,
-                    kd / 4,
+                    s.k_quads,
+                    s.kd / 4,
                     t,
                     at,
                     CW * (next / d_rounds),
@@ -192,19 +194,24 @@ pub fn attention_coop<const DH: u32>(
                 );
             }
             #[unroll]
-            for kk in 0..kd / 16 {
-                let qa = coop_load::<CoopMat<f16, MatA, 16>>(q_tile, dr * kd + kk * 16, qs, true);
-                let kb =
-                    coop_load::<CoopMat<f16, MatB, 16>>(kv, warp * 16 * ks + kk * 16, ks, false);
+            for kk in 0..s.kd / 16 {
+                let qa =
+                    coop_load::<CoopMat<f16, MatA, 16>>(q_tile, dr * s.kd + kk * 16, s.q, true);
+                let kb = coop_load::<CoopMat<f16, MatB, 16>>(
+                    kv,
+                    warp * 16 * s.keys + kk * 16,
+                    s.keys,
+                    false,
+                );
                 acc = coop_mul_add(qa, kb, acc);
             }
         }
         let kf = warp + CW * kr;
         let s_off = select(kf < nk, kf, COOP_MAX_N / 16) * 16;
-        coop_store(acc, scores, s_off, ss, true);
+        coop_store(acc, scores, s_off, s.scores, true);
     }
     // V's first round loads while the softmax runs.
-    fetch_keys(&qkv, &regs, v_quads, DH / 4, t, v_at, 0, nk, n, stride);
+    fetch_keys(&qkv, &regs, s.v_quads, DH / 4, t, v_at, 0, nk, n, stride);
     workgroup_barrier();
     // 2. The exact softmax of row r: invocations c = 0..RT over columns c, c + RT, ...
     // (column j of fragment f is key min(16f, n - 16) + j, valid from 16f on). The
@@ -216,7 +223,7 @@ pub fn attention_coop<const DH: u32>(
     for j in (c..16 * nk).step_by(RT) {
         let f = j / 16;
         if min(16 * f, n - 16) + j % 16 >= 16 * f {
-            m = max(m, scores[r * ss + j]);
+            m = max(m, scores[r * s.scores + j]);
         }
     }
     red[r * RT + c] = m;
@@ -230,9 +237,9 @@ pub fn attention_coop<const DH: u32>(
         let f = j / 16;
         let mut e = 0.0;
         if f < nk && min(16 * f, n - 16) + j % 16 >= 16 * f {
-            e = exp((scores[r * ss + j] - m) * p.scale);
+            e = exp((scores[r * s.scores + j] - m) * p.scale);
         }
-        probs[r * ps + j] = e as f16;
+        probs[r * s.probs + j] = e as f16;
         z += e;
     }
     workgroup_barrier();
@@ -254,13 +261,13 @@ pub fn attention_coop<const DH: u32>(
     let mut o = [coop_zero::<CoopMat<f32, MatC, 16>>(); fw];
     for g in 0..v_rounds {
         workgroup_barrier();
-        stage_keys(&regs, &kv, v_quads, DH / 4, vs, t);
+        stage_keys(&regs, &kv, s.v_quads, DH / 4, s.values, t);
         workgroup_barrier();
         if g + 1 < v_rounds {
             fetch_keys(
                 &qkv,
                 &regs,
-                v_quads,
+                s.v_quads,
                 DH / 4,
                 t,
                 v_at,
@@ -270,11 +277,15 @@ pub fn attention_coop<const DH: u32>(
                 stride,
             );
         }
-        let pa = coop_load::<CoopMat<f16, MatA, 16>>(probs, (KH * g + half) * 16, ps, true);
+        let pa = coop_load::<CoopMat<f16, MatA, 16>>(probs, (KH * g + half) * 16, s.probs, true);
         #[unroll]
         for x in 0..fw {
-            let vb =
-                coop_load::<CoopMat<f16, MatB, 16>>(kv, half * 16 * vs + cols + x * 16, vs, true);
+            let vb = coop_load::<CoopMat<f16, MatB, 16>>(
+                kv,
+                half * 16 * s.values + cols + x * 16,
+                s.values,
+                true,
+            );
             o[x] = coop_mul_add(pa, vb, o[x]);
         }
     }

@@ -158,8 +158,7 @@ impl Op {
             let p = self.param(name).expect("checked when the op was added");
             if p.writes() {
                 writes.push(*t);
-            } else if !reads.contains(t) {
-                // A tensor read through two views (scalars and quads) is one read.
+            } else {
                 reads.push(*t);
             }
         }
