@@ -87,6 +87,8 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
         COOP_TILES,
         tile(256, 128, 64, 4, 2, 1),
         COOP_TILES_FILL,
+        tile(192, 128, 16, 6, 2, 2),
+        tile(128, 128, 32, 4, 4, 1),
     ];
     let shapes = [big, (4096, 3072, 768), (4096, 768, 3072)];
     println!("| tile (bm×bn×bk, subgroups, stages) | workgroup memory | pipeline | {}×{}×{} | 4096×3072×768 | 4096×768×3072 |", big.0, big.1, big.2);

@@ -172,22 +172,29 @@ pub fn matmul_coop<A: ScalarTy, C: ScalarTy>(
     let mut fa = [coop_zero::<CoopMat<f16, MatA, 16>>(); fm];
     let mut fb = [coop_zero::<CoopMat<f16, MatB, 16>>(); fn_];
     let mut regs = [vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0)); a_loads + w_loads];
+    // A's partial products as loaded, summed and put through SiLU only when staged, so
+    // that their loads stay in flight during the multiply.
+    let mut parts = [vec4(0.0, 0.0, 0.0, 0.0); (a_loads * a_parts).max(1)];
     let at = operands(p, row0, col0);
     let k_steps = (p.k + t.bk - 1) / t.bk;
-    fetch_step(&a, &w, &regs, t, a_parts, tid, at, 0);
-    stage_step(&regs, &a_tile, &w_tile, t, tid, 0, 0);
-    workgroup_barrier();
-    // Iteration `i` loads K-step `i + 1` into registers, multiplies K-step `i` (staged by
-    // the previous iteration) while those loads are in flight, then stages K-step `i + 1`.
-    // The multiply is outside any `if`: cooperative-matrix operations need control flow
-    // that is uniform for naga's analysis, which does not follow loop counters.
+    fetch_step(&a, &w, &regs, &parts, t, a_parts, tid, at, 0);
+    // Iteration `i` stages K-step `i` (fetched into registers by the iteration before, or
+    // above), loads K-step `i + 1` into registers, and multiplies K-step `i` while those
+    // loads are in flight: one call site each, so the WGSL holds each once. With two
+    // stages the next iteration stages into the other copy, which every subgroup finished
+    // multiplying before this iteration's barrier. The multiply is outside any `if`:
+    // cooperative-matrix operations need control flow that is uniform for naga's
+    // analysis, which does not follow loop counters.
     for i in 0..k_steps {
-        let next = i + 1 < k_steps;
-        if next {
-            fetch_step(&a, &w, &regs, t, a_parts, tid, at, (i + 1) * t.bk);
-        }
         let a_off = (i % t.stages) * a_size;
         let w_off = (i % t.stages) * w_size;
+        stage_step(
+            &regs, &parts, &a_tile, &w_tile, t, a_parts, tid, a_off, w_off,
+        );
+        workgroup_barrier();
+        if i + 1 < k_steps {
+            fetch_step(&a, &w, &regs, &parts, t, a_parts, tid, at, (i + 1) * t.bk);
+        }
         #[unroll]
         for kk in 0..t.bk / FRAG {
             #[unroll]
@@ -218,14 +225,9 @@ pub fn matmul_coop<A: ScalarTy, C: ScalarTy>(
             }
         }
         if t.stages == 1 {
-            // Everyone has read the tiles before they are overwritten.
+            // Everyone has read the tiles before the next iteration overwrites them.
             workgroup_barrier();
         }
-        if next {
-            let s = (i + 1) % t.stages;
-            stage_step(&regs, &a_tile, &w_tile, t, tid, s * a_size, s * w_size);
-        }
-        workgroup_barrier();
     }
     // Each fragment goes through this subgroup's 16×16 slot of workgroup memory, from
     // which its lanes store (masked at the edges, with the epilogue) eight values each.
@@ -246,13 +248,14 @@ pub fn matmul_coop<A: ScalarTy, C: ScalarTy>(
 }
 
 /// Loads K-step `k0` of A's and W's tiles into registers, four halves per load, zeros past
-/// the edges (A from its `a_parts` partial products, if any).
+/// the edges (A as its `a_parts` partial products in `parts`, if any).
 #[kernel_fn]
 #[allow(clippy::too_many_arguments)]
 fn fetch_step<A: ScalarTy>(
     a: &Array<Vec4<A>>,
     w: &Array<Vec4<f16>>,
     regs: &mut LocalArray<Vec4<f16>>,
+    parts: &mut LocalArray<Vec4<f32>>,
     #[comptime] t: CoopTiles,
     #[comptime] a_parts: u32,
     tid: u32,
@@ -262,25 +265,27 @@ fn fetch_step<A: ScalarTy>(
     #[comptime]
     let a_regs = (t.bm * t.bk / 4).div_ceil(t.threads());
     fetch_tile(
-        &a, &regs, 0, t.bm, t, a_parts, tid, at.row0, at.m, at.a_at, at.stride, k0, at.k,
+        &a, &regs, &parts, 0, t.bm, t, a_parts, tid, at.row0, at.m, at.a_at, at.stride, k0, at.k,
     );
     fetch_tile(
-        &w, &regs, a_regs, t.bn, t, 0, tid, at.col0, at.n, at.w_at, at.stride, k0, at.k,
+        &w, &regs, &parts, a_regs, t.bn, t, 0, tid, at.col0, at.n, at.w_at, at.stride, k0, at.k,
     );
 }
 
 /// Rows `row0..row0 + rows` (of `limit`) of one operand's K-step `k0`, from quad `base`, into
-/// `regs[first..]`, zeros past the edges; with `parts > 0`, each quad is `silu` of the sum of
-/// `parts` quads, one per partial product (`limit` rows of `stride` quads each).
+/// `regs[first..]`, zeros past the edges; with `n_parts > 0`, into `parts` instead: each
+/// quad of each of `n_parts` partial products (`limit` rows of `stride` quads each), for
+/// [`stage_tile`] to sum.
 #[kernel_fn]
 #[allow(clippy::too_many_arguments)]
 fn fetch_tile<S: ScalarTy>(
     src: &Array<Vec4<S>>,
     regs: &mut LocalArray<Vec4<f16>>,
+    parts: &mut LocalArray<Vec4<f32>>,
     #[comptime] first: u32,
     #[comptime] rows: u32,
     #[comptime] t: CoopTiles,
-    #[comptime] parts: u32,
+    #[comptime] n_parts: u32,
     tid: u32,
     row0: u32,
     limit: u32,
@@ -298,25 +303,23 @@ fn fetch_tile<S: ScalarTy>(
         let q = tid + l * threads;
         let gr = row0 + q / quads;
         let gk = k0 + 4 * (q % quads);
-        if parts == 0 {
+        if n_parts == 0 {
             regs[first + l] = if q < rows * quads && gr < limit && gk < k {
                 src[base + gr * stride + gk / 4] as Vec4<f16>
             } else {
                 vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0))
             };
         }
-        if parts > 0 {
-            // Summed in the reduction's order, from zero.
-            let mut v = vec4(0.0, 0.0, 0.0, 0.0);
-            if q < rows * quads && gr < limit && gk < k {
-                let at = base + gr * stride + gk / 4;
-                #[unroll]
-                for z in 0..parts {
-                    v += src[z * limit * stride + at] as Vec4<f32>;
-                }
-                v = vec4(silu(v.x), silu(v.y), silu(v.z), silu(v.w));
+        if n_parts > 0 {
+            let inside = q < rows * quads && gr < limit && gk < k;
+            #[unroll]
+            for z in 0..n_parts {
+                parts[l * n_parts + z] = if inside {
+                    src[z * limit * stride + base + gr * stride + gk / 4] as Vec4<f32>
+                } else {
+                    vec4(0.0, 0.0, 0.0, 0.0)
+                };
             }
-            regs[first + l] = v as Vec4<f16>;
         }
     }
 }
@@ -324,29 +327,37 @@ fn fetch_tile<S: ScalarTy>(
 /// Writes the registers [`fetch_step`] filled into the staged tiles at `a_off`, `w_off`
 /// (rows `stride` halves apart).
 #[kernel_fn]
+#[allow(clippy::too_many_arguments)]
 fn stage_step(
     regs: &mut LocalArray<Vec4<f16>>,
+    parts: &mut LocalArray<Vec4<f32>>,
     a_tile: &Shared<f16>,
     w_tile: &Shared<f16>,
     #[comptime] t: CoopTiles,
+    #[comptime] a_parts: u32,
     tid: u32,
     a_off: u32,
     w_off: u32,
 ) {
     #[comptime]
     let a_regs = (t.bm * t.bk / 4).div_ceil(t.threads());
-    stage_tile(&regs, &a_tile, 0, t.bm, t, tid, a_off);
-    stage_tile(&regs, &w_tile, a_regs, t.bn, t, tid, w_off);
+    stage_tile(&regs, &parts, &a_tile, 0, t.bm, t, a_parts, tid, a_off);
+    stage_tile(&regs, &parts, &w_tile, a_regs, t.bn, t, 0, tid, w_off);
 }
 
-/// Writes `regs[first..]` ([`fetch_tile`]'s `rows` rows) into `tile` at `off`.
+/// Writes `regs[first..]` ([`fetch_tile`]'s `rows` rows) into `tile` at `off`; with
+/// `n_parts > 0`, `silu` of the sum of each quad's partial products in `parts` (summed in
+/// the reduction's order, from zero, and rounded to f16 as the reduction stores it).
 #[kernel_fn]
+#[allow(clippy::too_many_arguments)]
 fn stage_tile(
     regs: &mut LocalArray<Vec4<f16>>,
+    parts: &mut LocalArray<Vec4<f32>>,
     tile: &Shared<f16>,
     #[comptime] first: u32,
     #[comptime] rows: u32,
     #[comptime] t: CoopTiles,
+    #[comptime] n_parts: u32,
     tid: u32,
     off: u32,
 ) {
@@ -358,12 +369,29 @@ fn stage_tile(
     for l in 0..(rows * quads).div_ceil(threads) {
         let q = tid + l * threads;
         if q < rows * quads {
-            let v = regs[first + l];
             let at = off + (q / quads) * t.stride() + 4 * (q % quads);
-            tile[at] = v.x;
-            tile[at + 1] = v.y;
-            tile[at + 2] = v.z;
-            tile[at + 3] = v.w;
+            if n_parts == 0 {
+                store_quad(&tile, at, regs[first + l]);
+            }
+            if n_parts > 0 {
+                let mut s = vec4(0.0, 0.0, 0.0, 0.0);
+                #[unroll]
+                for z in 0..n_parts {
+                    s += parts[l * n_parts + z];
+                }
+                let v = vec4(silu(s.x), silu(s.y), silu(s.z), silu(s.w));
+                store_quad(&tile, at, v as Vec4<f16>);
+            }
         }
     }
+}
+
+/// Writes quad `v` to `tile[at..at + 4]`, a half at a time (cooperative loads need the
+/// tile's elements to be scalars).
+#[kernel_fn]
+fn store_quad(tile: &Shared<f16>, at: u32, v: Vec4<f16>) {
+    tile[at] = v.x;
+    tile[at + 1] = v.y;
+    tile[at + 2] = v.z;
+    tile[at + 3] = v.w;
 }
