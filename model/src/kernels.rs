@@ -94,6 +94,16 @@ pub fn by_key(key: Key) -> Option<&'static KernelSource> {
     by_name(&key.name())
 }
 
+/// Whether every tensor-core variant of this build fits `storage` bytes of workgroup memory
+/// and `invocations` per workgroup (they take up to ~48 KiB and 512): an adapter with
+/// cooperative matrices but less of either runs the f16 kernels instead of failing to
+/// build its plan.
+pub fn tensor_cores_fit(storage: u32, invocations: u32) -> bool {
+    ALL.iter().filter(|k| k.coop).all(|k| {
+        k.workgroup_storage <= storage && k.workgroup_size.iter().product::<u32>() <= invocations
+    })
+}
+
 impl KernelSource {
     /// A source for a kernel compiled at run time (tests, tile sweeps): `wgsl` is what
     /// `webdit_codegen::compile` wrote for `kernel`. Leaks, like the embedded ones are static.
@@ -117,5 +127,23 @@ impl KernelSource {
             coop: kernel.uses_coop(),
             portable: kernel.is_portable(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tensor-core variants fit what an H100/H200 grants through Vulkan (48 KiB, 1024
+    /// invocations), and an adapter granting less of either plans without them.
+    #[test]
+    fn tensor_cores_need_their_limits() {
+        assert!(
+            ALL.iter().any(|k| k.coop),
+            "the native build has tensor-core variants"
+        );
+        assert!(tensor_cores_fit(49152, 1024));
+        assert!(!tensor_cores_fit(32768, 1024));
+        assert!(!tensor_cores_fit(49152, 256));
     }
 }
