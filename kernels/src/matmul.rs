@@ -609,6 +609,31 @@ pub(crate) fn store_inside<A: ScalarTy>(
     }
 }
 
+/// The sum, from zero and in order, of the `splits` values `src[z·stride + at]` (one
+/// output's partial products of a split-K): four loads at a time, each group issued before
+/// it is added, so their latencies overlap where a loop of one load and one add would wait
+/// for each. The order of the additions is the reduction's everywhere, so every kernel that
+/// sums partial products this way gets the same bits.
+#[kernel_fn]
+pub(crate) fn sum_parts<E: ScalarTy>(src: &Array<E>, splits: u32, stride: u32, at: u32) -> f32 {
+    let mut s = 0.0;
+    let fours = splits / 4 * 4;
+    for z in (0..fours).step_by(4) {
+        let v0 = src[z * stride + at] as f32;
+        let v1 = src[(z + 1) * stride + at] as f32;
+        let v2 = src[(z + 2) * stride + at] as f32;
+        let v3 = src[(z + 3) * stride + at] as f32;
+        s += v0;
+        s += v1;
+        s += v2;
+        s += v3;
+    }
+    for z in fours..splits {
+        s += src[z * stride + at] as f32;
+    }
+    s
+}
+
 /// Shape of a split-K reduction: `splits` partial products of `mn` outputs each.
 #[derive(Uniform)]
 pub struct SplitParams {
@@ -630,10 +655,7 @@ pub fn splitk_reduce<A: ScalarTy>(
 ) {
     let i = global_id().x + global_id().y * (num_workgroups().x * 256);
     if i < p.mn {
-        let mut s = 0.0;
-        for z in 0..p.splits {
-            s += parts[z * p.mn + i];
-        }
+        let s = sum_parts(&parts, p.splits, p.mn, i);
         store(
             &c,
             &extra,

@@ -1,6 +1,6 @@
 //! Row-wise normalization with workgroup reductions.
 
-use crate::matmul::{store, Epilogue};
+use crate::matmul::{store, sum_parts, Epilogue};
 use webdit_dsl::prelude::*;
 
 /// Shape of an AdaLN: rows of width `d`; the `rows_per_batch` rows of batch item b share
@@ -137,10 +137,7 @@ pub fn splitk_reduce_adaln<A: ScalarTy, const WG: u32>(
 
     let mut s = 0.0;
     for i in (lane..p.n).step_by(WG) {
-        let mut v = 0.0;
-        for z in 0..p.splits {
-            v += parts[z * p.mn + base + i];
-        }
+        let v = sum_parts(&parts, p.splits, p.mn, base + i);
         store(
             &c,
             &extra,

@@ -4,6 +4,7 @@
 //! shared bit for bit with `model/train/noise.py` (fixtures) and the CPU reference.
 
 use crate::layout::token_index;
+use crate::matmul::sum_parts;
 use webdit_dsl::prelude::*;
 
 /// One update `x = a·x + b·eps + c·z` over `n` elements (DDPM's form, with per-step
@@ -115,10 +116,7 @@ pub fn sampler_step<A: ScalarTy, E: ScalarTy, const WG: u32>(
     let i = global_id().x + global_id().y * (num_workgroups().x * WG);
     if i < p.n {
         let t = token_index(i, p.channels, p.size, p.patch);
-        let mut e = 0.0;
-        for z in 0..p.splits {
-            e += eps[z * p.part_len + t] as f32;
-        }
+        let mut e = sum_parts(&eps, p.splits, p.part_len, t);
         if p.clip != 0 {
             e = clamp(p.u * x[i] + p.v * e, -1.0, 1.0);
         }

@@ -565,9 +565,12 @@ fn splitk_reduce_adaln_matches_reference() {
         }
         let round = |v: Vec<f32>| if f16 { round_f16(&v) } else { v };
         for (e, acc) in [("_acc", true), ("_addrows", false)] {
-            for (d, rows_per_batch, batch, splits) in
-                [(512, 64, 1, 16), (100, 7, 3, 3), (3, 5, 1, 2)]
-            {
+            for (d, rows_per_batch, batch, splits) in [
+                (512, 64, 1, 16),
+                (100, 7, 3, 3),
+                (3, 5, 1, 2),
+                (40, 9, 2, 7),
+            ] {
                 let rows = rows_per_batch * batch;
                 let parts: Vec<f32> = random(&mut rng, splits * rows * d)
                     .iter()
@@ -818,7 +821,14 @@ fn token_index(o: usize, channels: usize, size: usize, patch: usize) -> usize {
 fn sampler_step_matches_reference() {
     let mut rng = rng("sampler_step");
     // (f16 data, eps as the sum of that many f32 partial products; 0: eps stored as f16)
-    let modes = [(false, 1), (false, 3), (true, 0), (true, 1), (true, 3)];
+    let modes = [
+        (false, 1),
+        (false, 6),
+        (true, 0),
+        (true, 1),
+        (true, 3),
+        (true, 9),
+    ];
     // ((batch, channels, size, patch), a, b, c, image estimate (u, v) for a clipped DDIM step)
     for ((f16, parts_of), ((batch, ch, size, patch), a, b, c, x0)) in
         modes.into_iter().flat_map(|f| {
@@ -950,7 +960,7 @@ fn split_k_matches_reference() {
                 "_acc",
             ),
             (33, 70, 256, 8, Epilogue::Silu, "_silu"),
-            (20, 40, 384, 2, Epilogue::None, ""),
+            (20, 40, 384, 6, Epilogue::None, ""),
         ] {
             let round = |v: Vec<f32>| if f16 { round_f16(&v) } else { v };
             let a = round(random(&mut rng, m * k));
