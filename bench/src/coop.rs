@@ -141,3 +141,84 @@ fn fits(b: &Bench, t: CoopTiles) -> bool {
     t.limits().max_workgroup_storage_bytes <= limits.max_compute_workgroup_storage_size
         && t.threads() <= limits.max_compute_invocations_per_workgroup
 }
+
+/// Every split of K on tensor cores for the model's products that split there (fewer than
+/// [`COOP_MIN_GROUPS`] workgroups whole): the 64×128 and the 128×128 tile at each slice
+/// count that divides K into multiples of 4 (each at least 32 long), partial products alone
+/// and with their reduction (f16 out), next to the planner's choice. Measures what
+/// [`plan_coop_split`] picks from.
+pub fn splits(b: &Bench, models: &[(String, webdit_model::Config)]) {
+    use crate::products::{model_products, split_ops};
+    use crate::timing::{buffer, source};
+    use webdit_model::tiers::{
+        plan_coop, plan_coop_split, MatmulPlan, COOP_MIN_GROUPS, SCRATCH_FLOATS,
+    };
+    println!(
+        "\n## Split-K on tensor cores: every slice count (f16 operands, f32 partials, f16 out)\n"
+    );
+    if !has_coop(b) {
+        return;
+    }
+    println!("| product | shape | planned | tile | slices: workgroups, partials / with reduction (µs) |\n|---|---|---|---|---|");
+    let gpu = b.gpu;
+    let reduce = gpu.kernel(source("splitk_reduce_f16")).expect("pipeline");
+    for (name, c) in models {
+        for batch in [1usize, 4, 16] {
+            for (what, (m, n, k)) in model_products(c, batch) {
+                let whole = plan_coop((m, n, k), Epilogue::None, COOP_MIN_GROUPS);
+                if whole.is_some() || !k.is_multiple_of(4) {
+                    continue;
+                }
+                let planned = match plan_coop_split((m, n, k), SCRATCH_FLOATS) {
+                    Some((s, _, small)) => {
+                        format!("{} K/{s}", if small { "64×128" } else { "128×128" })
+                    }
+                    None => "f16 kernels".into(),
+                };
+                let (a, w, out, extra) = (
+                    buffer(gpu, m * k * 2),
+                    buffer(gpu, n * k * 2),
+                    buffer(gpu, m * n * 2),
+                    buffer(gpu, n * 2),
+                );
+                for (tile, t, small) in [
+                    ("64×128", COOP_TILES_SPLIT, true),
+                    ("128×128", COOP_TILES, false),
+                ] {
+                    let partial = gpu
+                        .kernel(source(&webdit_kernels::Key::CoopPartial { small }.name()))
+                        .expect("pipeline");
+                    let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm)];
+                    let cells: Vec<String> = (1..=16usize)
+                        .filter(|s| k.is_multiple_of(4 * s) && (*s == 1 || k / s >= 32))
+                        .filter(|s| m * n * s <= SCRATCH_FLOATS)
+                        .map(|s| {
+                            let plan = MatmulPlan {
+                                tier: "coop",
+                                tiles: MatmulTiles::wide(t.bm, t.bn, t.bk, 1),
+                                groups: [groups[0], groups[1], 1],
+                                splits: s as u32,
+                                shape: (m, n, k),
+                            };
+                            let bufs = [&a, &w, &out, &extra];
+                            let [(pk, pb, pg), (rk, rb, rg)] =
+                                split_ops(b, [&partial, &reduce], &plan, bufs);
+                            let alone = b.time(pk, &pb, pg);
+                            let both = b.time_ops(&[(pk, &pb, pg), (rk, &rb, rg)]);
+                            format!(
+                                "{s}: {}, {:.1} / {:.1}",
+                                groups[0] * groups[1] * s as u32,
+                                alone * 1e6,
+                                both * 1e6
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "| {name} b{batch} {what} | {m}×{n}×{k} | {planned} | {tile} | {} |",
+                        cells.join("; ")
+                    );
+                }
+            }
+        }
+    }
+}

@@ -37,6 +37,10 @@ pub struct Args {
     /// the model's large shapes.
     #[arg(long)]
     coop_sweep: bool,
+    /// Also time every split of K on tensor cores (both tiles, every slice count) of the
+    /// model's products that split there.
+    #[arg(long)]
+    coop_splits: bool,
     /// Also time every plan (tier, slices of K) of the model's products.
     #[arg(long)]
     plans: bool,
@@ -90,6 +94,9 @@ fn main() {
     }
     if args.coop_sweep {
         coop::sweep(&b, big);
+    }
+    if args.coop_splits {
+        coop::splits(&b, &models);
     }
     if args.ops {
         generation::ops(&b, &models);

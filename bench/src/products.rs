@@ -183,7 +183,6 @@ pub fn time_plan(b: &Bench, f16: bool, plan: &MatmulPlan) -> (f64, String) {
         );
     }
     // Split-K: partial products over K slices, then the reduction (as in the runtime).
-    let splits = plan.splits;
     let partial = gpu
         .kernel(source(
             &webdit_kernels::Key::partial(plan.tier_key().expect("a registered tier"), store)
@@ -193,21 +192,36 @@ pub fn time_plan(b: &Bench, f16: bool, plan: &MatmulPlan) -> (f64, String) {
     let reduce = gpu
         .kernel(source(&format!("splitk_reduce{sfx}")))
         .expect("pipeline");
-    let scratch = buffer(gpu, splits as usize * m * n * 4);
+    let [(pk, pb, pg), (rk, rb, rg)] =
+        split_ops(b, [&partial, &reduce], plan, [&a, &w, &c, &extra]);
+    let secs = b.time_ops(&[(pk, &pb, pg), (rk, &rb, rg)]);
+    let splits = plan.splits;
+    (secs, format!("{} + reduce, K/{splits}", partial.src.name))
+}
+
+/// The two dispatches of `plan`'s split-K as the runtime runs them: `partial` products of
+/// `a` and `w` over slices of K into a scratch buffer, then `reduce` into `c` (`extra`: the
+/// epilogue's row table).
+pub fn split_ops<'k>(
+    b: &Bench,
+    [partial, reduce]: [&'k webdit_model::Kernel; 2],
+    plan: &MatmulPlan,
+    [a, w, c, extra]: [&wgpu::Buffer; 4],
+) -> [(&'k webdit_model::Kernel, wgpu::BindGroup, [u32; 3]); 2] {
+    let gpu = b.gpu;
+    let (m, n, _) = plan.shape;
+    let scratch = buffer(gpu, plan.splits as usize * m * n * 4);
     let p = gpu.uniform("p", &plan.partial_params().to_bytes());
     let sp = gpu.uniform("sp", &plan.reduce_params(1).to_bytes());
     let pbind = partial
-        .bind(gpu, &[&a, &w, &scratch, &extra, &p])
+        .bind(gpu, &[a, w, &scratch, extra, &p])
         .expect("bind");
-    let rbind = reduce
-        .bind(gpu, &[&scratch, &c, &extra, &sp])
-        .expect("bind");
+    let rbind = reduce.bind(gpu, &[&scratch, c, extra, &sp]).expect("bind");
     let [gx, gy, _] = plan.groups;
-    let secs = b.time_ops(&[
-        (&partial, &pbind, [gx, gy, splits]),
-        (&reduce, &rbind, [((m * n) as u32).div_ceil(256), 1, 1]),
-    ]);
-    (secs, format!("{} + reduce, K/{splits}", partial.src.name))
+    [
+        (partial, pbind, [gx, gy, plan.splits]),
+        (reduce, rbind, [((m * n) as u32).div_ceil(256), 1, 1]),
+    ]
 }
 
 /// The head width of `c`'s attention variants, and buffers for the fused Q/K/V input and

@@ -15,8 +15,8 @@ use crate::kernels::{by_key, Binding, KernelSource, Param};
 use crate::runtime::{Precision, RuntimeError};
 use crate::sampler::Step;
 use crate::tiers::{
-    attention_by_rows, attention_chunks, attention_on_tensor_cores, plan_coop, plan_coop_split,
-    plan_matmul, plan_matmul_software, MatmulPlan, SCRATCH_FLOATS,
+    attention_by_rows, attention_chunks, attention_on_tensor_cores, coop_splits, pick_coop_split,
+    plan_coop, plan_coop_split, plan_matmul, plan_matmul_software, MatmulPlan, SCRATCH_FLOATS,
 };
 use std::fmt;
 use webdit_dsl::ir::Scalar;
@@ -449,27 +449,29 @@ enum Operand {
     },
 }
 
-/// Where MLP in and MLP out both split K on the 64-row tensor-core tile and MLP in's
-/// split has a fused variant (`Options::mlp_fused`): that split, for
-/// [`Builder::mlp_fused`].
+/// Where MLP in and MLP out both split K on the 64-row tensor-core tile and MLP in can
+/// split K into a count MLP out has a variant to read unreduced: that split, for
+/// [`Builder::mlp_fused`] (which reduces it as its own op without `Options::mlp_fused`).
 fn mlp_fusion(
     o: &Options,
     store: Store,
     (rows, hid, d): (usize, usize, usize),
 ) -> Option<(u32, [u32; 3])> {
-    if !(o.coop && o.coop_split && o.mlp_fused && store == Store::F16) {
+    if !(o.coop && o.coop_split && store == Store::F16) {
         return None;
     }
-    let split = |shape| plan_coop_split(shape, SCRATCH_FLOATS, o.coop_min_groups);
-    let (Some((splits, groups, true)), Some((_, _, true))) =
-        (split((rows, hid, d)), split((rows, d, hid)))
-    else {
+    // MLP in's split: one whose partial products MLP out has a variant to read.
+    let silu_parts = coop_splits((rows, hid, d), SCRATCH_FLOATS)
+        .filter(|(s, _, _)| webdit_kernels::COOP_SILU_PARTS.contains(s));
+    let (Some((splits, groups, true)), Some((_, _, true))) = (
+        pick_coop_split((rows, hid, d), silu_parts),
+        plan_coop_split((rows, d, hid), SCRATCH_FLOATS),
+    ) else {
         return None;
     };
     let fits = plan_coop((rows, hid, d), Epilogue::Silu, o.coop_min_groups).is_none()
         && d.is_multiple_of(4)
-        && hid.is_multiple_of(4)
-        && webdit_kernels::COOP_SILU_PARTS.contains(&splits);
+        && hid.is_multiple_of(4);
     fits.then_some((splits, groups))
 }
 
@@ -524,7 +526,7 @@ fn product_pass(
     let tier = plan.tier_key().expect("a registered tier");
     // Partial products of a split-K: on tensor cores where they fill the GPU that way.
     let coop_split = (o.coop && o.coop_split && store == Store::F16)
-        .then(|| plan_coop_split((m, n, k), SCRATCH_FLOATS, o.coop_min_groups))
+        .then(|| plan_coop_split((m, n, k), SCRATCH_FLOATS))
         .flatten();
     let (key, splits, groups) = match (coop_split, silu_of) {
         (Some((splits, groups, true)), Some(parts)) => {
@@ -786,7 +788,7 @@ impl Builder {
 
     /// MLP in (through SiLU) and MLP out (accumulated into `h`, then `then`) as
     /// [`mlp_fusion`] split them: MLP in's partial products are not reduced; MLP
-    /// out reads them.
+    /// out reads them (with `o.mlp_fused`; else a reduction between them).
     #[allow(clippy::too_many_arguments)]
     fn mlp_fused(
         &mut self,
@@ -814,9 +816,23 @@ impl Builder {
             flops,
             (rows * d * 2, 2),
         )?;
-        let a = Operand::SiluOfParts { parts, splits };
         let e = Epilogue::Accumulate;
         let shape = (rows, d, hid);
+        if !o.mlp_fused {
+            // The same split, its reduction as its own op: the fusion alone is what
+            // `WEBDIT_NO_MLP_FUSION` changes.
+            let ff = self.temp("mlp", Scalar::F16, rows * hid);
+            let unused = self.unused();
+            self.reduce(
+                "mlp_in",
+                (Epilogue::Silu, store),
+                [parts, ff, unused],
+                &plan,
+                1,
+            )?;
+            return self.linear(o, "mlp_out", store, e, [ff, w_out, h], None, shape, 1, then);
+        }
+        let a = Operand::SiluOfParts { parts, splits };
         self.linear_of(o, "mlp_out", store, e, a, [w_out, h], None, shape, 1, then)
     }
 

@@ -305,8 +305,9 @@ impl GpuModel {
         self.options.coop = false;
     }
 
-    /// Runs the generators built from now on with MLP in's reduction as its own dispatch,
-    /// as where the fused variant does not apply (comparisons, `WEBDIT_NO_MLP_FUSION`).
+    /// Runs the generators built from now on with MLP in's reduction as its own dispatch
+    /// (its split unchanged, so the results are the same bits; comparisons,
+    /// `WEBDIT_NO_MLP_FUSION`).
     pub fn disable_mlp_fusion(&mut self) {
         self.options.mlp_fused = false;
     }

@@ -190,30 +190,74 @@ pub fn plan_coop(
     (count(g) >= min_groups).then_some((tile, g))
 }
 
-/// A split-K over tensor cores for a product [`plan_coop`] leaves short of workgroups: the
-/// 64×128 tile ([`COOP_TILES_SPLIT`]) for at most [`COOP_SPLIT_SMALL_M`] rows, else the
-/// 128×128 one, and the fewest slices of K (each at least [`MIN_SLICE`] long, a multiple of
-/// 4, partial outputs within `scratch` floats) that reach [`COOP_MIN_GROUPS`]; `(splits,
-/// workgroups of one slice, whether the tile is the small one)`.
-pub fn plan_coop_split(
+/// One split-K over tensor cores: slices of K, workgroups of one slice, and whether on the
+/// 64×128 tile ([`COOP_TILES_SPLIT`]) rather than the 128×128 one ([`COOP_TILES`]).
+pub type CoopSplit = (u32, [u32; 3], bool);
+
+/// Every split-K over tensor cores of an `m × n × k` product within one wave: the 64×128
+/// tile, and for more than [`COOP_SPLIT_SMALL_M`] rows the 128×128 one, in 2 to
+/// [`MAX_SPLITS`] slices of K that are multiples of 4 at least [`COOP_MIN_SLICE`] long,
+/// partial outputs within `scratch` floats, at most [`COOP_WAVE`] workgroups in all.
+pub fn coop_splits(
     (m, n, k): (usize, usize, usize),
     scratch: usize,
-    min_groups: u32,
-) -> Option<(u32, [u32; 3], bool)> {
-    let small = m <= COOP_SPLIT_SMALL_M;
-    let t = if small { COOP_TILES_SPLIT } else { COOP_TILES };
-    let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
-    (1..=MAX_SPLITS.ilog2())
-        .map(|e| 1u32 << e)
-        .take_while(|s| k / *s as usize >= MIN_SLICE && m * n * *s as usize <= scratch)
-        .filter(|s| k.is_multiple_of(*s as usize * 4))
-        .find(|s| groups[0] * groups[1] * s >= min_groups)
-        .map(|s| (s, groups, small))
+) -> impl Iterator<Item = CoopSplit> {
+    let tiles = [(COOP_TILES_SPLIT, true), (COOP_TILES, false)];
+    tiles
+        .into_iter()
+        .filter(move |(_, small)| *small || m > COOP_SPLIT_SMALL_M)
+        .flat_map(move |(t, small)| {
+            let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
+            (2..=MAX_SPLITS)
+                .filter(move |s| {
+                    let s = *s as usize;
+                    k.is_multiple_of(4 * s) && k / s >= COOP_MIN_SLICE && m * n * s <= scratch
+                })
+                .filter(move |s| groups[0] * groups[1] * s <= COOP_WAVE)
+                .map(move |s| (s, groups, small))
+        })
 }
 
-/// The most rows a split-K on tensor cores takes the 64×128 tile for (H100: 64 rows 23%
-/// faster on it, 256 rows 35% slower; BENCHMARKS.md).
+/// The split-K over tensor cores of a product [`plan_coop`] leaves short of workgroups: of
+/// [`coop_splits`], the one with the most workgroups; of two with as many, the 128×128
+/// tile where its slices are at least [`COOP_LONG_SLICE`] long, else the 64×128 one.
+/// Measured on an H200 (`bench --coop-splits`, BENCHMARKS.md): over the model's split
+/// products at batch 1, 4 and 16 this picks the fastest split or one within 1 µs of it,
+/// where the fewest slices that reached 64 workgroups (the rule before) left favicon-s
+/// batch 16's MLP out at 37.9 µs against 24.4 and sent the small products (under 64
+/// workgroups) to the slower f16 kernels. None: no split fits.
+pub fn plan_coop_split(shape: (usize, usize, usize), scratch: usize) -> Option<CoopSplit> {
+    pick_coop_split(shape, coop_splits(shape, scratch))
+}
+
+/// The best of `splits` of the product `(m, n, k)` by [`plan_coop_split`]'s rule.
+pub fn pick_coop_split(
+    (_, _, k): (usize, usize, usize),
+    splits: impl Iterator<Item = CoopSplit>,
+) -> Option<CoopSplit> {
+    splits.max_by_key(|&(s, g, small)| {
+        let rank = match small {
+            true => 1,
+            false if k / s as usize >= COOP_LONG_SLICE => 2,
+            false => 0,
+        };
+        (g[0] * g[1] * s, rank)
+    })
+}
+
+/// The most rows a split-K on tensor cores takes only the 64×128 tile for (H100: 64 rows
+/// 23% faster on it than on the 128×128 one, which multiplies half zeros there).
 pub const COOP_SPLIT_SMALL_M: usize = 64;
+
+/// The shortest slice of K of a split on tensor cores: one K-step of its tiles (H200: 64
+/// rows × 384 × 512 in 16 slices of 32, 4.7 µs, against 5.6 in 8 slices).
+pub const COOP_MIN_SLICE: usize = 32;
+
+/// Slices of K at least this long do enough work between a K-step's barriers for the
+/// 128×128 tile to beat the 64×128 one at the same workgroups (H200: favicon-s batch 16's
+/// MLP out, slices of 512, 24.4 against 35.5 µs; its attention out, slices of 32, 11.2
+/// against 9.6 µs).
+pub const COOP_LONG_SLICE: usize = 128;
 
 /// The longest sequence attention runs a few rows per workgroup for
 /// ([`attention_by_rows`]). Measured on an H200 (BENCHMARKS.md): 64 tokens 5.8 µs by rows
@@ -346,6 +390,47 @@ mod tests {
         assert_eq!(tile((1024, 2048, 512), None), Some((CoopTile::Base, 128)));
         // Too few workgroups for tensor cores at all (favicon-s batch 1's MLP in).
         assert_eq!(tile((64, 2048, 512), None), Option::None);
+    }
+
+    #[test]
+    fn tensor_core_splits_by_shape() {
+        let split = |shape| {
+            plan_coop_split(shape, SCRATCH_FLOATS).map(|(s, g, small)| (s, g[0] * g[1] * s, small))
+        };
+        // Every candidate: slices that divide K into multiples of 4 of at least one K-step,
+        // within the scratch and one wave; 64 rows only on the 64-row tile.
+        for shape in [
+            (64, 384, 512),
+            (256, 768, 3072),
+            (1024, 512, 2048),
+            (100, 70, 36),
+        ] {
+            let (m, n, k) = shape;
+            for (s, g, small) in coop_splits(shape, SCRATCH_FLOATS) {
+                let s = s as usize;
+                assert!(
+                    s >= 2 && k % (4 * s) == 0 && k / s >= COOP_MIN_SLICE,
+                    "{shape:?}"
+                );
+                assert!(m * n * s <= SCRATCH_FLOATS && g[0] * g[1] * s as u32 <= COOP_WAVE);
+                assert!(small || m > COOP_SPLIT_SMALL_M, "{shape:?}");
+            }
+        }
+        // favicon-s batch 1: the 64-row tile, K down to slices of 32 (QKV) even where that
+        // leaves fewer than 64 workgroups; MLP out fills 64.
+        assert_eq!(split((64, 384, 512)), Some((16, 48, true)));
+        assert_eq!(split((64, 512, 128)), Some((4, 16, true)));
+        assert_eq!(split((64, 512, 2048)), Some((16, 64, true)));
+        // favicon-b batch 1: MLP out on the 128×128 tile in 8 slices of 384 (96 workgroups;
+        // 12 slices would be 144, past a wave), QKV on the 64×128 one where the 128×128 tile
+        // would take slices of 64 for as many workgroups (120), attention out in 4 slices.
+        assert_eq!(split((256, 768, 3072)), Some((8, 96, false)));
+        assert_eq!(split((256, 576, 768)), Some((6, 120, true)));
+        assert_eq!(split((256, 768, 192)), Some((4, 96, true)));
+        // favicon-s batch 16: MLP out in 4 slices of 512 (128 workgroups).
+        assert_eq!(split((1024, 512, 2048)), Some((4, 128, false)));
+        // K too short to split into slices of 32: none.
+        assert_eq!(split((256, 768, 48)), Option::None);
     }
 
     #[test]

@@ -938,30 +938,56 @@ fn split_k_matches_reference() {
     use webdit_kernels::{Key, Store, Tier};
     let tiles = build_tiles();
     let mut rng = rng("split-k");
-    for (f16, (tier, t)) in [false, true].into_iter().flat_map(|f| {
-        [
-            (f, (Tier::Mid, tiles.mid)),
-            (f, (Tier::Small, tiles.small)),
-            (f, (Tier::Scalar, tiles.scalar)),
-        ]
-    }) {
-        if f16 && !gpu().f16 {
-            continue;
+    // (partial products' variant, its tile, f16 operands, cases: m, n, k, slices, epilogue)
+    type Case = (usize, usize, usize, u32, Epilogue, &'static str);
+    type Run = (String, (u32, u32), bool, Vec<Case>);
+    let cases: [Case; 3] = [
+        (64, 96, 512, 4, Epilogue::Accumulate, "_acc"),
+        (33, 70, 256, 8, Epilogue::Silu, "_silu"),
+        (20, 40, 384, 6, Epilogue::None, ""),
+    ];
+    let mut runs: Vec<Run> = [false, true]
+        .into_iter()
+        .filter(|f16| !f16 || gpu().f16)
+        .flat_map(|f16| {
+            let store = if f16 { Store::F16 } else { Store::F32 };
+            [
+                (Tier::Mid, tiles.mid),
+                (Tier::Small, tiles.small),
+                (Tier::Scalar, tiles.scalar),
+            ]
+            .map(|(tier, t)| {
+                (
+                    Key::partial(tier, store).name(),
+                    (t.bm, t.bn),
+                    f16,
+                    cases.to_vec(),
+                )
+            })
+        })
+        .collect();
+    // The tensor-core partial products at the slice counts and lengths the planner takes:
+    // 3, 6 and 16 slices of 32 to 256, ragged edges.
+    if coop_runs() {
+        use webdit_kernels::matmul_coop::{COOP_TILES, COOP_TILES_SPLIT};
+        for (small, t) in [(true, COOP_TILES_SPLIT), (false, COOP_TILES)] {
+            let coop_cases = vec![
+                (64, 384, 512, 16, Epilogue::None, ""),
+                (200, 136, 192, 6, Epilogue::Silu, "_silu"),
+                (130, 70, 768, 3, Epilogue::None, ""),
+                (70, 520, 128, 4, Epilogue::None, ""),
+            ];
+            runs.push((
+                Key::CoopPartial { small }.name(),
+                (t.bm, t.bn),
+                true,
+                coop_cases,
+            ));
         }
+    }
+    for (partial, (bm, bn), f16, cases) in runs {
         let sfx = if f16 { "_f16" } else { "" };
-        let store = if f16 { Store::F16 } else { Store::F32 };
-        for (m, n, k, splits, epilogue, e) in [
-            (
-                64usize,
-                96usize,
-                512usize,
-                4u32,
-                Epilogue::Accumulate,
-                "_acc",
-            ),
-            (33, 70, 256, 8, Epilogue::Silu, "_silu"),
-            (20, 40, 384, 6, Epilogue::None, ""),
-        ] {
+        for (m, n, k, splits, epilogue, e) in cases {
             let round = |v: Vec<f32>| if f16 { round_f16(&v) } else { v };
             let a = round(random(&mut rng, m * k));
             let w = round(random(&mut rng, n * k));
@@ -978,7 +1004,7 @@ fn split_k_matches_reference() {
             let leak = |v: Vec<f32>| -> &'static [f32] { Box::leak(v.into_boxed_slice()) };
             let (a, w, prior) = (leak(a), leak(w), leak(prior));
             let parts = run(
-                variant(&Key::partial(tier, store).name()),
+                variant(&partial),
                 &[
                     input(a),
                     input(w),
@@ -986,7 +1012,7 @@ fn split_k_matches_reference() {
                     Arg::Input(&[0.0; 4]),
                     Arg::Uniform(p.to_bytes()),
                 ],
-                [groups(n as u32, t.bn), groups(m as u32, t.bm), splits],
+                [groups(n as u32, bn), groups(m as u32, bm), splits],
             );
             let sp = SplitParams {
                 mn: (m * n) as u32,
@@ -1020,7 +1046,7 @@ fn split_k_matches_reference() {
                 })
                 .collect();
             assert_close(
-                &format!("split-k {}{sfx} {m}x{n}x{k}/{splits}", tier.name()),
+                &format!("split-k {partial} {m}x{n}x{k}/{splits}"),
                 &got[0],
                 &want,
                 if f16 { 2e-3 } else { 1e-5 },
