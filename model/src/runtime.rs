@@ -582,9 +582,27 @@ impl GpuModel {
     }
 }
 
-/// Steps per command buffer in [`Generator::generate`]. On an H200, favicon-s batch 1 took
-/// 14.0 ms at 1 step per submit, 13.5 at 2, 13.2 at 4 and 17.0 in one command buffer.
+/// Steps per command buffer in [`Generator::generate`] once the GPU is busy. On an H200,
+/// favicon-s batch 1 took 14.0 ms at 1 step per submit, 13.5 at 2, 13.2 at 4 and 17.0 in
+/// one command buffer.
 pub const SUBMIT_STEPS: usize = 4;
+
+/// The steps of each command buffer of a generation of `steps` steps at most `per_submit`
+/// a command buffer: 1, 2, 4, … up to `per_submit`, so the GPU starts once one step is
+/// recorded (recording costs 2–3 µs a dispatch natively: on an H200 the first 4 steps of
+/// favicon-b batch 1 took ~1.4 ms to record) and later command buffers are recorded while
+/// it runs the earlier ones. A plan of no steps still has one (the initial noise).
+pub fn submit_chunks(steps: usize, per_submit: usize) -> Vec<std::ops::Range<usize>> {
+    let most = per_submit.max(1);
+    let mut chunks = vec![];
+    let (mut start, mut size) = (0, 1);
+    while start < steps.max(1) {
+        let end = (start + size).min(steps);
+        chunks.push(start..end);
+        (start, size) = (end.max(1), (size * 2).min(most));
+    }
+    chunks
+}
 
 impl Generator {
     /// Records one model evaluation at timestep slot `slot`.
@@ -648,8 +666,9 @@ impl Generator {
     }
 
     /// A whole generation, then the images (`[batch, c, s, s]` in [-1, 1], unclamped).
-    /// Steps are submitted [`SUBMIT_STEPS`] at a time as they are recorded, so the GPU
-    /// starts on the first while the CPU records the rest; nothing is read back in between.
+    /// Steps are submitted as they are recorded, 1, 2, then [`SUBMIT_STEPS`] at a time, so
+    /// the GPU starts on the first while the CPU records the rest; nothing is read back in
+    /// between.
     pub async fn generate(&self, gpu: &Gpu, seed: u64) -> Result<Vec<f32>, RuntimeError> {
         self.generate_in(gpu, seed, SUBMIT_STEPS).await
     }
@@ -665,8 +684,9 @@ impl Generator {
         self.read_image(gpu).await
     }
 
-    /// Records and submits a whole generation from `seed`, `per_submit` steps per command
-    /// buffer, each submitted as soon as it is recorded; calls `submitted(steps, index)`
+    /// Records and submits a whole generation from `seed`, at most `per_submit` steps per
+    /// command buffer ([`submit_chunks`]), each submitted as soon as it is recorded; calls
+    /// `submitted(steps, index)`
     /// after each submission with the steps submitted so far. Waits for nothing: wait on the
     /// indices (natively, `device.poll`) to follow progress without stalling the GPU.
     pub fn submit(
@@ -677,12 +697,10 @@ impl Generator {
         mut submitted: impl FnMut(usize, wgpu::SubmissionIndex),
     ) {
         self.set_seed(gpu, seed);
-        let per_submit = per_submit.max(1);
-        // A plan of no steps still draws the initial noise.
-        for start in (0..self.len().max(1)).step_by(per_submit) {
-            let end = (start + per_submit).min(self.len());
+        for steps in submit_chunks(self.len(), per_submit) {
+            let end = steps.end;
             let mut enc = gpu.device.create_command_encoder(&Default::default());
-            self.encode(&mut enc, start..end);
+            self.encode(&mut enc, steps);
             submitted(end, gpu.queue.submit([enc.finish()]));
         }
     }
@@ -690,5 +708,29 @@ impl Generator {
     /// The current image (after whatever was submitted).
     pub async fn read_image(&self, gpu: &Gpu) -> Result<Vec<f32>, RuntimeError> {
         Ok(bytemuck::pod_collect_to_vec(&gpu.read(&self.x).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::submit_chunks;
+
+    #[test]
+    fn chunks_start_small_and_cover_every_step_once() {
+        let sizes = |steps, per| -> Vec<usize> {
+            submit_chunks(steps, per).iter().map(|r| r.len()).collect()
+        };
+        assert_eq!(sizes(32, 4), [1, 2, 4, 4, 4, 4, 4, 4, 4, 1]);
+        assert_eq!(sizes(5, 16), [1, 2, 2]);
+        assert_eq!(sizes(3, 1), [1, 1, 1]);
+        // No steps: one empty command buffer (the initial noise).
+        assert_eq!(sizes(0, 4), [0]);
+        for (steps, per) in [(32, 4), (7, 2), (1, 8), (100, 0)] {
+            let chunks = submit_chunks(steps, per);
+            assert_eq!(chunks[0].start, 0);
+            assert_eq!(chunks.last().unwrap().end, steps);
+            assert!(chunks.windows(2).all(|w| w[0].end == w[1].start));
+            assert!(chunks.iter().all(|r| r.len() <= per.max(1)));
+        }
     }
 }
