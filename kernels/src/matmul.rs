@@ -27,6 +27,10 @@ pub struct MatmulParams {
     /// Elements between rows of A and W (`k` unless the product covers a slice of K, as the
     /// partial products of a split-K do).
     pub k_stride: u32,
+    /// Where K ends for the slices of a split-K: its partial products multiply slices `k`
+    /// long from `z·k`, the last one cut here (so K need not divide evenly). `u32::MAX` for
+    /// other products, whose batches all multiply `k`.
+    pub k_total: u32,
 }
 
 impl MatmulParams {
@@ -41,8 +45,16 @@ impl MatmulParams {
             c_batch_stride: 0,
             rows_period: 1,
             k_stride: k,
+            k_total: u32::MAX,
         }
     }
+}
+
+/// How much of K workgroup batch `workgroup_id().z` multiplies: `p.k`, or what is left of
+/// it before `p.k_total` where that is less (the last slice of an uneven split-K).
+#[kernel_fn]
+pub(crate) fn slice_k(p: MatmulParamsView) -> u32 {
+    min(p.k, p.k_total - workgroup_id().z * p.k)
 }
 
 /// What happens to each output before it is stored; chosen at compile time.
@@ -212,12 +224,13 @@ pub fn matmul<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     let mut acc = [0.0; t.tm * t.tn];
     let mut ar = [0.0; t.tm];
     let mut wr = [0.0; t.tn];
-    for k0 in (0..p.k).step_by(t.bk) {
+    let k = slice_k(p);
+    for k0 in (0..k).step_by(t.bk) {
         stage_tile(
-            &a, &a_tile, t.bm, t.bk, threads, tid, a_base, row0, p.m, k0, p.k, p.k_stride,
+            &a, &a_tile, t.bm, t.bk, threads, tid, a_base, row0, p.m, k0, k, p.k_stride,
         );
         stage_tile(
-            &w, &w_tile, t.bn, t.bk, threads, tid, w_base, col0, p.n, k0, p.k, p.k_stride,
+            &w, &w_tile, t.bn, t.bk, threads, tid, w_base, col0, p.n, k0, k, p.k_stride,
         );
         workgroup_barrier();
         for kk in 0..t.bk {
@@ -325,7 +338,7 @@ pub(crate) fn operands(p: MatmulParamsView, row0: u32, col0: u32) -> Operands {
         col0,
         m: p.m,
         n: p.n,
-        k: p.k,
+        k: slice_k(p),
         stride: p.k_stride / 4,
     }
 }
@@ -442,7 +455,7 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     // previous iteration) while those loads are in flight, then stages K-step `i`: one copy
     // of each piece of code, the first and last iterations doing only their half.
     let at = operands(p, row0, col0);
-    let k_steps = (p.k + t.bk - 1) / t.bk;
+    let k_steps = (at.k + t.bk - 1) / t.bk;
     for i in 0..k_steps + 1 {
         let fill = i < k_steps;
         if fill {

@@ -176,7 +176,7 @@ pub fn matmul_coop<A: ScalarTy, C: ScalarTy>(
     // that their loads stay in flight during the multiply.
     let mut parts = [vec4(0.0, 0.0, 0.0, 0.0); (a_loads * a_parts).max(1)];
     let at = operands(p, row0, col0);
-    let k_steps = (p.k + t.bk - 1) / t.bk;
+    let k_steps = (at.k + t.bk - 1) / t.bk;
     fetch_step(&a, &w, &regs, &parts, t, a_parts, tid, at, 0);
     // Iteration `i` stages K-step `i` (fetched into registers by the iteration before, or
     // above), loads K-step `i + 1` into registers, and multiplies K-step `i` while those

@@ -45,15 +45,17 @@ impl MatmulPlan {
     }
 
     /// Uniforms of the split-K's partial products: slice `z` (`workgroup_id().z`) reads
-    /// its stretch of K and writes its own `m × n` block of the partials.
+    /// its stretch of K ([`slice_len`] long, the last one what is left) and writes its own
+    /// `m × n` block of the partials.
     pub fn partial_params(&self) -> MatmulParams {
         let (m, n, k) = self.shape;
-        let part = (k / self.splits as usize) as u32;
+        let part = slice_len(k, self.splits) as u32;
         MatmulParams {
             a_batch_stride: part,
             w_batch_stride: part,
             c_batch_stride: (m * n) as u32,
             k_stride: k as u32,
+            k_total: k as u32,
             ..MatmulParams::new(m as u32, n as u32, part)
         }
     }
@@ -190,14 +192,31 @@ pub fn plan_coop(
     (count(g) >= min_groups).then_some((tile, g))
 }
 
+/// The length of each slice of K (the last one: what is left) of a split into `splits`:
+/// `k / splits` where that is a multiple of 4, else whole K-steps of the tensor-core tiles
+/// ([`COOP_STEP`]); K then splits into `splits` slices only where
+/// `k.div_ceil(slice_len(k, splits)) == splits`.
+pub fn slice_len(k: usize, splits: u32) -> usize {
+    let s = splits as usize;
+    if k.is_multiple_of(4 * s) {
+        k / s
+    } else {
+        k.div_ceil(s).next_multiple_of(COOP_STEP)
+    }
+}
+
+/// The K-step of the tensor-core tiles: an uneven split's slices are multiples of it.
+pub const COOP_STEP: usize = COOP_TILES.bk as usize;
+
 /// One split-K over tensor cores: slices of K, workgroups of one slice, and whether on the
 /// 64×128 tile ([`COOP_TILES_SPLIT`]) rather than the 128×128 one ([`COOP_TILES`]).
 pub type CoopSplit = (u32, [u32; 3], bool);
 
 /// Every split-K over tensor cores of an `m × n × k` product within one wave: the 64×128
 /// tile, and for more than [`COOP_SPLIT_SMALL_M`] rows the 128×128 one, in 2 to
-/// [`MAX_SPLITS`] slices of K that are multiples of 4 at least [`COOP_MIN_SLICE`] long,
-/// partial outputs within `scratch` floats, at most [`COOP_WAVE`] workgroups in all.
+/// [`MAX_SPLITS`] slices of K ([`slice_len`]: even where K divides into multiples of 4,
+/// else whole K-steps and a shorter last one) at least [`COOP_MIN_SLICE`] long, partial
+/// outputs within `scratch` floats, at most [`COOP_WAVE`] workgroups in all.
 pub fn coop_splits(
     (m, n, k): (usize, usize, usize),
     scratch: usize,
@@ -210,8 +229,12 @@ pub fn coop_splits(
             let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
             (2..=MAX_SPLITS)
                 .filter(move |s| {
+                    let part = slice_len(k, *s);
                     let s = *s as usize;
-                    k.is_multiple_of(4 * s) && k / s >= COOP_MIN_SLICE && m * n * s <= scratch
+                    k.is_multiple_of(4)
+                        && k.div_ceil(part) == s
+                        && part >= COOP_MIN_SLICE
+                        && m * n * s <= scratch
                 })
                 .filter(move |s| groups[0] * groups[1] * s <= COOP_WAVE)
                 .map(move |s| (s, groups, small))
@@ -238,7 +261,7 @@ pub fn pick_coop_split(
     splits.max_by_key(|&(s, g, small)| {
         let rank = match small {
             true => 1,
-            false if k / s as usize >= COOP_LONG_SLICE => 2,
+            false if slice_len(k, s) >= COOP_LONG_SLICE => 2,
             false => 0,
         };
         (g[0] * g[1] * s, rank)
@@ -407,11 +430,14 @@ mod tests {
         ] {
             let (m, n, k) = shape;
             for (s, g, small) in coop_splits(shape, SCRATCH_FLOATS) {
+                let part = slice_len(k, s);
                 let s = s as usize;
                 assert!(
-                    s >= 2 && k % (4 * s) == 0 && k / s >= COOP_MIN_SLICE,
+                    s >= 2 && part.is_multiple_of(4) && part >= COOP_MIN_SLICE,
                     "{shape:?}"
                 );
+                // s slices, the last one not empty.
+                assert!((s - 1) * part < k && s * part >= k, "{shape:?} {s}");
                 assert!(m * n * s <= SCRATCH_FLOATS && g[0] * g[1] * s as u32 <= COOP_WAVE);
                 assert!(small || m > COOP_SPLIT_SMALL_M, "{shape:?}");
             }
@@ -421,10 +447,12 @@ mod tests {
         assert_eq!(split((64, 384, 512)), Some((16, 48, true)));
         assert_eq!(split((64, 512, 128)), Some((4, 16, true)));
         assert_eq!(split((64, 512, 2048)), Some((16, 64, true)));
-        // favicon-b batch 1: MLP out on the 128×128 tile in 8 slices of 384 (96 workgroups;
-        // 12 slices would be 144, past a wave), QKV on the 64×128 one where the 128×128 tile
-        // would take slices of 64 for as many workgroups (120), attention out in 4 slices.
-        assert_eq!(split((256, 768, 3072)), Some((8, 96, false)));
+        // favicon-b batch 1: MLP out on the 128×128 tile in 10 slices, 9 of 320 and one of
+        // 192 (120 workgroups; 12 even slices would be 144, past a wave), QKV on the 64×128
+        // one where the 128×128 tile would take slices of 64 for as many workgroups (120),
+        // attention out in 4 slices.
+        assert_eq!(split((256, 768, 3072)), Some((10, 120, false)));
+        assert_eq!(slice_len(3072, 10), 320);
         assert_eq!(split((256, 576, 768)), Some((6, 120, true)));
         assert_eq!(split((256, 768, 192)), Some((4, 96, true)));
         // favicon-s batch 16: MLP out in 4 slices of 512 (128 workgroups).

@@ -936,15 +936,18 @@ fn sampler_step_matches_reference() {
 fn split_k_matches_reference() {
     use webdit_kernels::matmul::SplitParams;
     use webdit_kernels::{Key, Store, Tier};
+    use webdit_model::tiers::slice_len;
     let tiles = build_tiles();
     let mut rng = rng("split-k");
     // (partial products' variant, its tile, f16 operands, cases: m, n, k, slices, epilogue)
     type Case = (usize, usize, usize, u32, Epilogue, &'static str);
     type Run = (String, (u32, u32), bool, Vec<Case>);
-    let cases: [Case; 3] = [
+    // Even slices, and an uneven split (slices of 160, 160 and 72).
+    let cases: [Case; 4] = [
         (64, 96, 512, 4, Epilogue::Accumulate, "_acc"),
         (33, 70, 256, 8, Epilogue::Silu, "_silu"),
         (20, 40, 384, 6, Epilogue::None, ""),
+        (20, 40, 392, 3, Epilogue::None, ""),
     ];
     let mut runs: Vec<Run> = [false, true]
         .into_iter()
@@ -967,7 +970,8 @@ fn split_k_matches_reference() {
         })
         .collect();
     // The tensor-core partial products at the slice counts and lengths the planner takes:
-    // 3, 6 and 16 slices of 32 to 256, ragged edges.
+    // 3, 6 and 16 slices of 32 to 256, ragged edges, and uneven splits (10 slices of 320
+    // and one of 192 as favicon-b batch 1's MLP out; 11 of 288 and one of 192).
     if coop_runs() {
         use webdit_kernels::matmul_coop::{COOP_TILES, COOP_TILES_SPLIT};
         for (small, t) in [(true, COOP_TILES_SPLIT), (false, COOP_TILES)] {
@@ -976,6 +980,8 @@ fn split_k_matches_reference() {
                 (200, 136, 192, 6, Epilogue::Silu, "_silu"),
                 (130, 70, 768, 3, Epilogue::None, ""),
                 (70, 520, 128, 4, Epilogue::None, ""),
+                (140, 130, 3072, 10, Epilogue::None, ""),
+                (64, 136, 3072, 11, Epilogue::None, ""),
             ];
             runs.push((
                 Key::CoopPartial { small }.name(),
@@ -992,12 +998,15 @@ fn split_k_matches_reference() {
             let a = round(random(&mut rng, m * k));
             let w = round(random(&mut rng, n * k));
             let prior = round(random(&mut rng, m * n));
-            let part = (k / splits as usize) as u32;
+            let part = slice_len(k, splits);
+            assert_eq!(k.div_ceil(part), splits as usize, "{k} in {splits} slices");
+            let part = part as u32;
             let p = MatmulParams {
                 a_batch_stride: part,
                 w_batch_stride: part,
                 c_batch_stride: (m * n) as u32,
                 k_stride: k as u32,
+                k_total: k as u32,
                 ..MatmulParams::new(m as u32, n as u32, part)
             };
             let input = |d: &'static [f32]| if f16 { Arg::InputF16(d) } else { Arg::Input(d) };
