@@ -50,7 +50,8 @@ pub struct Options {
     /// Where the to-pixels product splits K, the sampler sums its partial products
     /// ([`webdit_kernels::Key::SamplerStepOfParts`]), one dispatch less per step.
     pub eps_fused: bool,
-    /// Workgroups a product needs on tensor cores ([`crate::tiers::COOP_MIN_GROUPS`]).
+    /// Workgroups a product needs to run whole on tensor cores
+    /// ([`crate::tiers::COOP_MIN_GROUPS`]; smaller ones split K there).
     pub coop_min_groups: u32,
     /// A software adapter (a few CPU threads, as SwiftShader): f32 products and AdaLNs
     /// without workgroup memory or barriers (`matmul_direct*`, `adaln_serial`), other
@@ -487,9 +488,10 @@ enum Pass {
     },
 }
 
-/// How the product `(m, n, k)` with `epilogue` runs under `o`: tensor-core tiles where they
-/// fill the GPU, else the tier whose tiles do, with K split across workgroups (partial
-/// products, then a reduction) where a single pass would leave the GPU idle. `silu_of`:
+/// How the product `(m, n, k)` with `epilogue` runs under `o`: whole on tensor-core tiles
+/// where they fill the GPU, else split over K there ([`plan_coop_split`]), else on the tier
+/// whose tiles fill it, with K split across workgroups (partial products, then a
+/// reduction) where a single pass would leave the GPU idle. `silu_of`:
 /// A is SiLU of the sum of that many partial products of another split; then `None` unless
 /// the product is a split-K on the 64-row tensor-core tile (the only variant that reads
 /// those).
