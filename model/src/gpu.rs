@@ -18,9 +18,10 @@ pub enum GpuError {
         feature: &'static str,
         adapter: String,
     },
-    #[error("kernel `{kernel}` is native-only: it needs {needed} bytes of workgroup memory and this adapter ({adapter}) grants {granted}; build with the default tiles")]
+    #[error("kernel `{kernel}` is native-only: it needs {needed} {what} and this adapter ({adapter}) grants {granted}; build with the default tiles")]
     MissingLimit {
         kernel: &'static str,
+        what: &'static str,
         needed: u32,
         granted: u32,
         adapter: String,
@@ -242,11 +243,11 @@ impl Gpu {
                 adapter: self.adapter.name.clone(),
             });
         }
-        let granted = self.device.limits().max_compute_workgroup_storage_size;
-        if src.workgroup_storage > granted {
+        if let Some((what, needed, granted)) = src.beyond(&self.device.limits()) {
             return Err(GpuError::MissingLimit {
                 kernel: src.name,
-                needed: src.workgroup_storage,
+                what,
+                needed,
                 granted,
                 adapter: self.adapter.name.clone(),
             });

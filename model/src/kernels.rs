@@ -94,17 +94,36 @@ pub fn by_key(key: Key) -> Option<&'static KernelSource> {
     by_name(&key.name())
 }
 
-/// Whether every tensor-core variant of this build fits `storage` bytes of workgroup memory
-/// and `invocations` per workgroup (they take up to ~48 KiB and 512): an adapter with
-/// cooperative matrices but less of either runs the f16 kernels instead of failing to
-/// build its plan.
-pub fn tensor_cores_fit(storage: u32, invocations: u32) -> bool {
-    ALL.iter().filter(|k| k.coop).all(|k| {
-        k.workgroup_storage <= storage && k.workgroup_size.iter().product::<u32>() <= invocations
-    })
+/// Whether every tensor-core variant of this build fits `limits` (they take up to ~48 KiB
+/// of workgroup memory and 512 invocations): an adapter with cooperative matrices but less
+/// of either runs the f16 kernels instead of failing to build its plan.
+pub fn tensor_cores_fit(limits: &wgpu::Limits) -> bool {
+    ALL.iter()
+        .filter(|k| k.coop)
+        .all(|k| k.beyond(limits).is_none())
 }
 
 impl KernelSource {
+    /// The first need of this kernel that `limits` does not grant, as `(what, needed,
+    /// granted)`: its workgroup memory, or its invocations per workgroup.
+    pub fn beyond(&self, limits: &wgpu::Limits) -> Option<(&'static str, u32, u32)> {
+        let invocations = self.workgroup_size.iter().product::<u32>();
+        [
+            (
+                "bytes of workgroup memory",
+                self.workgroup_storage,
+                limits.max_compute_workgroup_storage_size,
+            ),
+            (
+                "invocations per workgroup",
+                invocations,
+                limits.max_compute_invocations_per_workgroup,
+            ),
+        ]
+        .into_iter()
+        .find(|(_, needed, granted)| needed > granted)
+    }
+
     /// A source for a kernel compiled at run time (tests, tile sweeps): `wgsl` is what
     /// `webdit_codegen::compile` wrote for `kernel`. Leaks, like the embedded ones are static.
     pub fn leak(
@@ -142,8 +161,18 @@ mod tests {
             ALL.iter().any(|k| k.coop),
             "the native build has tensor-core variants"
         );
-        assert!(tensor_cores_fit(49152, 1024));
-        assert!(!tensor_cores_fit(32768, 1024));
-        assert!(!tensor_cores_fit(49152, 256));
+        let limits = |storage, invocations| wgpu::Limits {
+            max_compute_workgroup_storage_size: storage,
+            max_compute_invocations_per_workgroup: invocations,
+            ..Default::default()
+        };
+        assert!(tensor_cores_fit(&limits(49152, 1024)));
+        assert!(!tensor_cores_fit(&limits(32768, 1024)));
+        assert!(!tensor_cores_fit(&limits(49152, 256)));
+        // What the first one a plan would lay out lacks, for its error.
+        let k = ALL.iter().find(|k| k.coop).unwrap();
+        let (what, needed, granted) = k.beyond(&limits(49152, 32)).unwrap();
+        assert_eq!((what, granted), ("invocations per workgroup", 32));
+        assert!(needed > 32);
     }
 }

@@ -246,10 +246,7 @@ impl GpuModel {
             && gpu.coop
             && gpu.subgroups
             && (gpu.adapter.subgroup_min_size, gpu.adapter.subgroup_max_size) == (lanes, lanes)
-            && crate::kernels::tensor_cores_fit(
-                limits.max_compute_workgroup_storage_size,
-                limits.max_compute_invocations_per_workgroup,
-            )
+            && crate::kernels::tensor_cores_fit(&limits)
             && std::env::var_os("WEBDIT_NO_TENSOR_CORES").is_none();
         #[cfg(not(target_arch = "wasm32"))]
         let subgroups = gpu.subgroups && std::env::var_os("WEBDIT_NO_SUBGROUPS").is_none();
