@@ -158,8 +158,10 @@ pub fn plan_matmul_software(tiles: &Tiles, shape: (usize, usize, usize)) -> Matm
 /// 17.5 µs in 8: generations 54.4–54.7 ms against 42.4–42.9.
 pub const COOP_MIN_GROUPS: u32 = 64;
 
-/// Workgroups below which a large product leaves the GPU short of one wave: an H100 or
-/// H200 has 132 SMs, each running one workgroup of the 256- or 192-row tile.
+/// Workgroups below which a large product leaves the GPU short of one wave, and the most a
+/// split-K on tensor cores takes ([`coop_splits`]): an H100 or H200 has 132 SMs, each
+/// running one workgroup of the tensor-core tiles. 132 itself measured the same in whole
+/// generations (favicon-b batch 1, BENCHMARKS.md).
 pub const COOP_WAVE: u32 = 128;
 
 /// The tensor-core tile and workgroups of an `m × n × k` product through `epilogue`, if it
