@@ -144,15 +144,14 @@ fn fits(b: &Bench, t: CoopTiles) -> bool {
 
 /// Every split of K on tensor cores for the model's products that split there (fewer than
 /// [`COOP_MIN_GROUPS`] workgroups whole): the 64×128 and the 128×128 tile at each slice
-/// count [`slice_len`] gives (each at least [`COOP_MIN_SLICE`] long), partial products alone
+/// count [`coop_slice`] allows (beyond one wave too), partial products alone
 /// and with their reduction (f16 out), next to the planner's choice. Measures what
 /// [`plan_coop_split`] picks from.
 pub fn splits(b: &Bench, models: &[(String, webdit_model::Config)]) {
     use crate::products::{model_products, split_ops};
     use crate::timing::{buffer, source};
     use webdit_model::tiers::{
-        plan_coop, plan_coop_split, slice_len, MatmulPlan, COOP_MIN_GROUPS, COOP_MIN_SLICE,
-        SCRATCH_FLOATS,
+        coop_slice, plan_coop, plan_coop_split, MatmulPlan, COOP_MIN_GROUPS, SCRATCH_FLOATS,
     };
     println!(
         "\n## Split-K on tensor cores: every slice count (f16 operands, f32 partials, f16 out)\n"
@@ -192,10 +191,7 @@ pub fn splits(b: &Bench, models: &[(String, webdit_model::Config)]) {
                     let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm)];
                     // Even slices, and uneven ones (whole K-steps, a shorter last one).
                     let cells: Vec<String> = (1..=16usize)
-                        .filter(|s| {
-                            let part = slice_len(k, *s as u32);
-                            *s == 1 || (k.div_ceil(part) == *s && part >= COOP_MIN_SLICE)
-                        })
+                        .filter(|s| *s == 1 || coop_slice(k, *s as u32).is_some())
                         .filter(|s| m * n * s <= SCRATCH_FLOATS)
                         .map(|s| {
                             let plan = MatmulPlan {

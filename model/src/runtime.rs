@@ -683,9 +683,9 @@ impl Generator {
 
     /// Records and submits a whole generation from `seed`, at most `per_submit` steps per
     /// command buffer ([`submit_chunks`]), each submitted as soon as it is recorded; calls
-    /// `submitted(steps, index)`
-    /// after each submission with the steps submitted so far. Waits for nothing: wait on the
-    /// indices (natively, `device.poll`) to follow progress without stalling the GPU.
+    /// `submitted(steps, index)` after each submission with the steps submitted so far.
+    /// Waits for nothing: wait on the indices (natively, `device.poll`) to follow progress
+    /// without stalling the GPU.
     pub fn submit(
         &self,
         gpu: &Gpu,

@@ -207,6 +207,15 @@ pub fn slice_len(k: usize, splits: u32) -> usize {
     }
 }
 
+/// The length of the slices (but the last) if K splits into `splits` slices on tensor
+/// cores: K a multiple of 4, `splits` slices of [`slice_len`] (the last one not empty), each
+/// at least [`COOP_MIN_SLICE`] long.
+pub fn coop_slice(k: usize, splits: u32) -> Option<usize> {
+    let part = slice_len(k, splits);
+    let fits = k.is_multiple_of(4) && k.div_ceil(part) == splits as usize;
+    (fits && part >= COOP_MIN_SLICE).then_some(part)
+}
+
 /// The K-step of the tensor-core tiles: an uneven split's slices are multiples of it.
 pub const COOP_STEP: usize = COOP_TILES.bk as usize;
 
@@ -230,14 +239,7 @@ pub fn coop_splits(
         .flat_map(move |(t, small)| {
             let groups = [(n as u32).div_ceil(t.bn), (m as u32).div_ceil(t.bm), 1];
             (2..=MAX_SPLITS)
-                .filter(move |s| {
-                    let part = slice_len(k, *s);
-                    let s = *s as usize;
-                    k.is_multiple_of(4)
-                        && k.div_ceil(part) == s
-                        && part >= COOP_MIN_SLICE
-                        && m * n * s <= scratch
-                })
+                .filter(move |s| coop_slice(k, *s).is_some() && m * n * *s as usize <= scratch)
                 .filter(move |s| groups[0] * groups[1] * s <= COOP_WAVE)
                 .map(move |s| (s, groups, small))
         })
