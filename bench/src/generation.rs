@@ -2,6 +2,7 @@
 
 use crate::timing::Bench;
 use web_time::Instant;
+use webdit_model::runtime::SUBMIT_STEPS;
 use webdit_model::{
     plan, Checkpoint, Config, Generator, GpuModel, Precision, RuntimeError, Sampler,
 };
@@ -50,6 +51,73 @@ pub fn ops(b: &Bench, models: &[(String, Config)]) {
                     sum * 1e6,
                     step * 1e6
                 );
+    });
+}
+
+/// Prints, per model, batch and precision, where a whole generation's wall-clock time goes
+/// (median of 11 by wall time): until the first command buffer is submitted, the GPU's span
+/// from the start of the first command buffer's pass to the end of the last's, the GPU's
+/// time inside the passes (the rest of the span it waited for the CPU), and the wall time
+/// outside the span (recording the first command buffer, submitting it, and reading the
+/// image back).
+pub fn timeline(b: &Bench, models: &[(String, Config)]) {
+    let gpu = b.gpu;
+    if !gpu.timestamps {
+        println!("\n(no timeline: this adapter has no timestamp queries)");
+        return;
+    }
+    println!("\n## whole generation, timeline (GPU timestamps per command buffer; median of 11 by wall time)\n");
+    println!("| model | batch | precision | wall | first submit | GPU span | GPU busy | GPU waiting in the span | wall outside the span |\n|---|---|---|---|---|---|---|---|---|");
+    each_generator(b, models, |name, _, precision, batch, g| {
+        let n = 2 * g.chunks(SUBMIT_STEPS).len() as u32;
+        let queries = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("timeline"),
+            ty: wgpu::QueryType::Timestamp,
+            count: n,
+        });
+        let resolved = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timeline"),
+            size: 8 * n as u64,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let tick = gpu.queue.get_timestamp_period() as f64 * 1e-9;
+        let mut runs: Vec<[f64; 4]> = (0..11)
+            .map(|_| {
+                b.burn(10);
+                let start = Instant::now();
+                let mut first = None;
+                g.submit_timed(gpu, 1, SUBMIT_STEPS, Some(&queries), |_, _| {
+                    first.get_or_insert_with(|| start.elapsed().as_secs_f64());
+                });
+                pollster::block_on(g.read_submitted(gpu)).expect("image");
+                let wall = start.elapsed().as_secs_f64();
+                let mut enc = gpu.device.create_command_encoder(&Default::default());
+                enc.resolve_query_set(&queries, 0..n, &resolved, 0);
+                gpu.queue.submit([enc.finish()]);
+                let t: Vec<u64> = bytemuck::pod_collect_to_vec(
+                    &pollster::block_on(gpu.read(&resolved)).expect("timestamps"),
+                );
+                let span = t[t.len() - 1].saturating_sub(t[0]) as f64 * tick;
+                let busy: f64 = t
+                    .chunks(2)
+                    .map(|p| p[1].saturating_sub(p[0]) as f64 * tick)
+                    .sum();
+                [wall, first.unwrap_or(0.0), span, busy]
+            })
+            .collect();
+        runs.sort_by(|a, b| a[0].total_cmp(&b[0]));
+        let [wall, first, span, busy] = runs[5];
+        let ms = |s: f64| format!("{:.2} ms", s * 1e3);
+        println!(
+            "| {name} | {batch} | {precision:?} | {} | {} | {} | {} | {} | {} |",
+            ms(wall),
+            ms(first),
+            ms(span),
+            ms(busy),
+            ms(span - busy),
+            ms(wall - span)
+        );
     });
 }
 

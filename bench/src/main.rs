@@ -48,6 +48,9 @@ pub struct Args {
     /// kernel table.
     #[arg(long)]
     ops: bool,
+    /// Also split whole generations' wall time by GPU timestamps per command buffer.
+    #[arg(long)]
+    timeline: bool,
     /// Time whole generations (f32) at these numbers of steps per submit instead.
     #[arg(long, value_delimiter = ',')]
     submit_steps: Vec<usize>,
@@ -111,6 +114,9 @@ fn main() {
     }
     if args.plans {
         plans::plans(&b, &models);
+    }
+    if args.timeline {
+        generation::timeline(&b, &models);
     }
     if !args.kernels_only {
         generation::generations(&b, models);

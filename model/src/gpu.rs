@@ -392,16 +392,27 @@ impl Gpu {
 
     /// Copies `buffer` back to the CPU once all submitted work is done.
     pub async fn read(&self, buffer: &wgpu::Buffer) -> Result<Vec<u8>, GpuError> {
-        let size = buffer.size();
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
+        let staging = self.staging("readback", buffer.size());
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
+        self.queue.submit([enc.finish()]);
+        self.read_staged(&staging).await
+    }
+
+    /// A buffer of `size` bytes for the GPU to copy results into and [`Gpu::read_staged`]
+    /// to map.
+    pub fn staging(&self, label: &str, size: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
             size,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
-        });
-        let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
-        self.queue.submit([enc.finish()]);
+        })
+    }
+
+    /// The bytes of `staging` (from [`Gpu::staging`]) once all submitted work is done (the
+    /// copy into it among it); unmapped again after.
+    pub async fn read_staged(&self, staging: &wgpu::Buffer) -> Result<Vec<u8>, GpuError> {
         let (tx, rx) = futures_channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);

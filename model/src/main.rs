@@ -412,7 +412,7 @@ fn generate_gpu(
         }
         let t = begin.elapsed().as_secs_f64();
         phases.done(format!("seed {seed}: the steps on the GPU"));
-        let x = pollster::block_on(g.read_image(gpu))?;
+        let x = pollster::block_on(g.read_submitted(gpu))?;
         bar.finish_and_clear();
         phases.done(format!("seed {seed}: readback"));
         println!(

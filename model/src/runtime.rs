@@ -382,6 +382,9 @@ pub struct Generator {
     plan: Plan,
     /// The image being denoised, `[batch, c, s, s]` f32.
     pub x: wgpu::Buffer,
+    /// Where [`Generator::submit`]'s last command buffer copies the image, for
+    /// [`Generator::read_submitted`] to map: no submission of its own after the steps.
+    readback: wgpu::Buffer,
     eps: Option<wgpu::Buffer>,
     x0: Option<wgpu::Buffer>,
     seed: wgpu::Buffer,
@@ -562,11 +565,13 @@ impl GpuModel {
             .phase(Phase::Update)
             .next()
             .map_or(0, |o| o.params.len());
+        let x = take(plan.image.0).expect("state");
         Ok(Generator {
             compiled,
             batch,
             steps,
-            x: take(plan.image.0).expect("state"),
+            readback: gpu.staging("image readback", x.size()),
+            x,
             eps: plan.eps.and_then(|t| take(t.0)),
             x0: plan.x0.and_then(|t| take(t.0)),
             seed: take(plan.seed.0).expect("state"),
@@ -584,21 +589,32 @@ impl GpuModel {
 /// one command buffer.
 pub const SUBMIT_STEPS: usize = 4;
 
-/// The steps of each command buffer of a generation of `steps` steps at most `per_submit`
-/// a command buffer: 1, 2, 4, … up to `per_submit`, so the GPU starts once one step is
-/// recorded (recording costs 2–3 µs a dispatch natively: on an H200 the first 4 steps of
-/// favicon-b batch 1 took ~1.4 ms to record) and later command buffers are recorded while
-/// it runs the earlier ones. A plan of no steps still has one (the initial noise).
-pub fn submit_chunks(steps: usize, per_submit: usize) -> Vec<std::ops::Range<usize>> {
-    let most = per_submit.max(1);
+/// The command buffers of a generation, as ranges over its dispatches in order (`init` of
+/// the initial noise, then `per_step` for each of `steps` steps): the first holds the
+/// initial noise and a quarter of the first step, each next one twice the one before, up to
+/// `per_submit` steps. So the GPU starts once a quarter of a step is recorded (recording
+/// costs 2–3 µs a dispatch natively: on an H200 a whole step of favicon-b batch 1 took
+/// ~0.3 ms to record) and the CPU records each command buffer while the GPU runs the one
+/// before, which takes it at least twice as long per dispatch. No steps: one command buffer
+/// of the initial noise.
+pub fn submit_chunks(
+    init: usize,
+    per_step: usize,
+    steps: usize,
+    per_submit: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let total = init + per_step * steps;
+    let most = (per_step * per_submit.max(1)).max(1);
     let mut chunks = vec![];
-    let (mut start, mut size) = (0, 1);
-    while start < steps.max(1) {
-        let end = (start + size).min(steps);
+    let (mut start, mut size) = (0, per_step.div_ceil(4).clamp(1, most));
+    loop {
+        let end = (start + size + if start == 0 { init } else { 0 }).min(total);
         chunks.push(start..end);
-        (start, size) = (end.max(1), (size * 2).min(most));
+        if end >= total {
+            return chunks;
+        }
+        (start, size) = (end, (size * 2).min(most));
     }
-    chunks
 }
 
 impl Generator {
@@ -607,6 +623,17 @@ impl Generator {
         for d in &self.model {
             d.record(pass, slot, self.labels);
         }
+    }
+
+    /// Dispatches of one step: the model's, then the update's.
+    fn per_step(&self) -> usize {
+        self.model.len() + self.update.len()
+    }
+
+    /// The command buffers [`Generator::submit`] sends, as ranges of dispatches
+    /// ([`submit_chunks`]).
+    pub fn chunks(&self, per_submit: usize) -> Vec<std::ops::Range<usize>> {
+        submit_chunks(self.init.len(), self.per_step(), self.steps, per_submit)
     }
 
     /// Steps of the plan.
@@ -644,22 +671,47 @@ impl Generator {
 
     /// Records steps `range` of the plan (step 0 also draws the initial noise).
     pub fn encode(&self, enc: &mut wgpu::CommandEncoder, range: std::ops::Range<usize>) {
-        let label = format!("steps {}..{}", range.start, range.end);
+        let (init, per) = (self.init.len(), self.per_step());
+        let first = if range.start == 0 {
+            0
+        } else {
+            init + range.start * per
+        };
+        self.encode_dispatches(enc, first..init + range.end * per, None);
+    }
+
+    /// Records dispatches `range` of a generation (the initial noise, then each step's; as
+    /// [`submit_chunks`] counts them), with GPU timestamps at the start and end of the pass
+    /// if asked.
+    fn encode_dispatches(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        range: std::ops::Range<usize>,
+        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) {
+        let label = format!("dispatches {}..{}", range.start, range.end);
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(&label),
-            timestamp_writes: None,
+            timestamp_writes,
         });
-        if range.start == 0 {
-            for d in &self.init {
-                d.record(&mut pass, 0, self.labels);
+        let (init, per) = (self.init.len(), self.per_step());
+        for i in range {
+            if i < init {
+                self.init[i].record(&mut pass, 0, self.labels);
+                continue;
             }
+            let (step, j) = ((i - init) / per, (i - init) % per);
+            let d = self
+                .model
+                .get(j)
+                .unwrap_or_else(|| &self.update[j - self.model.len()]);
+            d.record(&mut pass, step, self.labels);
         }
-        for k in range {
-            self.record_model(&mut pass, k);
-            for d in &self.update {
-                d.record(&mut pass, k, self.labels);
-            }
-        }
+    }
+
+    /// Records the copy of the image for [`Generator::read_submitted`].
+    pub fn copy_out(&self, enc: &mut wgpu::CommandEncoder) {
+        enc.copy_buffer_to_buffer(&self.x, 0, &self.readback, 0, self.x.size());
     }
 
     /// A whole generation, then the images (`[batch, c, s, s]` in [-1, 1], unclamped).
@@ -678,12 +730,13 @@ impl Generator {
         per_submit: usize,
     ) -> Result<Vec<f32>, RuntimeError> {
         self.submit(gpu, seed, per_submit, |_, _| {});
-        self.read_image(gpu).await
+        self.read_submitted(gpu).await
     }
 
-    /// Records and submits a whole generation from `seed`, at most `per_submit` steps per
-    /// command buffer ([`submit_chunks`]), each submitted as soon as it is recorded; calls
-    /// `submitted(steps, index)` after each submission with the steps submitted so far.
+    /// Records and submits a whole generation from `seed` in command buffers of at most
+    /// `per_submit` steps ([`submit_chunks`]), each submitted as soon as it is recorded, the
+    /// last one with the copy [`Generator::read_submitted`] reads; calls
+    /// `submitted(steps, index)` after each submission with the steps it completes.
     /// Waits for nothing: wait on the indices (natively, `device.poll`) to follow progress
     /// without stalling the GPU.
     pub fn submit(
@@ -691,18 +744,50 @@ impl Generator {
         gpu: &Gpu,
         seed: u64,
         per_submit: usize,
+        submitted: impl FnMut(usize, wgpu::SubmissionIndex),
+    ) {
+        self.submit_timed(gpu, seed, per_submit, None, submitted)
+    }
+
+    /// [`Generator::submit`] with GPU timestamps at the start and end of command buffer
+    /// `i`'s pass in `queries[2i]` and `queries[2i + 1]` (`2 ×`
+    /// [`Generator::chunks`]`.len()` timestamp queries).
+    pub fn submit_timed(
+        &self,
+        gpu: &Gpu,
+        seed: u64,
+        per_submit: usize,
+        queries: Option<&wgpu::QuerySet>,
         mut submitted: impl FnMut(usize, wgpu::SubmissionIndex),
     ) {
         self.set_seed(gpu, seed);
-        for steps in submit_chunks(self.len(), per_submit) {
-            let end = steps.end;
+        let chunks = self.chunks(per_submit);
+        let last = chunks.len() - 1;
+        for (i, range) in chunks.into_iter().enumerate() {
+            let steps = (range.end - self.init.len()) / self.per_step().max(1);
             let mut enc = gpu.device.create_command_encoder(&Default::default());
-            self.encode(&mut enc, steps);
-            submitted(end, gpu.queue.submit([enc.finish()]));
+            let writes = queries.map(|q| wgpu::ComputePassTimestampWrites {
+                query_set: q,
+                beginning_of_pass_write_index: Some(2 * i as u32),
+                end_of_pass_write_index: Some(2 * i as u32 + 1),
+            });
+            self.encode_dispatches(&mut enc, range, writes);
+            if i == last {
+                self.copy_out(&mut enc);
+            }
+            submitted(steps, gpu.queue.submit([enc.finish()]));
         }
     }
 
-    /// The current image (after whatever was submitted).
+    /// The images [`Generator::submit`] (or a command buffer with [`Generator::copy_out`])
+    /// copied out, once the GPU has done them.
+    pub async fn read_submitted(&self, gpu: &Gpu) -> Result<Vec<f32>, RuntimeError> {
+        Ok(bytemuck::pod_collect_to_vec(
+            &gpu.read_staged(&self.readback).await?,
+        ))
+    }
+
+    /// The current image (after whatever was submitted), through a copy of its own.
     pub async fn read_image(&self, gpu: &Gpu) -> Result<Vec<f32>, RuntimeError> {
         Ok(bytemuck::pod_collect_to_vec(&gpu.read(&self.x).await?))
     }
@@ -713,21 +798,32 @@ mod tests {
     use super::submit_chunks;
 
     #[test]
-    fn chunks_start_small_and_cover_every_step_once() {
-        let sizes = |steps, per| -> Vec<usize> {
-            submit_chunks(steps, per).iter().map(|r| r.len()).collect()
+    fn chunks_start_small_and_cover_every_dispatch_once() {
+        let sizes = |init, per, steps, most| -> Vec<usize> {
+            submit_chunks(init, per, steps, most)
+                .iter()
+                .map(|r| r.len())
+                .collect()
         };
-        assert_eq!(sizes(32, 4), [1, 2, 4, 4, 4, 4, 4, 4, 4, 1]);
-        assert_eq!(sizes(5, 16), [1, 2, 2]);
-        assert_eq!(sizes(3, 1), [1, 1, 1]);
-        // No steps: one empty command buffer (the initial noise).
-        assert_eq!(sizes(0, 4), [0]);
-        for (steps, per) in [(32, 4), (7, 2), (1, 8), (100, 0)] {
-            let chunks = submit_chunks(steps, per);
+        // A quarter step with the initial noise, then doubling up to 4 steps of 36.
+        assert_eq!(
+            sizes(1, 36, 32, 4),
+            [10, 18, 36, 72, 144, 144, 144, 144, 144, 144, 144, 9]
+        );
+        assert_eq!(sizes(1, 8, 3, 1), [3, 4, 8, 8, 2]);
+        // No steps: one command buffer of the initial noise.
+        assert_eq!(sizes(1, 36, 0, 4), [1]);
+        for (init, per, steps, most) in [(1, 36, 32, 4), (2, 7, 5, 2), (1, 1, 1, 8), (1, 3, 100, 0)]
+        {
+            let chunks = submit_chunks(init, per, steps, most);
             assert_eq!(chunks[0].start, 0);
-            assert_eq!(chunks.last().unwrap().end, steps);
+            assert!(
+                chunks[0].len() > init,
+                "the first holds some of the first step"
+            );
+            assert_eq!(chunks.last().unwrap().end, init + per * steps);
             assert!(chunks.windows(2).all(|w| w[0].end == w[1].start));
-            assert!(chunks.iter().all(|r| r.len() <= per.max(1)));
+            assert!(chunks[1..].iter().all(|r| r.len() <= per * most.max(1)));
         }
     }
 }
