@@ -160,7 +160,8 @@ fn median(b: &Bench, run: &dyn Fn() -> Result<(), RuntimeError>) -> (f64, f64) {
     (times[5], times[0])
 }
 
-/// Prints the whole-generation table (or, with `--submit-steps`, the steps-per-submit one).
+/// Prints the whole-generation table (or, with `--submit-steps`, whole generations at each
+/// cap of steps per command buffer).
 pub fn generations(b: &Bench, models: Vec<(String, Config)>) {
     let gpu = b.gpu;
     println!("\n## whole generation: 32 DDPM steps, recording to image read back (median of 11)\n");
@@ -190,18 +191,16 @@ pub fn generations(b: &Bench, models: Vec<(String, Config)>) {
             pollster::block_on(g.read_image(gpu)).map(|_| ())
         };
         if !b.args.submit_steps.is_empty() {
-            if precision == Precision::F32 {
-                let cells: Vec<String> = b
-                    .args
-                    .submit_steps
-                    .iter()
-                    .map(|k| {
-                        let run = || pollster::block_on(g.generate_in(gpu, 1, *k)).map(|_| ());
-                        format!("{k}: {:.1} ms", median(b, &run).0 * 1e3)
-                    })
-                    .collect();
-                println!("| {name} | {batch} | {} |", cells.join(", "));
-            }
+            let cells: Vec<String> = b
+                .args
+                .submit_steps
+                .iter()
+                .map(|k| {
+                    let run = || pollster::block_on(g.generate_in(gpu, 1, *k)).map(|_| ());
+                    format!("{k}: {:.2} ms", median(b, &run).0 * 1e3)
+                })
+                .collect();
+            println!("| {name} | {batch} | {precision:?} | {} |", cells.join(", "));
             return;
         }
         let (t, best) = median(b, &chunked);

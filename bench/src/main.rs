@@ -51,7 +51,7 @@ pub struct Args {
     /// Also split whole generations' wall time by GPU timestamps per command buffer.
     #[arg(long)]
     timeline: bool,
-    /// Time whole generations (f32) at these numbers of steps per submit instead.
+    /// Time whole generations with command buffers of at most these numbers of steps instead.
     #[arg(long, value_delimiter = ',')]
     submit_steps: Vec<usize>,
     /// Only the whole-model generations (no kernel table).
