@@ -414,13 +414,14 @@ impl Gpu {
     /// copy into it among it); unmapped again after.
     pub async fn read_staged(&self, staging: &wgpu::Buffer) -> Result<Vec<u8>, GpuError> {
         let (tx, rx) = futures_channel::oneshot::channel();
+        let mapped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = mapped.clone();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            done.store(true, std::sync::atomic::Ordering::Release);
             let _ = tx.send(r);
         });
         #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        self.wait_for(&mapped)?;
         rx.await
             .map_err(|_| GpuError::Readback("the device was lost".into()))?
             .map_err(|e| GpuError::Readback(e.to_string()))?;
@@ -431,6 +432,26 @@ impl Gpu {
         drop(view);
         staging.unmap();
         Ok(bytes)
+    }
+
+    /// Polls the device until `done` (natively). On a GPU it keeps polling: a blocking wait
+    /// returned 0.1–0.4 ms after the GPU had finished (H200, BENCHMARKS.md), which a
+    /// 7 ms generation would wait as well. A software adapter's threads need the CPU this
+    /// thread would spin on, so there it blocks.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn wait_for(&self, done: &std::sync::atomic::AtomicBool) -> Result<(), GpuError> {
+        let failed = |e: wgpu::PollError| GpuError::Readback(e.to_string());
+        if self.adapter.device_type == wgpu::DeviceType::Cpu {
+            self.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(failed)?;
+            return Ok(());
+        }
+        while !done.load(std::sync::atomic::Ordering::Acquire) {
+            self.device.poll(wgpu::PollType::Poll).map_err(failed)?;
+            std::thread::yield_now();
+        }
+        Ok(())
     }
 
     /// [`Gpu::read`] as f32s, blocking (native only).

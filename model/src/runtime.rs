@@ -385,6 +385,9 @@ pub struct Generator {
     /// Where [`Generator::submit`]'s last command buffer copies the image, for
     /// [`Generator::read_submitted`] to map: no submission of its own after the steps.
     readback: wgpu::Buffer,
+    /// The next [`Generator::generate`]'s command buffer, recorded while the GPU ran the
+    /// one before (a seed is written separately, so it can be recorded ahead).
+    prepared: std::sync::Mutex<Option<wgpu::CommandBuffer>>,
     eps: Option<wgpu::Buffer>,
     x0: Option<wgpu::Buffer>,
     seed: wgpu::Buffer,
@@ -571,6 +574,7 @@ impl GpuModel {
             batch,
             steps,
             readback: gpu.staging("image readback", x.size()),
+            prepared: Default::default(),
             x,
             eps: plan.eps.and_then(|t| take(t.0)),
             x0: plan.x0.and_then(|t| take(t.0)),
@@ -584,10 +588,11 @@ impl GpuModel {
     }
 }
 
-/// Steps per command buffer in [`Generator::generate`] once the GPU is busy. On an H200,
-/// favicon-s batch 1 took 14.0 ms at 1 step per submit, 13.5 at 2, 13.2 at 4 and 17.0 in
-/// one command buffer.
-pub const SUBMIT_STEPS: usize = 4;
+/// Steps per command buffer at most where a generation is submitted as it is recorded
+/// ([`Generator::submit`]): none, as command buffers double in size (on an H200, favicon-s
+/// batch 1 f16 took 7.30 ms with at most 4 steps per command buffer, 7.31 with 8 and 7.09
+/// with no cap: each command buffer costs the GPU ~17 µs of waiting).
+pub const SUBMIT_STEPS: usize = usize::MAX;
 
 /// The command buffers of a generation, as ranges over its dispatches in order (`init` of
 /// the initial noise, then `per_step` for each of `steps` steps): the first holds the
@@ -604,7 +609,7 @@ pub fn submit_chunks(
     per_submit: usize,
 ) -> Vec<std::ops::Range<usize>> {
     let total = init + per_step * steps;
-    let most = (per_step * per_submit.max(1)).max(1);
+    let most = per_step.saturating_mul(per_submit.max(1)).max(1);
     let mut chunks = vec![];
     let (mut start, mut size) = (0, per_step.div_ceil(4).clamp(1, most));
     loop {
@@ -715,14 +720,38 @@ impl Generator {
     }
 
     /// A whole generation, then the images (`[batch, c, s, s]` in [-1, 1], unclamped).
-    /// Steps are submitted as they are recorded, 1, 2, then [`SUBMIT_STEPS`] at a time, so
-    /// the GPU starts on the first while the CPU records the rest; nothing is read back in
-    /// between.
+    /// The first one from a generator is submitted as it is recorded ([`Generator::submit`]:
+    /// the GPU starts on the first quarter step while the CPU records the rest); natively,
+    /// while the GPU runs it, the next generation is recorded into one command buffer, which
+    /// the next call submits at once after writing its seed (with the polled readback,
+    /// favicon-s batch 1 f16 took 6.8–6.9 ms a generation on an H200, 7.3–7.4 before
+    /// both). Nothing is read back in between.
     pub async fn generate(&self, gpu: &Gpu, seed: u64) -> Result<Vec<f32>, RuntimeError> {
-        self.generate_in(gpu, seed, SUBMIT_STEPS).await
+        let prepared = self.lock_prepared().take();
+        match prepared {
+            Some(commands) => {
+                self.set_seed(gpu, seed);
+                gpu.queue.submit([commands]);
+            }
+            None => self.submit(gpu, seed, SUBMIT_STEPS, |_, _| {}),
+        }
+        // In a browser, recording costs more than the GPU's time and would delay the image.
+        if cfg!(not(target_arch = "wasm32")) {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            let all = 0..self.init.len() + self.steps * self.per_step();
+            self.encode_dispatches(&mut enc, all, None);
+            self.copy_out(&mut enc);
+            *self.lock_prepared() = Some(enc.finish());
+        }
+        self.read_submitted(gpu).await
     }
 
-    /// [`Generator::generate`] with `per_submit` steps per command buffer.
+    fn lock_prepared(&self) -> std::sync::MutexGuard<'_, Option<wgpu::CommandBuffer>> {
+        self.prepared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A whole generation as the first one from a generator runs ([`Generator::submit`],
+    /// `per_submit` steps per command buffer at most), nothing recorded ahead.
     pub async fn generate_in(
         &self,
         gpu: &Gpu,
