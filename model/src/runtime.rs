@@ -385,9 +385,10 @@ pub struct Generator {
     /// Where [`Generator::submit`]'s last command buffer copies the image, for
     /// [`Generator::read_submitted`] to map: no submission of its own after the steps.
     readback: wgpu::Buffer,
-    /// The next [`Generator::generate`]'s command buffer, recorded while the GPU ran the
-    /// one before (a seed is written separately, so it can be recorded ahead).
-    prepared: std::sync::Mutex<Option<wgpu::CommandBuffer>>,
+    /// The next [`Generator::generate`]'s command buffers ([`Generator::chunks`]), recorded
+    /// while the GPU ran the one before (a seed is written separately, so they can be
+    /// recorded ahead).
+    prepared: std::sync::Mutex<Vec<wgpu::CommandBuffer>>,
     eps: Option<wgpu::Buffer>,
     x0: Option<wgpu::Buffer>,
     seed: wgpu::Buffer,
@@ -722,31 +723,36 @@ impl Generator {
     /// A whole generation, then the images (`[batch, c, s, s]` in [-1, 1], unclamped).
     /// The first one from a generator is submitted as it is recorded ([`Generator::submit`]:
     /// the GPU starts on the first quarter step while the CPU records the rest); natively,
-    /// while the GPU runs it, the next generation is recorded into one command buffer, which
-    /// the next call submits at once after writing its seed (with the polled readback,
+    /// while the GPU runs it, the next generation's command buffers are recorded, which the
+    /// next call submits at once after writing its seed (one small command buffer first, so
+    /// that the GPU starts while the others are submitted; with the polled readback,
     /// favicon-s batch 1 f16 took 6.8–6.9 ms a generation on an H200, 7.3–7.4 before
     /// both). Nothing is read back in between.
     pub async fn generate(&self, gpu: &Gpu, seed: u64) -> Result<Vec<f32>, RuntimeError> {
-        let prepared = self.lock_prepared().take();
-        match prepared {
-            Some(commands) => {
-                self.set_seed(gpu, seed);
+        let prepared = std::mem::take(&mut *self.lock_prepared());
+        if prepared.is_empty() {
+            self.submit(gpu, seed, SUBMIT_STEPS, |_, _| {});
+        } else {
+            self.set_seed(gpu, seed);
+            for commands in prepared {
                 gpu.queue.submit([commands]);
             }
-            None => self.submit(gpu, seed, SUBMIT_STEPS, |_, _| {}),
         }
         // In a browser, recording costs more than the GPU's time and would delay the image.
         if cfg!(not(target_arch = "wasm32")) {
-            let mut enc = gpu.device.create_command_encoder(&Default::default());
-            let all = 0..self.init.len() + self.steps * self.per_step();
-            self.encode_dispatches(&mut enc, all, None);
-            self.copy_out(&mut enc);
-            *self.lock_prepared() = Some(enc.finish());
+            let chunks = self.chunks(SUBMIT_STEPS);
+            let last = chunks.len() - 1;
+            let next = chunks
+                .into_iter()
+                .enumerate()
+                .map(|(i, range)| self.record_chunk(gpu, i, range, i == last, None))
+                .collect();
+            *self.lock_prepared() = next;
         }
         self.read_submitted(gpu).await
     }
 
-    fn lock_prepared(&self) -> std::sync::MutexGuard<'_, Option<wgpu::CommandBuffer>> {
+    fn lock_prepared(&self) -> std::sync::MutexGuard<'_, Vec<wgpu::CommandBuffer>> {
         self.prepared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -794,18 +800,33 @@ impl Generator {
         let last = chunks.len() - 1;
         for (i, range) in chunks.into_iter().enumerate() {
             let steps = (range.end - self.init.len()) / self.per_step().max(1);
-            let mut enc = gpu.device.create_command_encoder(&Default::default());
-            let writes = queries.map(|q| wgpu::ComputePassTimestampWrites {
-                query_set: q,
-                beginning_of_pass_write_index: Some(2 * i as u32),
-                end_of_pass_write_index: Some(2 * i as u32 + 1),
-            });
-            self.encode_dispatches(&mut enc, range, writes);
-            if i == last {
-                self.copy_out(&mut enc);
-            }
-            submitted(steps, gpu.queue.submit([enc.finish()]));
+            let commands = self.record_chunk(gpu, i, range, i == last, queries);
+            submitted(steps, gpu.queue.submit([commands]));
         }
+    }
+
+    /// Command buffer `i` of a generation: dispatches `range` ([`Generator::chunks`]), then
+    /// the image's copy if it is the `last`; timestamps in `queries` as
+    /// [`Generator::submit_timed`] says.
+    fn record_chunk(
+        &self,
+        gpu: &Gpu,
+        i: usize,
+        range: std::ops::Range<usize>,
+        last: bool,
+        queries: Option<&wgpu::QuerySet>,
+    ) -> wgpu::CommandBuffer {
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        let writes = queries.map(|q| wgpu::ComputePassTimestampWrites {
+            query_set: q,
+            beginning_of_pass_write_index: Some(2 * i as u32),
+            end_of_pass_write_index: Some(2 * i as u32 + 1),
+        });
+        self.encode_dispatches(&mut enc, range, writes);
+        if last {
+            self.copy_out(&mut enc);
+        }
+        enc.finish()
     }
 
     /// The images [`Generator::submit`] (or a command buffer with [`Generator::copy_out`])
