@@ -31,10 +31,12 @@ pub fn ops(b: &Bench, models: &[(String, Config)]) {
             "| op | kernel | shape | time | achieved | % of floor |\n|---|---|---|---|---|---|"
         );
         let mut sum = 0.0;
+        let mut alone = vec![];
         for (op, kernel, bind, groups) in g.step_dispatches() {
             b.burn(2);
             let secs = b.time(kernel, bind, groups);
             sum += secs;
+            alone.push(secs);
             b.row(
                 &op.name,
                 kernel.src.name,
@@ -46,6 +48,28 @@ pub fn ops(b: &Bench, models: &[(String, Config)]) {
         }
         let (t, _) = median(b, &|| pollster::block_on(g.generate(gpu, 1)).map(|_| ()));
         let step = t / g.len() as f64;
+        let dispatches = g.step_dispatches();
+        let ops: Vec<_> = dispatches
+            .iter()
+            .map(|(_, k, bind, groups)| (*k, *bind, *groups))
+            .collect();
+        if let Some(seq) = b.time_in_sequence(&ops) {
+            println!("\nIn sequence (timestamps between the step's dispatches, the step repeated; median per op):\n");
+            println!("| op | alone | in sequence | difference |\n|---|---|---|---|");
+            for ((op, ..), (alone, s)) in dispatches.iter().zip(alone.iter().zip(&seq)) {
+                println!(
+                    "| {} | {:.1} µs | {:.1} µs | {:+.1} µs |",
+                    op.name,
+                    alone * 1e6,
+                    s * 1e6,
+                    (s - alone) * 1e6
+                );
+            }
+            println!(
+                "\nSum in sequence: {:.1} µs.",
+                seq.iter().sum::<f64>() * 1e6
+            );
+        }
         println!(
                     "\nSum of the ops alone: {:.1} µs; one step of a whole generation (median of 11, wall clock / steps): {:.1} µs.",
                     sum * 1e6,

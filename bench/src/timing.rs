@@ -97,6 +97,64 @@ impl Bench<'_> {
         v[3]
     }
 
+    /// Seconds each of `ops` takes as they run one after another (timestamps between the
+    /// dispatches of one pass that runs the sequence `reps` times; medians over the
+    /// repetitions), or nothing where the adapter has no timestamps inside passes.
+    pub fn time_in_sequence(
+        &self,
+        ops: &[(&webdit_model::Kernel, &wgpu::BindGroup, [u32; 3])],
+    ) -> Option<Vec<f64>> {
+        let gpu = self.gpu;
+        if !gpu
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
+        {
+            return None;
+        }
+        let stamps = ops.len() + 1;
+        let reps = (self.args.reps as usize).min(wgpu::QUERY_SET_MAX_QUERIES as usize / stamps);
+        let count = (stamps * reps) as u32;
+        let qs = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("in sequence"),
+            ty: wgpu::QueryType::Timestamp,
+            count,
+        });
+        let resolved = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("in sequence"),
+            size: 8 * count as u64,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        self.burn(self.args.burn);
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for r in 0..reps {
+                pass.write_timestamp(&qs, (r * stamps) as u32);
+                for (i, (kernel, bind, groups)) in ops.iter().enumerate() {
+                    kernel.dispatch(&mut pass, bind, *groups);
+                    pass.write_timestamp(&qs, (r * stamps + i + 1) as u32);
+                }
+            }
+        }
+        enc.resolve_query_set(&qs, 0..count, &resolved, 0);
+        gpu.queue.submit([enc.finish()]);
+        let t: Vec<u64> =
+            bytemuck::pod_collect_to_vec(&pollster::block_on(gpu.read(&resolved)).ok()?);
+        let tick = gpu.queue.get_timestamp_period() as f64 * 1e-9;
+        let per_op = (0..ops.len())
+            .map(|i| {
+                let mut v: Vec<f64> = (0..reps)
+                    .map(|r| t[r * stamps + i + 1].saturating_sub(t[r * stamps + i]) as f64 * tick)
+                    .collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            })
+            .collect();
+        Some(per_op)
+    }
+
     pub fn row(&self, what: &str, variant: &str, shape: &str, secs: f64, flops: f64, bytes: f64) {
         let floor =
             (flops / (self.args.peak_gflops * 1e9)).max(bytes / (self.args.peak_gbps * 1e9));

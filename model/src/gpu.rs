@@ -89,9 +89,10 @@ impl Gpu {
         let adapter_secs = start.elapsed().as_secs_f64() - instance_secs;
         let mut wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY;
         // Subgroup kernels are native-only (their WGSL lacks the browsers' `enable`).
+        // Timestamps between dispatches: `bench --ops` times a step's ops in sequence.
         #[cfg(not(target_arch = "wasm32"))]
         {
-            wanted |= wgpu::Features::SUBGROUP;
+            wanted |= wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
         }
         if cached {
             wanted |= wgpu::Features::PIPELINE_CACHE;
