@@ -1,6 +1,6 @@
 //! Whole generations: 32 DDPM steps from recording to the image read back.
 
-use crate::timing::Bench;
+use crate::timing::{Bench, Timestamps};
 use web_time::Instant;
 use webdit_model::runtime::SUBMIT_STEPS;
 use webdit_model::{
@@ -93,40 +93,23 @@ pub fn timeline(b: &Bench, models: &[(String, Config)]) {
     println!("\n## whole generation, timeline (GPU timestamps per command buffer; median of 11 by wall time)\n");
     println!("| model | batch | precision | wall | first submit | GPU span | GPU busy | GPU waiting in the span | wall outside the span |\n|---|---|---|---|---|---|---|---|---|");
     each_generator(b, models, |name, _, precision, batch, g| {
-        let n = 2 * g.chunks(SUBMIT_STEPS).len() as u32;
-        let queries = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("timeline"),
-            ty: wgpu::QueryType::Timestamp,
-            count: n,
-        });
-        let resolved = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timeline"),
-            size: 8 * n as u64,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let tick = gpu.queue.get_timestamp_period() as f64 * 1e-9;
+        let q = Timestamps::new(gpu, "timeline", 2 * g.chunks(SUBMIT_STEPS).len() as u32);
         let mut runs: Vec<[f64; 4]> = (0..11)
             .map(|_| {
                 b.burn(10);
                 let start = Instant::now();
                 let mut first = None;
-                g.submit_timed(gpu, 1, SUBMIT_STEPS, Some(&queries), |_, _| {
+                g.submit_timed(gpu, 1, SUBMIT_STEPS, Some(&q.set), |_, _| {
                     first.get_or_insert_with(|| start.elapsed().as_secs_f64());
                 });
                 pollster::block_on(g.read_submitted(gpu)).expect("image");
                 let wall = start.elapsed().as_secs_f64();
                 let mut enc = gpu.device.create_command_encoder(&Default::default());
-                enc.resolve_query_set(&queries, 0..n, &resolved, 0);
+                q.resolve(&mut enc);
                 gpu.queue.submit([enc.finish()]);
-                let t: Vec<u64> = bytemuck::pod_collect_to_vec(
-                    &pollster::block_on(gpu.read(&resolved)).expect("timestamps"),
-                );
-                let span = t[t.len() - 1].saturating_sub(t[0]) as f64 * tick;
-                let busy: f64 = t
-                    .chunks(2)
-                    .map(|p| p[1].saturating_sub(p[0]) as f64 * tick)
-                    .sum();
+                let t = q.read(gpu);
+                let span = (t[t.len() - 1] - t[0]).max(0.0);
+                let busy: f64 = t.chunks(2).map(|p| (p[1] - p[0]).max(0.0)).sum();
                 [wall, first.unwrap_or(0.0), span, busy]
             })
             .collect();

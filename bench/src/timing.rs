@@ -12,7 +12,7 @@ use webdit_model::Gpu;
 pub struct Bench<'a> {
     pub gpu: &'a Gpu,
     pub args: &'a Args,
-    query: Option<(wgpu::QuerySet, wgpu::Buffer)>,
+    query: Option<Timestamps>,
     /// The large square matmul (`--size`), run by [`Bench::burn`].
     load: (webdit_model::Kernel, wgpu::BindGroup, [u32; 3]),
 }
@@ -52,14 +52,12 @@ impl Bench<'_> {
         let reps = self.args.reps;
         let sample = |timed: bool| -> f64 {
             let mut enc = gpu.device.create_command_encoder(&Default::default());
-            let writes = match (&self.query, timed) {
-                (Some((qs, _)), true) => Some(wgpu::ComputePassTimestampWrites {
-                    query_set: qs,
-                    beginning_of_pass_write_index: Some(0),
-                    end_of_pass_write_index: Some(1),
-                }),
-                _ => None,
-            };
+            let stamps = self.query.as_ref().filter(|_| timed);
+            let writes = stamps.map(|q| wgpu::ComputePassTimestampWrites {
+                query_set: &q.set,
+                beginning_of_pass_write_index: Some(0),
+                end_of_pass_write_index: Some(1),
+            });
             let start = Instant::now();
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -72,18 +70,13 @@ impl Bench<'_> {
                     }
                 }
             }
-            if let (Some((qs, buf)), true) = (&self.query, timed) {
-                enc.resolve_query_set(qs, 0..2, buf, 0);
+            if let Some(q) = stamps {
+                q.resolve(&mut enc);
             }
             gpu.queue.submit([enc.finish()]);
-            if let (Some((_, buf)), true) = (&self.query, timed) {
-                let t: Vec<u64> = bytemuck::pod_collect_to_vec(
-                    &pollster::block_on(gpu.read(buf)).expect("timestamps"),
-                );
-                return (t[1].saturating_sub(t[0])) as f64
-                    * gpu.queue.get_timestamp_period() as f64
-                    * 1e-9
-                    / reps as f64;
+            if let Some(q) = stamps {
+                let t = q.read(gpu);
+                return (t[1] - t[0]).max(0.0) / reps as f64;
             }
             gpu.device
                 .poll(wgpu::PollType::wait_indefinitely())
@@ -114,39 +107,26 @@ impl Bench<'_> {
         }
         let stamps = ops.len() + 1;
         let reps = (self.args.reps as usize).min(wgpu::QUERY_SET_MAX_QUERIES as usize / stamps);
-        let count = (stamps * reps) as u32;
-        let qs = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("in sequence"),
-            ty: wgpu::QueryType::Timestamp,
-            count,
-        });
-        let resolved = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("in sequence"),
-            size: 8 * count as u64,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
+        let q = Timestamps::new(gpu, "in sequence", (stamps * reps) as u32);
         self.burn(self.args.burn);
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for r in 0..reps {
-                pass.write_timestamp(&qs, (r * stamps) as u32);
+                pass.write_timestamp(&q.set, (r * stamps) as u32);
                 for (i, (kernel, bind, groups)) in ops.iter().enumerate() {
                     kernel.dispatch(&mut pass, bind, *groups);
-                    pass.write_timestamp(&qs, (r * stamps + i + 1) as u32);
+                    pass.write_timestamp(&q.set, (r * stamps + i + 1) as u32);
                 }
             }
         }
-        enc.resolve_query_set(&qs, 0..count, &resolved, 0);
+        q.resolve(&mut enc);
         gpu.queue.submit([enc.finish()]);
-        let t: Vec<u64> =
-            bytemuck::pod_collect_to_vec(&pollster::block_on(gpu.read(&resolved)).ok()?);
-        let tick = gpu.queue.get_timestamp_period() as f64 * 1e-9;
+        let t = q.read(gpu);
         let per_op = (0..ops.len())
             .map(|i| {
                 let mut v: Vec<f64> = (0..reps)
-                    .map(|r| t[r * stamps + i + 1].saturating_sub(t[r * stamps + i]) as f64 * tick)
+                    .map(|r| (t[r * stamps + i + 1] - t[r * stamps + i]).max(0.0))
                     .collect();
                 v.sort_by(f64::total_cmp);
                 v[v.len() / 2]
@@ -171,6 +151,50 @@ impl Bench<'_> {
     }
 }
 
+/// `count` timestamp queries and the buffer they resolve into.
+pub struct Timestamps {
+    pub set: wgpu::QuerySet,
+    resolved: wgpu::Buffer,
+    count: u32,
+}
+
+impl Timestamps {
+    pub fn new(gpu: &Gpu, label: &str, count: u32) -> Self {
+        let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some(label),
+            ty: wgpu::QueryType::Timestamp,
+            count,
+        });
+        let resolved = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: 8 * count as u64,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        Timestamps {
+            set,
+            resolved,
+            count,
+        }
+    }
+
+    /// Records the resolution of every query, after the passes that write them.
+    pub fn resolve(&self, enc: &mut wgpu::CommandEncoder) {
+        enc.resolve_query_set(&self.set, 0..self.count, &self.resolved, 0);
+    }
+
+    /// The resolved timestamps in seconds (from the GPU's own origin), once submitted work
+    /// is done.
+    pub fn read(&self, gpu: &Gpu) -> Vec<f64> {
+        let tick = gpu.queue.get_timestamp_period() as f64 * 1e-9;
+        let bytes = pollster::block_on(gpu.read(&self.resolved)).expect("timestamps");
+        bytemuck::pod_collect_to_vec::<u8, u64>(&bytes)
+            .into_iter()
+            .map(|t| t as f64 * tick)
+            .collect()
+    }
+}
+
 pub fn buffer(gpu: &Gpu, bytes: usize) -> wgpu::Buffer {
     let data: Vec<u8> = (0..bytes.max(16))
         .map(|i| ((i * 7919) % 251) as u8 / 4)
@@ -186,20 +210,9 @@ impl<'a> Bench<'a> {
     /// Timestamp queries where the adapter has them, and the large square matmul of
     /// [`Bench::burn`].
     pub fn new(gpu: &'a Gpu, args: &'a Args) -> Self {
-        let query = gpu.timestamps.then(|| {
-            let qs = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-                label: None,
-                ty: wgpu::QueryType::Timestamp,
-                count: 2,
-            });
-            let buf = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("timestamps"),
-                size: 16,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            (qs, buf)
-        });
+        let query = gpu
+            .timestamps
+            .then(|| Timestamps::new(gpu, "timestamps", 2));
         println!(
             "# {} — tiles {}, timing: {}",
             gpu.describe(),

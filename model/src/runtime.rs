@@ -740,12 +740,9 @@ impl Generator {
         }
         // In a browser, recording costs more than the GPU's time and would delay the image.
         if cfg!(not(target_arch = "wasm32")) {
-            let chunks = self.chunks(SUBMIT_STEPS);
-            let last = chunks.len() - 1;
+            let chunks = self.chunks(SUBMIT_STEPS).into_iter().enumerate();
             let next = chunks
-                .into_iter()
-                .enumerate()
-                .map(|(i, range)| self.record_chunk(gpu, i, range, i == last, None))
+                .map(|(i, range)| self.record_chunk(gpu, i, range, None))
                 .collect();
             *self.lock_prepared() = next;
         }
@@ -796,26 +793,24 @@ impl Generator {
         mut submitted: impl FnMut(usize, wgpu::SubmissionIndex),
     ) {
         self.set_seed(gpu, seed);
-        let chunks = self.chunks(per_submit);
-        let last = chunks.len() - 1;
-        for (i, range) in chunks.into_iter().enumerate() {
+        for (i, range) in self.chunks(per_submit).into_iter().enumerate() {
             let steps = (range.end - self.init.len()) / self.per_step().max(1);
-            let commands = self.record_chunk(gpu, i, range, i == last, queries);
+            let commands = self.record_chunk(gpu, i, range, queries);
             submitted(steps, gpu.queue.submit([commands]));
         }
     }
 
     /// Command buffer `i` of a generation: dispatches `range` ([`Generator::chunks`]), then
-    /// the image's copy if it is the `last`; timestamps in `queries` as
+    /// the image's copy if they end the generation; timestamps in `queries` as
     /// [`Generator::submit_timed`] says.
     fn record_chunk(
         &self,
         gpu: &Gpu,
         i: usize,
         range: std::ops::Range<usize>,
-        last: bool,
         queries: Option<&wgpu::QuerySet>,
     ) -> wgpu::CommandBuffer {
+        let last = range.end == self.init.len() + self.steps * self.per_step();
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         let writes = queries.map(|q| wgpu::ComputePassTimestampWrites {
             query_set: q,
