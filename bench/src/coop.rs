@@ -73,9 +73,22 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
         warps_m,
         warps_n,
         stages,
+        prefetch: 1,
     };
+    let two_ahead = |t: CoopTiles| CoopTiles { prefetch: 2, ..t };
     let candidates = [
         COOP_TILES_LARGE,
+        two_ahead(COOP_TILES_LARGE),
+        two_ahead(tile(256, 128, 16, 8, 2, 1)),
+        two_ahead(COOP_TILES_FILL),
+        two_ahead(tile(256, 128, 32, 4, 4, 1)),
+        tile(256, 128, 32, 4, 4, 1),
+        two_ahead(COOP_TILES),
+        two_ahead(tile(128, 128, 32, 4, 4, 1)),
+        two_ahead(tile(128, 128, 32, 2, 4, 1)),
+        two_ahead(tile(128, 128, 32, 4, 2, 1)),
+        two_ahead(tile(192, 128, 32, 4, 4, 1)),
+        tile(192, 128, 32, 4, 4, 1),
         tile(256, 128, 32, 4, 2, 1),
         tile(256, 128, 16, 4, 2, 2),
         tile(256, 128, 16, 8, 2, 1),
@@ -90,22 +103,34 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
         tile(192, 128, 16, 6, 2, 2),
         tile(128, 128, 32, 4, 4, 1),
     ];
-    let shapes = [big, (4096, 3072, 768), (4096, 768, 3072)];
-    println!("| tile (bm×bn×bk, subgroups, stages) | workgroup memory | pipeline | {}×{}×{} | 4096×3072×768 | 4096×768×3072 |", big.0, big.1, big.2);
-    println!("|---|---|---|---|---|---|");
+    let shapes = [
+        big,
+        (4096, 3072, 768),
+        (4096, 768, 3072),
+        (1024, 2048, 512),
+        (1024, 512, 2048),
+    ];
+    println!("| tile (bm×bn×bk, subgroups, stages, K-steps loaded ahead) | workgroup memory | pipeline | {}×{}×{} | 4096×3072×768 | 4096×768×3072 | 1024×2048×512 | 1024×512×2048 |", big.0, big.1, big.2);
+    println!("|---|---|---|---|---|---|---|---|");
     for t in candidates {
         let bytes = t.limits().max_workgroup_storage_bytes;
         let name = format!(
-            "{}×{}×{}, {}×{}, {}",
-            t.bm, t.bn, t.bk, t.warps_m, t.warps_n, t.stages
+            "{}×{}×{}, {}×{}, {}{}",
+            t.bm,
+            t.bn,
+            t.bk,
+            t.warps_m,
+            t.warps_n,
+            t.stages,
+            if t.prefetch == 2 { ", 2 ahead" } else { "" }
         );
         if !fits(b, t) {
-            println!("| {name} | {bytes} B | beyond this adapter's limits | | | |");
+            println!("| {name} | {bytes} B | beyond this adapter's limits | | | | | |");
             continue;
         }
         let k = matmul_coop::<f16, f16>(t, Epilogue::None, 0).needs(t.limits());
         if let Err(e) = webdit_codegen::compile(&k) {
-            println!("| {name} | {bytes} B | does not compile: {e} | | | |");
+            println!("| {name} | {bytes} B | does not compile: {e} | | | | | |");
             continue;
         }
         let grid = MatmulTiles::wide(t.bm, t.bn, t.bk, 1);

@@ -26,6 +26,10 @@ pub struct CoopTiles {
     /// Copies of the staged tiles: 2 overlaps staging a K-step with multiplying the
     /// previous one (one barrier per K-step).
     pub stages: u32,
+    /// K-steps whose global loads are in flight while one is multiplied: 1, or 2 (two sets
+    /// of registers, each K-step's loads issued two multiplies ahead; single-buffered
+    /// tiles only; with an odd number of K-steps the last pair multiplies a step of zeros).
+    pub prefetch: u32,
 }
 
 impl CoopTiles {
@@ -66,16 +70,18 @@ impl CoopTiles {
 }
 
 /// The tensor-core tile for products too small to fill the GPU with [`COOP_TILES_LARGE`]:
-/// 128×128 per workgroup of 8 subgroups (2×4, 64×32 each), K-step 32, double-buffered
-/// (`bench --coop` on an H200: 99 TFLOP/s at 1024×2048×512, 91 at 4096³; 48 at 4096³ with
-/// 4 subgroups of 64×64).
+/// 128×128 per workgroup of 16 subgroups (4×4, 32×32 each), K-step 32, single-buffered,
+/// each K-step's global loads issued two multiplies ahead (`bench --coop` on an H200: 117
+/// TFLOP/s at 1024×2048×512 and 140 at 4096³, against 104 and 92 for the previous tile:
+/// 8 subgroups of 64×32, double-buffered, loads one multiply ahead).
 pub const COOP_TILES: CoopTiles = CoopTiles {
     bm: 128,
     bn: 128,
     bk: 32,
-    warps_m: 2,
+    warps_m: 4,
     warps_n: 4,
-    stages: 2,
+    stages: 1,
+    prefetch: 2,
 };
 
 /// The tensor-core tile of split-K partial products of at most 64 rows (favicon-s batch 1,
@@ -90,19 +96,22 @@ pub const COOP_TILES_SPLIT: CoopTiles = CoopTiles {
     warps_m: 2,
     warps_n: 4,
     stages: 2,
+    prefetch: 1,
 };
 
-/// The tensor-core tile for large products: 256×128 per workgroup of 16 subgroups (8×2,
-/// 32×64 each, 512 invocations), K-step 32, single-buffered to fit 48 KiB (`bench --coop`
-/// on an H200: 144 TFLOP/s at 4096³ and 146 at 4096×3072×768; 135 with 8 subgroups of 64×64,
-/// 123 at 128×256).
+/// The tensor-core tile for large products: 256×128 per workgroup of 16 subgroups (4×4,
+/// 64×32 each, 512 invocations), K-step 32, single-buffered to fit 48 KiB, each K-step's
+/// global loads issued two multiplies ahead (`bench --coop-sweep` on an H200: 198.8
+/// TFLOP/s at 4096³ and 178.8 at 4096×3072×768; 144.4 and 149.3 with loads one multiply
+/// ahead; 182.8 with 8×2 subgroups of 32×64).
 pub const COOP_TILES_LARGE: CoopTiles = CoopTiles {
     bm: 256,
     bn: 128,
     bk: 32,
-    warps_m: 8,
-    warps_n: 2,
+    warps_m: 4,
+    warps_n: 4,
     stages: 1,
+    prefetch: 2,
 };
 
 /// The tensor-core tile for large products that [`COOP_TILES_LARGE`] leaves short of one
@@ -117,6 +126,7 @@ pub const COOP_TILES_FILL: CoopTiles = CoopTiles {
     warps_m: 6,
     warps_n: 2,
     stages: 1,
+    prefetch: 1,
 };
 
 /// `C[m, n] = A[m, k] · W[n, k]ᵀ` (then `epilogue`) with A and W in f16 and the products
@@ -185,48 +195,62 @@ pub fn matmul_coop<A: ScalarTy, C: ScalarTy>(
     // multiplying before this iteration's barrier. The multiply is outside any `if`:
     // cooperative-matrix operations need control flow that is uniform for naga's
     // analysis, which does not follow loop counters.
-    for i in 0..k_steps {
-        let a_off = (i % t.stages) * a_size;
-        let w_off = (i % t.stages) * w_size;
-        stage_step(
-            &regs, &parts, &a_tile, &w_tile, t, a_parts, tid, a_off, w_off,
-        );
-        workgroup_barrier();
-        if i + 1 < k_steps {
-            fetch_step(&a, &w, &regs, &parts, t, a_parts, tid, at, (i + 1) * t.bk);
+    if t.prefetch == 1 {
+        for i in 0..k_steps {
+            let a_off = (i % t.stages) * a_size;
+            let w_off = (i % t.stages) * w_size;
+            stage_step(
+                &regs, &parts, &a_tile, &w_tile, t, a_parts, tid, a_off, w_off,
+            );
+            workgroup_barrier();
+            if i + 1 < k_steps {
+                fetch_step(&a, &w, &regs, &parts, t, a_parts, tid, at, (i + 1) * t.bk);
+            }
+            multiply_step(
+                &a_tile, &w_tile, &fa, &fb, &acc, t, a_off, w_off, warp_row, warp_col,
+            );
+            if t.stages == 1 {
+                // Everyone has read the tiles before the next iteration overwrites them.
+                workgroup_barrier();
+            }
         }
-        #[unroll]
-        for kk in 0..t.bk / FRAG {
-            #[unroll]
-            for f in 0..fm {
-                fa[f] = coop_load::<CoopMat<f16, MatA, 16>>(
-                    a_tile,
-                    a_off + (warp_row + f * FRAG) * stride + kk * FRAG,
-                    stride,
-                    true,
+    }
+    // The same with two register sets: K-step `i` is staged from set `i % 2`, which is
+    // then refilled with K-step `i + 2`, so each K-step's loads have two multiplies to
+    // arrive. Steps past K load as zeros (an odd count multiplies one step of zeros: the
+    // multiply cannot sit in an `if`).
+    if t.prefetch == 2 {
+        let mut regs2 = [vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0)); a_loads + w_loads];
+        let mut parts2 = [vec4(0.0, 0.0, 0.0, 0.0); (a_loads * a_parts).max(1)];
+        fetch_step(&a, &w, &regs2, &parts2, t, a_parts, tid, at, t.bk);
+        for i in (0..k_steps).step_by(2) {
+            for s in 0..2u32 {
+                let step = i + s;
+                let a_off = (step % t.stages) * a_size;
+                let w_off = (step % t.stages) * w_size;
+                if s == 0 {
+                    stage_step(
+                        &regs, &parts, &a_tile, &w_tile, t, a_parts, tid, a_off, w_off,
+                    );
+                } else {
+                    stage_step(
+                        &regs2, &parts2, &a_tile, &w_tile, t, a_parts, tid, a_off, w_off,
+                    );
+                }
+                workgroup_barrier();
+                let next = (step + 2) * t.bk;
+                if s == 0 {
+                    fetch_step(&a, &w, &regs, &parts, t, a_parts, tid, at, next);
+                } else {
+                    fetch_step(&a, &w, &regs2, &parts2, t, a_parts, tid, at, next);
+                }
+                multiply_step(
+                    &a_tile, &w_tile, &fa, &fb, &acc, t, a_off, w_off, warp_row, warp_col,
                 );
-            }
-            // B = Wᵀ: column n of B is row n of the W tile, so it loads column-major.
-            #[unroll]
-            for f in 0..fn_ {
-                fb[f] = coop_load::<CoopMat<f16, MatB, 16>>(
-                    w_tile,
-                    w_off + (warp_col + f * FRAG) * stride + kk * FRAG,
-                    stride,
-                    false,
-                );
-            }
-            #[unroll]
-            for x in 0..fm {
-                #[unroll]
-                for y in 0..fn_ {
-                    acc[x * fn_ + y] = coop_mul_add(fa[x], fb[y], acc[x * fn_ + y]);
+                if t.stages == 1 {
+                    workgroup_barrier();
                 }
             }
-        }
-        if t.stages == 1 {
-            // Everyone has read the tiles before the next iteration overwrites them.
-            workgroup_barrier();
         }
     }
     // Each fragment goes through this subgroup's 16×16 slot of workgroup memory, from
@@ -244,6 +268,59 @@ pub fn matmul_coop<A: ScalarTy, C: ScalarTy>(
             store_inside(&c, &extra, epilogue, p, c_base, r, col, out[slot + idx]);
         }
         workgroup_barrier();
+    }
+}
+
+/// One K-step's products from the staged tiles at `a_off`, `w_off`: `acc += A · B` for
+/// this subgroup's fragments (B = Wᵀ: column n of B is row n of the W tile, so it loads
+/// column-major).
+#[kernel_fn]
+#[allow(clippy::too_many_arguments)]
+fn multiply_step(
+    a_tile: &Shared<f16>,
+    w_tile: &Shared<f16>,
+    fa: &mut LocalArray<CoopMat<f16, MatA, 16>>,
+    fb: &mut LocalArray<CoopMat<f16, MatB, 16>>,
+    acc: &mut LocalArray<CoopMat<f32, MatC, 16>>,
+    #[comptime] t: CoopTiles,
+    a_off: u32,
+    w_off: u32,
+    warp_row: u32,
+    warp_col: u32,
+) {
+    #[comptime]
+    let fm = t.frags().0;
+    #[comptime]
+    let fn_ = t.frags().1;
+    #[comptime]
+    let stride = t.stride();
+    #[unroll]
+    for kk in 0..t.bk / FRAG {
+        #[unroll]
+        for f in 0..fm {
+            fa[f] = coop_load::<CoopMat<f16, MatA, 16>>(
+                a_tile,
+                a_off + (warp_row + f * FRAG) * stride + kk * FRAG,
+                stride,
+                true,
+            );
+        }
+        #[unroll]
+        for f in 0..fn_ {
+            fb[f] = coop_load::<CoopMat<f16, MatB, 16>>(
+                w_tile,
+                w_off + (warp_col + f * FRAG) * stride + kk * FRAG,
+                stride,
+                false,
+            );
+        }
+        #[unroll]
+        for x in 0..fm {
+            #[unroll]
+            for y in 0..fn_ {
+                acc[x * fn_ + y] = coop_mul_add(fa[x], fb[y], acc[x * fn_ + y]);
+            }
+        }
     }
 }
 

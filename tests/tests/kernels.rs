@@ -1181,16 +1181,19 @@ fn coop_runs() -> bool {
 #[test]
 fn coop_matmul_matches_reference() {
     use webdit_kernels::matmul_coop::{
-        matmul_coop, COOP_TILES, COOP_TILES_FILL, COOP_TILES_LARGE, COOP_TILES_SPLIT,
+        matmul_coop, CoopTiles, COOP_TILES, COOP_TILES_FILL, COOP_TILES_LARGE, COOP_TILES_SPLIT,
     };
     if !coop_runs() {
         return;
     }
+    let two_ahead = |t: CoopTiles| CoopTiles { prefetch: 2, ..t };
     let tiles = [
         (COOP_TILES, Epilogue::None),
         (COOP_TILES_LARGE, Epilogue::None),
         (COOP_TILES_FILL, Epilogue::None),
         (COOP_TILES_SPLIT, Epilogue::None),
+        (two_ahead(COOP_TILES_LARGE), Epilogue::None),
+        (two_ahead(COOP_TILES), Epilogue::None),
     ];
     let epilogues = [
         (COOP_TILES, Epilogue::Silu),
@@ -1199,7 +1202,7 @@ fn coop_matmul_matches_reference() {
     ];
     for (t, epilogue) in tiles.into_iter().chain(epilogues) {
         let src = compile(
-            &format!("matmul_coop_{}x{}_{epilogue:?}", t.bm, t.bn),
+            &format!("matmul_coop_{}x{}_p{}_{epilogue:?}", t.bm, t.bn, t.prefetch),
             &matmul_coop::<webdit_dsl::f16, f32>(t, epilogue, 0).needs(t.limits()),
         );
         for (m, n, k, batch) in [
