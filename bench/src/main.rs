@@ -26,6 +26,9 @@ pub struct Args {
     /// Also sweep matmul tile configurations.
     #[arg(long)]
     sweep: bool,
+    /// Only the swept tilings whose name contains this (e.g. `ahead`).
+    #[arg(long)]
+    sweep_only: Option<String>,
     /// Also time each matmul tier's K-step at every unrolling (WGSL size, pipeline creation
     /// and kernel time).
     #[arg(long)]
@@ -107,7 +110,7 @@ fn main() {
         products::table(&b, &models, big);
     }
     if args.sweep {
-        sweep::sweep(&b, big);
+        sweep::sweep(&b, big, args.sweep_only.as_deref());
     }
     if args.sweep_unroll {
         sweep::sweep_unroll(&b, big);

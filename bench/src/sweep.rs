@@ -126,12 +126,17 @@ pub fn sweep_unroll(b: &Bench, big: (usize, usize, usize)) {
 }
 
 /// Times every candidate tiling on `big` and the model's telling shapes.
-pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
+pub fn sweep(b: &Bench, big: (usize, usize, usize), only: Option<&str>) {
     let gpu = b.gpu;
     println!("\n## matmul tile sweep (f32)\n\n| tiles | BM×BN×BK, TM×TN, buffers | 4096³ | favicon-b b16 mlp up 4096×3072×768 | favicon-b b16 mlp down 4096×768×3072 | favicon-b b16 qkv 4096×576×768 | favicon-s b1 qkv 64×384×512 | the same, K/8 partials | favicon-s b1 mlp down 64×512×2048, K/8 partials | 4096³, f16 storage |\n|---|---|---|---|---|---|---|---|---|---|");
     let mut cands: Vec<(String, MatmulTiles, bool)> = Tiles::CHOICES
         .iter()
-        .map(|(n, t)| (format!("wide {n}"), t.matmul, true))
+        .flat_map(|(n, t)| {
+            [
+                (format!("wide {n}"), t.matmul, true),
+                (format!("wide {n}, 2 ahead"), t.matmul.ahead(2), true),
+            ]
+        })
         .collect();
     for (bm, bn, bk, stages, tm, tn) in [
         (128, 64, 16, 1, 8, 8),
@@ -156,6 +161,9 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
         false,
     ));
     for (name, t, wide) in cands {
+        if only.is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
         let k = if wide {
             matmul_wide::<f32, f32, f32>(t, Epilogue::None)
         } else {

@@ -96,6 +96,9 @@ pub struct MatmulTiles {
     /// of `bk`; `bk` unrolls it fully). More unrolling is more WGSL and pipeline-creation
     /// time; what pays is measured per tile with `bench --sweep-unroll`.
     pub k_unroll: u32,
+    /// K-steps whose global loads are in flight while one is multiplied (wide kernel): 1,
+    /// or 2 (two sets of registers; an odd number of K-steps multiplies one step of zeros).
+    pub prefetch: u32,
 }
 
 impl MatmulTiles {
@@ -109,6 +112,7 @@ impl MatmulTiles {
             tn: 8,
             stages,
             k_unroll: 1,
+            prefetch: 1,
         }
     }
 
@@ -126,6 +130,14 @@ impl MatmulTiles {
         }
     }
 
+    /// These tiles with each K-step's global loads issued `k` multiplies ahead (1 or 2).
+    pub const fn ahead(self, k: u32) -> Self {
+        MatmulTiles {
+            prefetch: k,
+            ..self
+        }
+    }
+
     /// Tiles of the scalar kernel (single-buffered).
     pub const fn scalar(bm: u32, bn: u32, bk: u32, tm: u32, tn: u32) -> Self {
         MatmulTiles {
@@ -136,6 +148,7 @@ impl MatmulTiles {
             tn,
             stages: 1,
             k_unroll: 1,
+            prefetch: 1,
         }
     }
 
@@ -456,32 +469,84 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     // of each piece of code, the first and last iterations doing only their half.
     let at = operands(p, row0, col0);
     let k_steps = (at.k + t.bk - 1) / t.bk;
-    for i in 0..k_steps + 1 {
-        let fill = i < k_steps;
-        if fill {
-            fetch_blocks(&a, &w, &regs, t, threads, tid, at, i * t.bk);
-        }
-        if i > 0 {
-            let s = (i - 1) % t.stages;
-            multiply_tiles(&a_tile, &w_tile, &acc, t, s * a_size, s * w_size, tx, ty);
-            if t.stages == 1 {
-                // Everyone has read the tiles before they are overwritten.
+    if t.prefetch == 1 {
+        for i in 0..k_steps + 1 {
+            let fill = i < k_steps;
+            if fill {
+                fetch_blocks(&a, &w, &regs, t, threads, tid, at, i * t.bk);
+            }
+            if i > 0 {
+                let s = (i - 1) % t.stages;
+                multiply_tiles(&a_tile, &w_tile, &acc, t, s * a_size, s * w_size, tx, ty);
+                if t.stages == 1 {
+                    // Everyone has read the tiles before they are overwritten.
+                    workgroup_barrier();
+                }
+            }
+            if fill {
+                let s = i % t.stages;
+                store_blocks(
+                    &regs,
+                    &a_tile,
+                    &w_tile,
+                    t,
+                    threads,
+                    tid,
+                    s * a_size,
+                    s * w_size,
+                );
                 workgroup_barrier();
             }
         }
-        if fill {
-            let s = i % t.stages;
-            store_blocks(
-                &regs,
-                &a_tile,
-                &w_tile,
-                t,
-                threads,
-                tid,
-                s * a_size,
-                s * w_size,
-            );
-            workgroup_barrier();
+    }
+    // Two sets of registers: K-step `i` is staged from set `i % 2`, which is then refilled
+    // with K-step `i + 2`, so each K-step's loads have two multiplies to arrive. Steps past
+    // K load as zeros: the barriers keep the loop's control flow uniform, so an odd count
+    // multiplies one step of zeros.
+    // Each set has its own branch, not a `select`: reading the other set would wait for
+    // the loads still in flight into it.
+    if t.prefetch == 2 {
+        let mut regs2 = [0.0; 16 * blocks.div_ceil(threads)];
+        fetch_blocks(&a, &w, &regs, t, threads, tid, at, 0);
+        fetch_blocks(&a, &w, &regs2, t, threads, tid, at, t.bk);
+        for i in (0..k_steps).step_by(2) {
+            for h in 0..2u32 {
+                let step = i + h;
+                let s = step % t.stages;
+                if h == 0 {
+                    store_blocks(
+                        &regs,
+                        &a_tile,
+                        &w_tile,
+                        t,
+                        threads,
+                        tid,
+                        s * a_size,
+                        s * w_size,
+                    );
+                } else {
+                    store_blocks(
+                        &regs2,
+                        &a_tile,
+                        &w_tile,
+                        t,
+                        threads,
+                        tid,
+                        s * a_size,
+                        s * w_size,
+                    );
+                }
+                workgroup_barrier();
+                if h == 0 {
+                    fetch_blocks(&a, &w, &regs, t, threads, tid, at, (step + 2) * t.bk);
+                } else {
+                    fetch_blocks(&a, &w, &regs2, t, threads, tid, at, (step + 2) * t.bk);
+                }
+                multiply_tiles(&a_tile, &w_tile, &acc, t, s * a_size, s * w_size, tx, ty);
+                if t.stages == 1 {
+                    workgroup_barrier();
+                }
+            }
         }
     }
     #[unroll]

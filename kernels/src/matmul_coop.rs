@@ -219,6 +219,8 @@ pub fn matmul_coop<A: ScalarTy, C: ScalarTy>(
     // then refilled with K-step `i + 2`, so each K-step's loads have two multiplies to
     // arrive. Steps past K load as zeros (an odd count multiplies one step of zeros: the
     // multiply cannot sit in an `if`).
+    // Each set has its own branch, not a `select`: reading the other set would wait for
+    // the loads still in flight into it.
     if t.prefetch == 2 {
         let mut regs2 = [vec4(f16(0.0), f16(0.0), f16(0.0), f16(0.0)); a_loads + w_loads];
         let mut parts2 = [vec4(0.0, 0.0, 0.0, 0.0); (a_loads * a_parts).max(1)];

@@ -237,16 +237,25 @@ fn matmul_every_tile_choice() {
             check_matmul(src, (tiles.matmul.bm, tiles.matmul.bn), case);
         }
     }
-    // The wide kernel at other per-invocation tiles and buffering than the registered ones
-    // (K = 40 takes an odd number of K-steps of 16, so a double-buffered loop ends half-way).
+    // The wide kernel at other per-invocation tiles, buffering and prefetching than the
+    // registered ones (K = 40 takes an odd number of K-steps of 16, so a double-buffered
+    // loop ends half-way).
     for t in [
         MatmulTiles::wide(128, 256, 8, 1).per_thread(8, 16),
         MatmulTiles::wide(128, 128, 16, 2).per_thread(8, 16),
         MatmulTiles::wide(64, 32, 8, 2).per_thread(4, 4),
         MatmulTiles::wide(256, 64, 8, 1).per_thread(16, 4),
+        // Loads two K-steps ahead: 40 is 5 K-steps of 8 (an odd count), 12 two of 8.
+        MatmulTiles::wide(64, 64, 8, 1).per_thread(4, 8).ahead(2),
+        MatmulTiles::wide(128, 128, 16, 2)
+            .per_thread(8, 16)
+            .ahead(2),
     ] {
         let src = compile(
-            &format!("matmul_wide_{}x{}_{}x{}", t.bm, t.bn, t.tm, t.tn),
+            &format!(
+                "matmul_wide_{}x{}_{}x{}_p{}",
+                t.bm, t.bn, t.tm, t.tn, t.prefetch
+            ),
             // Double-buffered 128×128 takes 32 KiB of workgroup memory: native only.
             &matmul_wide::<f32, f32, f32>(t, Epilogue::None).needs(Limits {
                 max_workgroup_storage_bytes: 32768,
