@@ -2,6 +2,7 @@
 
 use crate::products::model_products;
 use crate::timing::{buffer, Bench};
+use webdit_dsl::ir::Limits;
 use webdit_dsl::UniformStruct;
 use webdit_kernels::matmul::{matmul, matmul_direct, matmul_wide, Epilogue, MatmulTiles};
 use webdit_kernels::Tiles;
@@ -129,12 +130,19 @@ pub fn sweep_unroll(b: &Bench, big: (usize, usize, usize)) {
 pub fn sweep(b: &Bench, big: (usize, usize, usize), only: Option<&str>) {
     let gpu = b.gpu;
     println!("\n## matmul tile sweep (f32)\n\n| tiles | BM×BN×BK, TM×TN, buffers | 4096³ | favicon-b b16 mlp up 4096×3072×768 | favicon-b b16 mlp down 4096×768×3072 | favicon-b b16 qkv 4096×576×768 | favicon-s b1 qkv 64×384×512 | the same, K/8 partials | favicon-s b1 mlp down 64×512×2048, K/8 partials | 4096³, f16 storage |\n|---|---|---|---|---|---|---|---|---|---|");
-    let mut cands: Vec<(String, MatmulTiles, bool)> = Tiles::CHOICES
+    // Each tile choice with the limits it declares (double-buffered ones need more workgroup
+    // memory than WebGPU guarantees).
+    let mut cands: Vec<(String, MatmulTiles, bool, Limits)> = Tiles::CHOICES
         .iter()
         .flat_map(|(n, t)| {
             [
-                (format!("wide {n}"), t.matmul, true),
-                (format!("wide {n}, 2 ahead"), t.matmul.ahead(2), true),
+                (format!("wide {n}"), t.matmul, true, t.limits),
+                (
+                    format!("wide {n}, 2 ahead"),
+                    t.matmul.ahead(2),
+                    true,
+                    t.limits,
+                ),
             ]
         })
         .collect();
@@ -153,19 +161,21 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize), only: Option<&str>) {
             format!("wide {bm}x{bn}k{bk}s{stages} {tm}x{tn}"),
             MatmulTiles::wide(bm, bn, bk, stages).per_thread(tm, tn),
             true,
+            Limits::WEBGPU,
         ));
     }
     cands.push((
         "scalar 32x32k16".into(),
         MatmulTiles::scalar(32, 32, 16, 2, 2),
         false,
+        Limits::WEBGPU,
     ));
-    for (name, t, wide) in cands {
+    for (name, t, wide, limits) in cands {
         if only.is_some_and(|o| !name.contains(o)) {
             continue;
         }
         let k = if wide {
-            matmul_wide::<f32, f32, f32>(t, Epilogue::None)
+            matmul_wide::<f32, f32, f32>(t, Epilogue::None).needs(limits)
         } else {
             matmul::<f32, f32, f32>(t, Epilogue::None)
         };
@@ -183,7 +193,8 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize), only: Option<&str>) {
         .collect();
         if wide && gpu.f16 {
             let k16 =
-                matmul_wide::<webdit_dsl::f16, webdit_dsl::f16, webdit_dsl::f16>(t, Epilogue::None);
+                matmul_wide::<webdit_dsl::f16, webdit_dsl::f16, webdit_dsl::f16>(t, Epilogue::None)
+                    .needs(limits);
             cells.push(time_kernel(b, &k16, &format!("matmul_{name}_f16"), t, 2, big, 1).0);
         } else {
             cells.push(String::new());
