@@ -1241,14 +1241,19 @@ fn coop_matmul_matches_reference() {
 /// ragged shapes, K split or not, the sums of the output's partials compared.
 #[test]
 fn coop_matmul_of_silu_parts_matches_reference() {
-    use webdit_kernels::matmul_coop::{matmul_coop, COOP_TILES_SPLIT};
+    use webdit_kernels::matmul_coop::{matmul_coop, COOP_TILES, COOP_TILES_SPLIT};
     if !coop_runs() {
         return;
     }
-    let t = COOP_TILES_SPLIT;
-    for parts in webdit_kernels::COOP_SILU_PARTS {
+    // The registered split tile, and the base tile, which loads two K-steps ahead (its
+    // second set of registers holds partial products too).
+    let tiles = [COOP_TILES_SPLIT, COOP_TILES];
+    for (t, parts) in tiles
+        .into_iter()
+        .flat_map(|t| webdit_kernels::COOP_SILU_PARTS.map(|parts| (t, parts)))
+    {
         let src = compile(
-            &format!("matmul_coop_of_silu{parts}"),
+            &format!("matmul_coop_{}x{}_of_silu{parts}", t.bm, t.bn),
             &matmul_coop::<f32, f32>(t, Epilogue::None, parts).needs(t.limits()),
         );
         for (m, n, k, splits) in [
