@@ -27,8 +27,8 @@ pub struct CoopTiles {
     /// previous one (one barrier per K-step).
     pub stages: u32,
     /// K-steps whose global loads are in flight while one is multiplied: 1, or 2 (two sets
-    /// of registers, each K-step's loads issued two multiplies ahead; single-buffered
-    /// tiles only; with an odd number of K-steps the last pair multiplies a step of zeros).
+    /// of registers, each K-step's loads issued two multiplies ahead; with an odd number
+    /// of K-steps the last pair multiplies a step of zeros).
     pub prefetch: u32,
 }
 
