@@ -60,7 +60,8 @@ pub fn coop(b: &Bench, big: (usize, usize, usize)) {
 }
 
 /// Candidate tiles for [`matmul_coop`] (f16 out), one row each: which fit the adapter's
-/// workgroup memory, and their rate at 4096³ and at favicon-b batch 16's MLP products.
+/// workgroup memory, and their rate at 4096³ and at the MLP products of favicon-b and
+/// favicon-s at batch 16.
 pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
     println!("\n## Tensor-core tile sweep (f16 out)\n");
     if !has_coop(b) {
@@ -75,33 +76,34 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize)) {
         stages,
         prefetch: 1,
     };
-    let two_ahead = |t: CoopTiles| CoopTiles { prefetch: 2, ..t };
+    // The shipped tiles, each next to the same tile with loads one or two K-steps ahead,
+    // and the tiles tried before.
     let candidates = [
         COOP_TILES_LARGE,
-        two_ahead(COOP_TILES_LARGE),
-        two_ahead(tile(256, 128, 16, 8, 2, 1)),
-        two_ahead(COOP_TILES_FILL),
-        two_ahead(tile(256, 128, 32, 4, 4, 1)),
-        tile(256, 128, 32, 4, 4, 1),
-        two_ahead(COOP_TILES),
-        two_ahead(tile(128, 128, 32, 4, 4, 1)),
-        two_ahead(tile(128, 128, 32, 2, 4, 1)),
-        two_ahead(tile(128, 128, 32, 4, 2, 1)),
-        two_ahead(tile(192, 128, 32, 4, 4, 1)),
-        tile(192, 128, 32, 4, 4, 1),
+        COOP_TILES_LARGE.ahead(1),
+        tile(256, 128, 32, 8, 2, 1),
+        tile(256, 128, 32, 8, 2, 1).ahead(2),
+        tile(256, 128, 16, 8, 2, 1),
+        tile(256, 128, 16, 8, 2, 1).ahead(2),
         tile(256, 128, 32, 4, 2, 1),
         tile(256, 128, 16, 4, 2, 2),
-        tile(256, 128, 16, 8, 2, 1),
         tile(128, 256, 16, 2, 4, 2),
         tile(128, 256, 32, 2, 8, 1),
         tile(256, 64, 16, 4, 2, 2),
+        tile(256, 128, 64, 4, 2, 1),
+        COOP_TILES,
+        COOP_TILES.ahead(1),
+        tile(128, 128, 32, 2, 4, 2),
+        tile(128, 128, 32, 2, 4, 2).ahead(2),
+        tile(128, 128, 32, 2, 4, 1).ahead(2),
+        tile(128, 128, 32, 4, 2, 1).ahead(2),
         tile(128, 128, 64, 2, 4, 1),
         tile(128, 128, 16, 2, 4, 2),
-        COOP_TILES,
-        tile(256, 128, 64, 4, 2, 1),
         COOP_TILES_FILL,
+        COOP_TILES_FILL.ahead(2),
+        tile(192, 128, 32, 4, 4, 1),
+        tile(192, 128, 32, 4, 4, 1).ahead(2),
         tile(192, 128, 16, 6, 2, 2),
-        tile(128, 128, 32, 4, 4, 1),
     ];
     let shapes = [
         big,

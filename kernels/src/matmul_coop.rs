@@ -38,6 +38,14 @@ impl CoopTiles {
         (self.bm / self.warps_m / FRAG, self.bn / self.warps_n / FRAG)
     }
 
+    /// These tiles with each K-step's global loads issued `k` multiplies ahead (1 or 2).
+    pub const fn ahead(self, k: u32) -> Self {
+        CoopTiles {
+            prefetch: k,
+            ..self
+        }
+    }
+
     pub const fn threads(&self) -> u32 {
         self.warps_m * self.warps_n * LANES
     }

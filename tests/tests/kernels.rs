@@ -1190,19 +1190,20 @@ fn coop_runs() -> bool {
 #[test]
 fn coop_matmul_matches_reference() {
     use webdit_kernels::matmul_coop::{
-        matmul_coop, CoopTiles, COOP_TILES, COOP_TILES_FILL, COOP_TILES_LARGE, COOP_TILES_SPLIT,
+        matmul_coop, COOP_TILES, COOP_TILES_FILL, COOP_TILES_LARGE, COOP_TILES_SPLIT,
     };
     if !coop_runs() {
         return;
     }
-    let two_ahead = |t: CoopTiles| CoopTiles { prefetch: 2, ..t };
+    // The registered tiles (large and base load two K-steps ahead, fill and split one),
+    // and large and base loading one ahead.
     let tiles = [
         (COOP_TILES, Epilogue::None),
         (COOP_TILES_LARGE, Epilogue::None),
         (COOP_TILES_FILL, Epilogue::None),
         (COOP_TILES_SPLIT, Epilogue::None),
-        (two_ahead(COOP_TILES_LARGE), Epilogue::None),
-        (two_ahead(COOP_TILES), Epilogue::None),
+        (COOP_TILES_LARGE.ahead(1), Epilogue::None),
+        (COOP_TILES.ahead(1), Epilogue::None),
     ];
     let epilogues = [
         (COOP_TILES, Epilogue::Silu),

@@ -59,7 +59,6 @@ fn build_embeds_the_registry() {
 #[test]
 fn wgsl_fits_the_size_budget() {
     let total: usize = kernels::ALL.iter().map(|k| k.wgsl.len()).sum();
-    eprintln!("{total} bytes of WGSL in the build");
     assert!(total <= 1_500_000, "{total} bytes of WGSL in the build");
 }
 
