@@ -396,29 +396,69 @@ pub fn attention_rows<E: ScalarTy, const DH: u32>(
 ) {
     #[comptime]
     let quads = DH / 4;
-    // Key slices of the output product.
-    #[comptime]
-    let ks = RW / quads;
     // Q's rows, then the output product's partial sums.
-    let buf = Shared::<Vec4<f32>>::new(ks * ROWS * quads);
+    let buf = Shared::<Vec4<f32>>::new(RW / quads * ROWS * quads);
     let part = Shared::<f32>::new(ROWS * 4 * RK);
     let scores = Shared::<f32>::new(ROWS * ROWS_MAX_N);
     let red = Shared::<f32>::new(ROWS * RK);
     let inv = Shared::<f32>::new(ROWS);
+    attend_rows::<E, DH>(
+        &qkv, &buf, &part, &scores, &red, &inv, p.n, p.dh, p.heads, p.scale,
+    );
     let t = local_id().x;
     let n = p.n;
     let q0 = workgroup_id().x * ROWS;
     let tok0 = workgroup_id().z * n;
     let inner = p.heads * p.dh / 4;
+    #[unroll]
+    for l in 0..(ROWS * quads).div_ceil(RW) {
+        let idx = t + l * RW;
+        let row = idx / quads;
+        let dq = idx % quads;
+        if idx < ROWS * quads && q0 + row < n && 4 * dq < p.dh {
+            let v = head_output::<DH>(&buf, &inv, row, dq);
+            out[(tok0 + q0 + row) * inner + workgroup_id().y * p.dh / 4 + dq] =
+                vec4(v.x as E, v.y as E, v.z as E, v.w as E);
+        }
+    }
+}
+
+/// The body of [`attention_rows`] up to its output: this workgroup's `ROWS` query rows of
+/// head `workgroup_id().y` attended, leaving the output product's slices in `buf` (quad `d`
+/// of row `r`, key slice `s` at `(s·ROWS + r)·DH/4 + d`) and each row's `1 / Σ exp` in
+/// `inv`, for [`head_output`]; `scores` and `part` are free again afterwards.
+#[kernel_fn]
+#[allow(clippy::too_many_arguments)]
+fn attend_rows<E: ScalarTy, const DH: u32>(
+    qkv: &Array<Vec4<E>>,
+    buf: &Shared<Vec4<f32>>,
+    part: &Shared<f32>,
+    scores: &Shared<f32>,
+    red: &Shared<f32>,
+    inv: &Shared<f32>,
+    n: u32,
+    dh: u32,
+    heads: u32,
+    scale: f32,
+) {
+    #[comptime]
+    let quads = DH / 4;
+    // Key slices of the output product.
+    #[comptime]
+    let ks = RW / quads;
+    let t = local_id().x;
+    let q0 = workgroup_id().x * ROWS;
+    let tok0 = workgroup_id().z * n;
+    let inner = heads * dh / 4;
     let stride = 3 * inner;
-    let q_at = (tok0 + q0) * stride + workgroup_id().y * p.dh / 4;
+    let q_at = (tok0 + q0) * stride + workgroup_id().y * dh / 4;
     let k_at = q_at - q0 * stride + inner;
     let v_at = k_at + inner;
     #[unroll]
     for l in 0..(ROWS * quads).div_ceil(RW) {
         let idx = t + l * RW;
         if (l + 1) * RW <= ROWS * quads || idx < ROWS * quads {
-            buf[idx] = load_quad(&qkv, q_at, stride, idx / quads, n - q0, idx % quads, p.dh);
+            buf[idx] = load_quad(&qkv, q_at, stride, idx / quads, n - q0, idx % quads, dh);
         }
     }
     // Scores: invocation (slice s, key j) sums quads s, s + 4, ... of q_r · k_j for every
@@ -431,7 +471,7 @@ pub fn attention_rows<E: ScalarTy, const DH: u32>(
         let mut acc = [vec4(0.0, 0.0, 0.0, 0.0); ROWS];
         for i in 0..quads / 4 {
             let d = s + 4 * i;
-            let k = load_quad(&qkv, k_at + j0 * stride, stride, j, n - j0, d, p.dh);
+            let k = load_quad(&qkv, k_at + j0 * stride, stride, j, n - j0, d, dh);
             #[unroll]
             for row in 0..ROWS {
                 acc[row] = fma(buf[row * quads + d], k, acc[row]);
@@ -447,7 +487,7 @@ pub fn attention_rows<E: ScalarTy, const DH: u32>(
             + part[(s * 4 + 1) * RK + j]
             + part[(s * 4 + 2) * RK + j]
             + part[(s * 4 + 3) * RK + j];
-        scores[s * ROWS_MAX_N + j0 + j] = select(j0 + j < n, sum * p.scale, NEG);
+        scores[s * ROWS_MAX_N + j0 + j] = select(j0 + j < n, sum * scale, NEG);
     }
     let r = s;
     // The exact softmax of row r: 32 invocations, each over keys j, j + 32, ...
@@ -483,7 +523,7 @@ pub fn attention_rows<E: ScalarTy, const DH: u32>(
     if slice < ks {
         let mut o = [vec4(0.0, 0.0, 0.0, 0.0); ROWS];
         for jj in (slice..n).step_by(ks) {
-            let v = load_quad(&qkv, v_at, stride, jj, n, d, p.dh);
+            let v = load_quad(&qkv, v_at, stride, jj, n, d, dh);
             #[unroll]
             for row in 0..ROWS {
                 o[row] = fma(splat(scores[row * ROWS_MAX_N + jj]), v, o[row]);
@@ -495,19 +535,204 @@ pub fn attention_rows<E: ScalarTy, const DH: u32>(
         }
     }
     workgroup_barrier();
-    #[unroll]
-    for l in 0..(ROWS * quads).div_ceil(RW) {
-        let idx = t + l * RW;
-        let row = idx / quads;
-        let dq = idx % quads;
-        if idx < ROWS * quads && q0 + row < n && 4 * dq < p.dh {
-            let mut v = vec4(0.0, 0.0, 0.0, 0.0);
-            for sl in 0..ks {
-                v += buf[(sl * ROWS + row) * quads + dq];
-            }
-            v = v * inv[row];
-            out[(tok0 + q0 + row) * inner + workgroup_id().y * p.dh / 4 + dq] =
-                vec4(v.x as E, v.y as E, v.z as E, v.w as E);
+}
+
+/// Quad `dq` of query row `row`'s head output from what [`attend_rows`] left: the sum of
+/// its key slices, normalized.
+#[kernel_fn]
+fn head_output<const DH: u32>(
+    buf: &Shared<Vec4<f32>>,
+    inv: &Shared<f32>,
+    row: u32,
+    dq: u32,
+) -> Vec4<f32> {
+    #[comptime]
+    let quads = DH / 4;
+    let mut v = vec4(0.0, 0.0, 0.0, 0.0);
+    for sl in 0..RW / quads {
+        v += buf[(sl * ROWS + row) * quads + dq];
+    }
+    v * inv[row]
+}
+
+/// Shape of [`attention_rows_out`]: one head of `dh` ≤ `DH` over `n` tokens per batch item,
+/// projected to `d` columns, then the AdaLN of the residual rows with the modulations at
+/// `scale_at`, `shift_at` of batch item b's `mods[b·mod_stride ..]` (`d` and the offsets
+/// multiples of 4).
+#[derive(Uniform, Clone, Copy)]
+pub struct AttentionOutParams {
+    pub n: u32,
+    pub dh: u32,
+    pub scale: f32,
+    pub d: u32,
+    pub mod_stride: u32,
+    pub scale_at: u32,
+    pub shift_at: u32,
+}
+
+/// [`attention_rows`] for one head (`heads = 1`, `dh` a multiple of 16), its output
+/// projection, the residual and the AdaLN after them in one dispatch: a workgroup owns
+/// `ROWS` whole rows, so it projects its head outputs (kept in workgroup memory, f32)
+/// through `w` (the projection's weight transposed, `[dh, d]`, so that consecutive
+/// invocations read consecutive quads), adds them to the residual `h` (stored, then re-read
+/// as stored), and writes the AdaLN of each new residual row to `y` (unbiased std, `1e-5`
+/// added to it, as [`crate::norm::adaln`]).
+#[kernel(workgroup_size = [RW, 1, 1])]
+pub fn attention_rows_out<E: ScalarTy, const DH: u32>(
+    qkv: &Array<Vec4<E>>,
+    w: &Array<Vec4<E>>,
+    h: &mut Array<Vec4<E>>,
+    mods: &Array<Vec4<f32>>,
+    y: &mut Array<Vec4<E>>,
+    p: &Uniform<AttentionOutParams>,
+) {
+    #[comptime]
+    let quads = DH / 4;
+    let buf = Shared::<Vec4<f32>>::new(RW / quads * ROWS * quads);
+    let part = Shared::<f32>::new(ROWS * 4 * RK);
+    let scores = Shared::<f32>::new(ROWS * ROWS_MAX_N);
+    let red = Shared::<f32>::new(ROWS * RK);
+    let inv = Shared::<f32>::new(ROWS);
+    attend_rows::<E, DH>(
+        &qkv, &buf, &part, &scores, &red, &inv, p.n, p.dh, 1, p.scale,
+    );
+    let t = local_id().x;
+    let n = p.n;
+    let q0 = workgroup_id().x * ROWS;
+    let tok0 = workgroup_id().z * n;
+    // The head outputs transposed, `buf[k]` = the four rows' values at k (zeros past `dh`,
+    // where V loaded as zeros): one load of workgroup memory per k in the projection.
+    let mut rows_out = [vec4(0.0, 0.0, 0.0, 0.0); ROWS];
+    if t < quads {
+        for row in 0..ROWS {
+            rows_out[row] = head_output::<DH>(&buf, &inv, row, t);
         }
+    }
+    workgroup_barrier();
+    if t < quads {
+        let r0 = rows_out[0];
+        let r1 = rows_out[1];
+        let r2 = rows_out[2];
+        let r3 = rows_out[3];
+        buf[4 * t] = vec4(r0.x, r1.x, r2.x, r3.x);
+        buf[4 * t + 1] = vec4(r0.y, r1.y, r2.y, r3.y);
+        buf[4 * t + 2] = vec4(r0.z, r1.z, r2.z, r3.z);
+        buf[4 * t + 3] = vec4(r0.w, r1.w, r2.w, r3.w);
+    }
+    workgroup_barrier();
+    // Invocation t owns column quads t, t + RW, ... of the four rows. Pass 0 projects them,
+    // adds them to the residual and stores it; pass 1 re-reads what was stored for the
+    // squared deviations; each pass ends with the workgroup's totals per row.
+    let dq4 = p.d / 4;
+    let mut mean = [0.0; ROWS];
+    let mut inv_std = [0.0; ROWS];
+    for pass in 0..2u32 {
+        let mut sums = [0.0; ROWS];
+        for cq in (t..dq4).step_by(RW) {
+            let mut acc = [vec4(0.0, 0.0, 0.0, 0.0); ROWS];
+            if pass == 0 {
+                // Sixteen loads in flight per invocation: with one workgroup per 4 rows
+                // (16 for a 64-token image), their latency bounds this loop.
+                // (Four k at a time in one expression per row: the same order of
+                // operations in less WGSL.)
+                for k0 in (0..p.dh).step_by(16) {
+                    #[unroll]
+                    for g in 0..4u32 {
+                        let k = k0 + 4 * g;
+                        let w0 = w[k * dq4 + cq] as Vec4<f32>;
+                        let w1 = w[(k + 1) * dq4 + cq] as Vec4<f32>;
+                        let w2 = w[(k + 2) * dq4 + cq] as Vec4<f32>;
+                        let w3 = w[(k + 3) * dq4 + cq] as Vec4<f32>;
+                        let a0 = buf[k];
+                        let a1 = buf[k + 1];
+                        let a2 = buf[k + 2];
+                        let a3 = buf[k + 3];
+                        let x = fma(splat(a0.x), w0, acc[0]);
+                        acc[0] = fma(
+                            splat(a3.x),
+                            w3,
+                            fma(splat(a2.x), w2, fma(splat(a1.x), w1, x)),
+                        );
+                        let x = fma(splat(a0.y), w0, acc[1]);
+                        acc[1] = fma(
+                            splat(a3.y),
+                            w3,
+                            fma(splat(a2.y), w2, fma(splat(a1.y), w1, x)),
+                        );
+                        let x = fma(splat(a0.z), w0, acc[2]);
+                        acc[2] = fma(
+                            splat(a3.z),
+                            w3,
+                            fma(splat(a2.z), w2, fma(splat(a1.z), w1, x)),
+                        );
+                        let x = fma(splat(a0.w), w0, acc[3]);
+                        acc[3] = fma(
+                            splat(a3.w),
+                            w3,
+                            fma(splat(a2.w), w2, fma(splat(a1.w), w1, x)),
+                        );
+                    }
+                }
+            }
+            for row in 0..ROWS {
+                if q0 + row < n {
+                    let at = (tok0 + q0 + row) * dq4 + cq;
+                    let v = h[at] as Vec4<f32>;
+                    if pass == 0 {
+                        let s = (v + acc[row]) as Vec4<E>;
+                        h[at] = s;
+                        sums[row] += dot(s as Vec4<f32>, vec4(1.0, 1.0, 1.0, 1.0));
+                    } else {
+                        let c = v - splat(mean[row]);
+                        sums[row] += dot(c, c);
+                    }
+                }
+            }
+        }
+        row_totals(&part, &sums, t);
+        for row in 0..ROWS {
+            if pass == 0 {
+                mean[row] = sums[row] / (p.d as f32);
+            } else {
+                inv_std[row] = 1.0 / (sqrt(sums[row] / ((p.d - 1) as f32)) + 1e-5);
+            }
+        }
+    }
+    // `mods` as quads: the offsets and the width are multiples of 4.
+    let m = workgroup_id().z * p.mod_stride / 4;
+    for cq in (t..dq4).step_by(RW) {
+        let sc = mods[p.scale_at / 4 + m + cq] + vec4(1.0, 1.0, 1.0, 1.0);
+        let sh = mods[p.shift_at / 4 + m + cq];
+        for row in 0..ROWS {
+            if q0 + row < n {
+                let o = (tok0 + q0 + row) * dq4 + cq;
+                let x = h[o] as Vec4<f32>;
+                y[o] = ((x - splat(mean[row])) * inv_std[row] * sc + sh) as Vec4<E>;
+            }
+        }
+    }
+}
+
+/// Replaces each of this invocation's `ROWS` values in `v` by its total over the
+/// workgroup's `RW` invocations (a tree through `buf`, `ROWS · RW` floats).
+#[kernel_fn]
+fn row_totals(buf: &Shared<f32>, v: &mut LocalArray<f32>, t: u32) {
+    workgroup_barrier();
+    for row in 0..ROWS {
+        buf[row * RW + t] = v[row];
+    }
+    workgroup_barrier();
+    let mut stride = RW / 2;
+    while stride > 0 {
+        if t < stride {
+            for row in 0..ROWS {
+                buf[row * RW + t] += buf[row * RW + t + stride];
+            }
+        }
+        workgroup_barrier();
+        stride /= 2;
+    }
+    for row in 0..ROWS {
+        v[row] = buf[row * RW];
     }
 }

@@ -171,11 +171,14 @@ impl Store {
 }
 
 /// The head widths attention variants are built for; a model uses the smallest that fits.
-pub const ATTENTION_WIDTHS: [u32; 3] = [64, 128, 192];
-/// The head widths of `attention::attention_rows`'s variants: no preset has short
-/// sequences of 192-wide heads, and that pair (20 KB) went to the WGSL budget of
-/// [`Key::CoopPartialOfSilu`]; such a model runs attention in slices.
-pub const ATTENTION_ROWS_WIDTHS: [u32; 2] = [64, 128];
+/// Heads up to 64 wide run the 128 variants (the 64 pair, 28 KB, went to
+/// [`Key::AttentionRowsOut`]).
+pub const ATTENTION_WIDTHS: [u32; 2] = [128, 192];
+/// The head widths of `attention::attention_rows`'s (and `attention_rows_out`'s) variants:
+/// no preset has short sequences of 192-wide heads, and that pair (20 KB) went to the WGSL
+/// budget of [`Key::CoopPartialOfSilu`]; such a model runs attention in slices. Heads up to
+/// 64 wide run the 128 variants (the 64 pair, 17 KB, went to [`Key::AttentionRowsOut`]).
+pub const ATTENTION_ROWS_WIDTHS: [u32; 1] = [128];
 
 /// The head widths of `attention_coop::attention_coop`'s variants (tensor cores; the head
 /// width must match exactly).
@@ -327,6 +330,12 @@ pub enum Key {
     AttentionCoop {
         width: u32,
     },
+    /// [`Key::AttentionRows`] for one head, with the output projection, the residual and the
+    /// next AdaLN in the same dispatch (see `attention::attention_rows_out`).
+    AttentionRowsOut {
+        width: u32,
+        store: Store,
+    },
     /// Combines [`Key::Attention`]'s slices.
     AttentionCombine {
         store: Store,
@@ -411,6 +420,9 @@ impl Key {
             Key::AttentionRows { width, store } => {
                 format!("attention_rows_d{width}{}", store.suffix())
             }
+            Key::AttentionRowsOut { width, store } => {
+                format!("attention_rows_out_d{width}{}", store.suffix())
+            }
             Key::AttentionCoop { width } => format!("attention_coop_d{width}_f16"),
             Key::AttentionCombine { store } => format!("attention_combine{}", store.suffix()),
             Key::AdaLn { subgroups, store } => format!(
@@ -491,6 +503,11 @@ impl Key {
                 v.push(Key::AttentionRows { width, store });
             }
         }
+        for store in stores {
+            for width in ATTENTION_ROWS_WIDTHS {
+                v.push(Key::AttentionRowsOut { width, store });
+            }
+        }
         for subgroups in [false, true] {
             for store in stores {
                 v.push(Key::AdaLn { subgroups, store });
@@ -568,7 +585,6 @@ impl Key {
             }
             Key::Matvec { silu } => matvec::<f32, f32>(silu),
             Key::Attention { width, store } => match width {
-                64 => by_store!(store, attention::<64>()),
                 128 => by_store!(store, attention::<128>()),
                 _ => by_store!(store, attention::<192>()),
             },
@@ -578,8 +594,12 @@ impl Key {
             },
             Key::AttentionCombine { store } => by_store!(store, attention_combine()),
             Key::AttentionRows { width, store } => match width {
-                64 => by_store!(store, attention_rows::<64>()),
-                _ => by_store!(store, attention_rows::<128>()),
+                128 => by_store!(store, attention_rows::<128>()),
+                _ => panic!("no attention_rows variant is built for width {width}"),
+            },
+            Key::AttentionRowsOut { width, store } => match width {
+                128 => by_store!(store, attention_rows_out::<128>()),
+                _ => panic!("no attention_rows_out variant is built for width {width}"),
             },
             Key::AdaLn { subgroups, store } => by_store!(store, adaln::<256>(subgroups)),
             Key::AdaLnSerial => adaln::<f32, 1>(false),

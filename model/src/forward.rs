@@ -15,20 +15,21 @@ use crate::kernels::{by_key, Binding, KernelSource, Param};
 use crate::runtime::{Precision, RuntimeError};
 use crate::sampler::Step;
 use crate::tiers::{
-    attention_by_rows, attention_chunks, attention_on_tensor_cores, coop_splits, pick_coop_split,
-    plan_coop, plan_coop_split, plan_matmul, plan_matmul_software, MatmulPlan, SCRATCH_FLOATS,
+    attention_by_rows, attention_chunks, attention_on_tensor_cores, attention_out_fusable,
+    coop_splits, pick_coop_split, plan_coop, plan_coop_split, plan_matmul, plan_matmul_software,
+    MatmulPlan, SCRATCH_FLOATS,
 };
 use std::fmt;
 use webdit_dsl::ir::Scalar;
 use webdit_dsl::UniformStruct;
-use webdit_kernels::attention::{AttentionParams, BQ, ROWS};
+use webdit_kernels::attention::{AttentionOutParams, AttentionParams, BQ, ROWS};
 use webdit_kernels::attention_coop::COOP_BQ;
 use webdit_kernels::layout::{PatchParams, SinusParams};
 use webdit_kernels::matmul::{Epilogue, MatmulParams, DIRECT};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
 use webdit_kernels::norm::{AdaLnParams, ReduceNormParams};
 use webdit_kernels::sampler::StepParams;
-use webdit_kernels::{attention_width, Key, Store, Tiles};
+use webdit_kernels::{attention_rows_width, attention_width, Key, Store, Tiles};
 
 /// What a plan is built for, besides the model's configuration.
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +65,11 @@ pub struct Options {
     /// With `coop` and f16 data: attention over sequences longer than the row kernel's on
     /// tensor cores ([`crate::tiers::attention_on_tensor_cores`]).
     pub attention_coop: bool,
+    /// Where attention runs by rows with one head
+    /// ([`crate::tiers::attention_out_fusable`]): its output projection, the residual and
+    /// the next AdaLN in the same dispatch ([`webdit_kernels::Key::AttentionRowsOut`]),
+    /// two dispatches less per block.
+    pub attention_out_fused: bool,
 }
 
 /// What a plan computes at the end of each model evaluation.
@@ -215,6 +221,9 @@ pub fn weights(c: &Config) -> Vec<(String, usize)> {
     for i in 0..c.depth {
         v.push((format!("blocks.{i}.qkv"), 3 * inner * d));
         v.push((format!("blocks.{i}.to_out"), d * inner));
+        if attention_out_fusable(c) {
+            v.push((format!("blocks.{i}.to_out_t"), inner * d));
+        }
         v.push((format!("blocks.{i}.mlp_in"), hid * d));
         v.push((format!("blocks.{i}.mlp_out"), d * hid));
     }
@@ -838,6 +847,55 @@ impl Builder {
         self.linear_of(o, "mlp_out", store, e, a, [w_out, h], None, shape, 1, then)
     }
 
+    /// Attention by rows of one head, its output projection (`w_t`, transposed) accumulated
+    /// into the residual `h`, and the AdaLN `norm` of the new residual, in one dispatch.
+    fn attention_out(
+        &mut self,
+        c: &Config,
+        store: Store,
+        [qkv, w_t, h]: [TensorId; 3],
+        batch: usize,
+        norm: Norm,
+    ) -> Result<(), RuntimeError> {
+        let ctx = self.norms.expect("norms are planned after their context");
+        let (n, d, dh) = (c.tokens(), c.dim, c.dim_head);
+        let width = attention_rows_width(dh).expect("fusable: planned by rows");
+        let whole = AttentionParams::new(n as u32, dh as u32, 1);
+        let ps: Vec<AttentionOutParams> = (0..ctx.slots)
+            .map(|slot| {
+                let a = ctx.adaln(slot, norm.index);
+                AttentionOutParams {
+                    n: n as u32,
+                    dh: dh as u32,
+                    scale: whole.scale,
+                    d: d as u32,
+                    mod_stride: a.mod_stride,
+                    scale_at: a.scale_at,
+                    shift_at: a.shift_at,
+                }
+            })
+            .collect();
+        let rows = batch * n;
+        let elem = ctx.elem();
+        let flops = (4 * rows * n * dh + 2 * rows * d * dh + 8 * rows * d) as f64;
+        let bytes = (3 * rows * dh + dh * d + 3 * rows * d) * elem + 2 * batch * d * 4;
+        self.op(
+            &format!("attention+attention_out+{}", norm.name),
+            Key::AttentionRowsOut { width, store },
+            format!("{batch}×1×{n}×{dh} →{d}"),
+            &[
+                ("qkv", qkv),
+                ("w", w_t),
+                ("h", h),
+                ("mods", ctx.mods),
+                ("y", norm.y),
+            ],
+            Params::per_slot(&ps),
+            [(n as u32).div_ceil(ROWS), 1, batch as u32],
+            (flops, bytes as f64),
+        )
+    }
+
     /// The AdaLN `then` asks for, of `x`, as its own dispatch.
     fn then_norm(&mut self, then: Option<Norm>, x: TensorId) -> Result<(), RuntimeError> {
         let Some(norm) = then else { return Ok(()) };
@@ -1188,6 +1246,7 @@ impl Plan {
                 );
             }
             if by_rows {
+                let width = attention_rows_width(c.dim_head).expect("planned by rows");
                 return b.op(
                     "attention",
                     Key::AttentionRows { width, store },
@@ -1252,6 +1311,7 @@ impl Plan {
                 ),
             )
         };
+        let fuse_out = by_rows && o.attention_out_fused && attention_out_fusable(c);
         // Each block's AdaLNs are planned with the product whose residual they normalize
         // (fused into its split-K reduction where there is one).
         for i in 0..c.depth {
@@ -1272,27 +1332,32 @@ impl Plan {
                 1,
                 None,
             )?;
-            let att_out = b.temp("attention", act, rows * inner);
-            attention(&mut b, qkv, att_out)?;
             let y2 = b.temp("norm2", act, rows * d);
             let norm2 = Norm {
                 name: format!("block{i}.norm2"),
                 index: 2 * i + 1,
                 y: y2,
             };
-            let e = Epilogue::Accumulate;
-            let shape = (rows, d, inner);
-            b.linear(
-                o,
-                "attention_out",
-                store,
-                e,
-                [att_out, wout, h],
-                None,
-                shape,
-                1,
-                Some(norm2),
-            )?;
+            if fuse_out {
+                let w_t = w(&b, "to_out_t");
+                b.attention_out(c, store, [qkv, w_t, h], batch, norm2)?;
+            } else {
+                let att_out = b.temp("attention", act, rows * inner);
+                attention(&mut b, qkv, att_out)?;
+                let e = Epilogue::Accumulate;
+                let shape = (rows, d, inner);
+                b.linear(
+                    o,
+                    "attention_out",
+                    store,
+                    e,
+                    [att_out, wout, h],
+                    None,
+                    shape,
+                    1,
+                    Some(norm2),
+                )?;
+            }
             // The next block's first AdaLN, or the final one.
             let last = i + 1 == c.depth;
             y = if last {
@@ -1604,6 +1669,7 @@ mod tests {
             software: false,
             attention_rows: true,
             attention_coop: coop,
+            attention_out_fused: true,
         }
     }
 
@@ -1637,7 +1703,12 @@ mod tests {
     fn software_plan_splits_nothing() {
         let c = Config::favicon_s();
         let steps = steps_of(&c, Sampler::Ddpm, c.steps).unwrap();
-        let gpu = options(Precision::F32, false, false);
+        // Against the GPU plan's splits alone (its fused attention takes fewer dispatches
+        // still, but with barriers a software adapter pays for).
+        let gpu = Options {
+            attention_out_fused: false,
+            ..options(Precision::F32, false, false)
+        };
         let sw = Options {
             software: true,
             ..gpu

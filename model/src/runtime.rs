@@ -125,6 +125,12 @@ fn weight_data<'a>(c: &Config, ckpt: &'a Checkpoint, name: &str) -> Cow<'a, [f32
                     .collect(),
             ),
             "to_out" => get(&format!("{b}attn.to_out.weight")),
+            "to_out_t" => {
+                // `[dim, inner]` as `[inner, dim]`, for the fused attention's projection.
+                let w = ckpt.get(&format!("{b}attn.to_out.weight"));
+                let (d, inner) = (c.dim, c.inner());
+                Cow::Owned((0..inner * d).map(|i| w[(i % d) * inner + i / d]).collect())
+            }
             "mlp_in" => get(&format!("{b}ff.net.0.weight")),
             "mlp_out" => get(&format!("{b}ff.net.2.weight")),
             _ => unreachable!("forward::weights names no block weight `{what}`"),
@@ -267,6 +273,7 @@ impl GpuModel {
             software,
             attention_rows: std::env::var_os("WEBDIT_NO_ATTENTION_ROWS").is_none(),
             attention_coop: std::env::var_os("WEBDIT_NO_ATTENTION_COOP").is_none(),
+            attention_out_fused: std::env::var_os("WEBDIT_NO_ATTENTION_OUT_FUSION").is_none(),
         };
         // A plan fails here, before anything is uploaded, for a model the kernels cannot run.
         Plan::build(&c, &options, 1, &[], Heads::Both, Some(&[0.0]))?;

@@ -302,6 +302,17 @@ pub fn attention_by_rows(n: usize, dim_head: usize) -> bool {
     n <= ATTENTION_ROWS_MAX_N && webdit_kernels::attention_rows_width(dim_head).is_some()
 }
 
+/// Whether a model's attention can take its output projection, residual and AdaLN into the
+/// same dispatch ([`webdit_kernels::attention::attention_rows_out`]): attention by rows,
+/// one head (a multiple of 16 wide), rows of quads. Such a model's GPU weights include each block's projection
+/// transposed (`blocks.i.to_out_t`).
+pub fn attention_out_fusable(c: &crate::config::Config) -> bool {
+    c.heads == 1
+        && c.dim_head.is_multiple_of(16)
+        && c.dim.is_multiple_of(4)
+        && attention_by_rows(c.tokens(), c.dim_head)
+}
+
 /// Whether attention over `n` tokens, `heads` heads of `dim_head` and `batch` items runs on
 /// tensor cores ([`webdit_kernels::attention_coop::attention_coop`]: 16 to 256 tokens, one of
 /// [`webdit_kernels::ATTENTION_COOP_WIDTHS`] exactly) instead of in key slices: where its

@@ -468,6 +468,113 @@ fn attention_matches_reference() {
     }
 }
 
+/// Attention by rows of one head, its output projection into the residual and the AdaLN of
+/// the new residual in one dispatch (`attention_rows_out*`), against attention, a product,
+/// the residual rounded as stored and the AdaLN, in f64.
+#[test]
+fn attention_rows_out_matches_reference() {
+    use webdit_kernels::attention::AttentionOutParams;
+    let mut rng = rng("attention_rows_out");
+    for f16 in [false, true] {
+        if f16 && !gpu().f16 {
+            continue;
+        }
+        let round = |v: Vec<f32>| if f16 { round_f16(&v) } else { v };
+        // (tokens, head width, model width, batch): favicon-s, then rows and widths that
+        // are not multiples of the workgroup's 4 rows and 128 column quads.
+        for (n, dh, d, batch) in [
+            (64usize, 128usize, 512usize, 1usize),
+            (33, 48, 100, 2),
+            (5, 64, 12, 3),
+            (64, 128, 768, 2),
+            (17, 16, 520, 1),
+        ] {
+            let rows = batch * n;
+            let qkv = round(
+                random(&mut rng, rows * 3 * dh)
+                    .iter()
+                    .map(|v| v * 2.0)
+                    .collect(),
+            );
+            let w = round(random(&mut rng, d * dh).iter().map(|v| v * 0.2).collect());
+            let w_t: Vec<f32> = (0..dh * d).map(|i| w[(i % d) * dh + i / d]).collect();
+            let prior = round(random(&mut rng, rows * d));
+            // `mods` is read as quads: offsets that are multiples of 4.
+            let mod_stride = 2 * d + 8;
+            let mods = random(&mut rng, batch * mod_stride);
+            let att = attention_ref(&qkv, batch, n, 1, dh);
+            let stored: Vec<f32> = (0..rows * d)
+                .map(|i| {
+                    let (r, c) = (i / d, i % d);
+                    let proj: f64 = (0..dh)
+                        .map(|k| att[r * dh + k] * w[c * dh + k] as f64)
+                        .sum();
+                    (prior[i] as f64 + proj) as f32
+                })
+                .collect();
+            let stored = round(stored);
+            let norm = AdaLnParams {
+                d: d as u32,
+                rows_per_batch: n as u32,
+                mod_stride: mod_stride as u32,
+                scale_at: 4,
+                shift_at: (d + 4) as u32,
+            };
+            let p = AttentionOutParams {
+                n: n as u32,
+                dh: dh as u32,
+                scale: (dh as f32).powf(-0.5),
+                d: d as u32,
+                mod_stride: norm.mod_stride,
+                scale_at: norm.scale_at,
+                shift_at: norm.shift_at,
+            };
+            let width = webdit_kernels::attention_rows_width(dh).unwrap();
+            let name = format!(
+                "attention_rows_out_d{width}{}",
+                if f16 { "_f16" } else { "" }
+            );
+            let prior16 = half_bytes(&prior);
+            let (inputs, h, y) = if f16 {
+                // An f16 residual cannot be read back in place here: its rows are checked
+                // through their AdaLN.
+                (
+                    [Arg::InputF16(&qkv), Arg::InputF16(&w_t)],
+                    Arg::InputBytes(&prior16),
+                    Arg::OutputF16(rows * d),
+                )
+            } else {
+                (
+                    [Arg::Input(&qkv), Arg::Input(&w_t)],
+                    Arg::InOut(&prior),
+                    Arg::Output(rows * d),
+                )
+            };
+            let [qkv_arg, w_arg] = inputs;
+            let got = run(
+                variant(&name),
+                &[
+                    qkv_arg,
+                    w_arg,
+                    h,
+                    Arg::Input(&mods),
+                    y,
+                    Arg::Uniform(p.to_bytes()),
+                ],
+                [groups(n as u32, ROWS), 1, batch as u32],
+            );
+            let what = format!("{name} n={n} dh={dh} d={d} batch={batch}");
+            let tol = if f16 { 3e-3 } else { 1e-5 };
+            if got.len() == 2 {
+                let want: Vec<f64> = stored.iter().map(|v| *v as f64).collect();
+                assert_close(&format!("{what} residual"), &got[0], &want, tol);
+            }
+            let want = adaln_ref(&stored, &mods, &norm);
+            assert_close(&what, got.last().unwrap(), &want, tol);
+        }
+    }
+}
+
 fn adaln_ref(x: &[f32], mods: &[f32], p: &AdaLnParams) -> Vec<f64> {
     let d = p.d as usize;
     let mut y = vec![0.0; x.len()];
