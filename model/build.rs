@@ -105,10 +105,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut all = vec![];
     let mut hash = xxhash_rust::xxh3::Xxh3::new();
     let mut failed = 0;
-    // Browsers get only what runs in every browser (WebGPU's limits, no native extensions).
+    // Browsers get only what runs in every browser (WebGPU's limits, no native extensions),
+    // and not the fused attention, which the web build does not plan (slow to compile on a
+    // page's first icon for what it gains; `Options::attention_out_fused`).
     let web = std::env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|a| a == "wasm32");
     for v in registry(&tiles) {
-        if web && !v.kernel.is_portable() {
+        let fused = matches!(v.key, webdit_kernels::Key::AttentionRowsOut { .. });
+        if web && (!v.kernel.is_portable() || fused) {
             continue;
         }
         let wgsl = match compiled(&out, compiler, &v.name, &v.kernel)? {

@@ -68,7 +68,7 @@ pub struct Options {
     /// Where attention runs by rows with one head
     /// ([`crate::tiers::attention_out_fusable`]): its output projection, the residual and
     /// the next AdaLN in the same dispatch ([`webdit_kernels::Key::AttentionRowsOut`]),
-    /// two dispatches less per block.
+    /// two dispatches less per block (natively; `webdit generate` takes it once cached).
     pub attention_out_fused: bool,
 }
 

@@ -38,7 +38,8 @@ enum DeviceArg {
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum TensorCoresArg {
     /// When their kernels are in the pipeline cache already, or the job is large enough
-    /// (at least 1,024 images) to pay for compiling them.
+    /// (at least 1,024 images) to pay for compiling them. The same holds for the fused
+    /// attention (`attention_rows_out`), which is as slow to compile for what it gains.
     Auto,
     /// Always (and compiled into the cache, so later `auto` runs use them).
     On,
@@ -132,7 +133,9 @@ enum Command {
         /// `$WEBDIT_CACHE_DIR`, else the user's cache directory, e.g. `~/.cache/webdit`).
         #[arg(long)]
         no_cache: bool,
-        /// Products on tensor cores (native, f16, adapters with cooperative matrices).
+        /// Products on tensor cores (native, f16, adapters with cooperative matrices); `auto`
+        /// and `on` also decide the fused attention (attention, its output projection and the
+        /// next AdaLN in one kernel), which is as slow to compile.
         #[arg(long, value_enum, default_value = "auto")]
         tensor_cores: TensorCoresArg,
     },
@@ -349,6 +352,18 @@ fn generate_gpu(
                 names.join(", ")
             ),
         };
+    }
+    if job.tensor_cores == TensorCoresArg::Auto
+        && job.batch * job.seeds.len() < TENSOR_CORES_PAY_FROM
+    {
+        let uncached = model.uncached_fused_attention_variants(gpu, job.batch, steps)?;
+        if !uncached.is_empty() {
+            model.disable_attention_out_fusion();
+            tensor_cores += &format!(
+                ", attention unfused ({} not compiled yet: --tensor-cores on compiles and caches it)",
+                uncached.join(", ")
+            );
+        }
     }
     println!(
         "adapter: {} — {:?} kernels{tensor_cores}, tiles {}",

@@ -239,34 +239,48 @@ fn is_variant_name(k: &str) -> bool {
     !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The `adapter: ` line of a two-step generation with `--tensor-cores mode`, the pipeline
+/// cache in `dir`.
+fn adapter_line(dir: &std::path::Path, out: &std::path::Path, mode: &str) -> String {
+    let args = [
+        "generate",
+        "--device",
+        "gpu",
+        "--sampler",
+        "ddim",
+        "--steps",
+        "2",
+        "--tensor-cores",
+        mode,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let (ok, stdout, stderr) = webdit_cached(&args, dir);
+    assert!(ok, "{stderr}");
+    let line = stdout.lines().find(|l| l.starts_with("adapter: "));
+    line.unwrap_or_else(|| panic!("{stdout}")).to_string()
+}
+
+/// The kernels the one pipeline-cache file in `dir` lists.
+fn cached_kernels(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    use webdit_model::pipeline_cache::decode;
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let file = std::fs::read(&files[0]).unwrap();
+    decode(&cache_key(&file), &file).expect("valid").kernels
+}
+
 /// `--tensor-cores auto` skips tensor-core kernels that are not in the pipeline cache (a
 /// cold compile costs more than a small job gains), `on` compiles and caches them, and
 /// `auto` then uses them. Checked only on adapters with cooperative matrices.
 #[test]
 fn tensor_cores_follow_the_pipeline_cache() {
-    use webdit_model::pipeline_cache::decode;
     let dir = tmp("tensor-cores-cache");
     let _ = std::fs::remove_dir_all(&dir);
     let out = tmp("tensor-cores.png");
-    let run = |mode: &str| -> String {
-        let args = [
-            "generate",
-            "--device",
-            "gpu",
-            "--sampler",
-            "ddim",
-            "--steps",
-            "2",
-            "--tensor-cores",
-            mode,
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        let (ok, stdout, stderr) = webdit_cached(&args, &dir);
-        assert!(ok, "{stderr}");
-        let line = stdout.lines().find(|l| l.starts_with("adapter: "));
-        line.unwrap_or_else(|| panic!("{stdout}")).to_string()
-    };
+    let run = |mode: &str| adapter_line(&dir, &out, mode);
     let first = run("auto");
     if !first.contains("cooperative matrices") {
         eprintln!("adapter without cooperative matrices, nothing to check: {first}");
@@ -278,12 +292,7 @@ fn tensor_cores_follow_the_pipeline_cache() {
     );
     let on = run("on");
     assert!(on.contains("F16 kernels, tensor cores, tiles"), "{on}");
-    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    let file = std::fs::read(&files[0]).unwrap();
-    let kernels = decode(&cache_key(&file), &file).expect("valid").kernels;
+    let kernels = cached_kernels(&dir);
     assert!(
         kernels.iter().any(|k| k.starts_with("matmul_coop")),
         "{kernels:?}"
@@ -298,6 +307,33 @@ fn tensor_cores_follow_the_pipeline_cache() {
         off.contains("F16 kernels, tensor cores off, tiles"),
         "{off}"
     );
+}
+
+/// The fused attention (`attention_rows_out`, slow to compile for what it gains) follows
+/// the same rule: `auto` runs attention unfused until the cache holds the fused kernel, `on`
+/// compiles and caches it, and `auto` then uses it. favicon-s attends by rows with one head,
+/// so every adapter with f16 or f32 row kernels checks this (lavapipe too).
+#[test]
+fn fused_attention_follows_the_pipeline_cache() {
+    let dir = tmp("fused-attention-cache");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = tmp("fused-attention.png");
+    let run = |mode: &str| adapter_line(&dir, &out, mode);
+    let first = run("auto");
+    assert!(
+        first.contains("attention unfused (attention_rows_out_d128")
+            && first.contains("not compiled yet"),
+        "{first}"
+    );
+    let on = run("on");
+    assert!(!on.contains("attention unfused"), "{on}");
+    let kernels = cached_kernels(&dir);
+    assert!(
+        kernels.iter().any(|k| k.starts_with("attention_rows_out")),
+        "{kernels:?}"
+    );
+    let again = run("auto");
+    assert!(!again.contains("attention unfused"), "{again}");
 }
 
 fn fails_with(args: &[&str], needle: &str) {
