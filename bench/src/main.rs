@@ -4,6 +4,7 @@
 //! the roofline floor `max(flops / peak FLOP/s, bytes / peak bandwidth)` for the ceilings
 //! given on the command line (e.g. cuBLAS SGEMM and copy bandwidth from torch_dit.py).
 
+mod compile;
 mod coop;
 mod generation;
 mod plans;
@@ -33,6 +34,10 @@ pub struct Args {
     /// and kernel time).
     #[arg(long)]
     sweep_unroll: bool,
+    /// Also time pipeline creation for every variant of the build, and the fused attention
+    /// at other unrollings (run with the driver's shader cache off)
+    #[arg(long)]
+    compile_times: bool,
     /// Also time the tensor-core matmul (cooperative matrices) against the f16 wide kernel.
     #[arg(long)]
     coop: bool,
@@ -114,6 +119,9 @@ fn main() {
     }
     if args.sweep_unroll {
         sweep::sweep_unroll(&b, big);
+    }
+    if args.compile_times {
+        compile::compile_times(&b);
     }
     if args.plans {
         plans::plans(&b, &models);

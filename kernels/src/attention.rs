@@ -555,6 +555,10 @@ fn head_output<const DH: u32>(
     v * inv[row]
 }
 
+/// Groups of four k per iteration of [`attention_rows_out`]'s projection loop in the build
+/// (16 loads in flight per invocation; `bench --compile-times` times the others).
+pub const ROWS_OUT_GROUPS: u32 = 4;
+
 /// Shape of [`attention_rows_out`]: one head of `dh` ≤ `DH` over `n` tokens per batch item,
 /// projected to `d` columns, then the AdaLN of the residual rows with the modulations at
 /// `scale_at`, `shift_at` of batch item b's `mods[b·mod_stride ..]` (`d` and the offsets
@@ -570,7 +574,7 @@ pub struct AttentionOutParams {
     pub shift_at: u32,
 }
 
-/// [`attention_rows`] for one head (`heads = 1`, `dh` a multiple of 16), its output
+/// [`attention_rows`] for one head (`heads = 1`, `dh` a multiple of `4 · groups`), its output
 /// projection, the residual and the AdaLN after them in one dispatch: a workgroup owns
 /// `ROWS` whole rows, so it projects its head outputs (kept in workgroup memory, f32)
 /// through `w` (the projection's weight transposed, `[dh, d]`, so that consecutive
@@ -579,6 +583,7 @@ pub struct AttentionOutParams {
 /// added to it, as [`crate::norm::adaln`]).
 #[kernel(workgroup_size = [RW, 1, 1])]
 pub fn attention_rows_out<E: ScalarTy, const DH: u32>(
+    #[comptime] groups: u32,
     qkv: &Array<Vec4<E>>,
     w: &Array<Vec4<E>>,
     h: &mut Array<Vec4<E>>,
@@ -631,13 +636,13 @@ pub fn attention_rows_out<E: ScalarTy, const DH: u32>(
         for cq in (t..dq4).step_by(RW) {
             let mut acc = [vec4(0.0, 0.0, 0.0, 0.0); ROWS];
             if pass == 0 {
-                // Sixteen loads in flight per invocation: with one workgroup per 4 rows
-                // (16 for a 64-token image), their latency bounds this loop.
-                // (Four k at a time in one expression per row: the same order of
-                // operations in less WGSL.)
-                for k0 in (0..p.dh).step_by(16) {
+                // `4 · groups` loads in flight per invocation (the registry's
+                // [`ROWS_OUT_GROUPS`]): with one workgroup per 4 rows (16 for a 64-token
+                // image), their latency bounds this loop. (Four k at a time in one
+                // expression per row: the same order of operations in less WGSL.)
+                for k0 in (0..p.dh).step_by(4 * groups) {
                     #[unroll]
-                    for g in 0..4u32 {
+                    for g in 0..groups {
                         let k = k0 + 4 * g;
                         let w0 = w[k * dq4 + cq] as Vec4<f32>;
                         let w1 = w[(k + 1) * dq4 + cq] as Vec4<f32>;

@@ -598,7 +598,7 @@ impl Key {
                 _ => panic!("no attention_rows variant is built for width {width}"),
             },
             Key::AttentionRowsOut { width, store } => match width {
-                128 => by_store!(store, attention_rows_out::<128>()),
+                128 => by_store!(store, attention_rows_out::<128>(ROWS_OUT_GROUPS)),
                 _ => panic!("no attention_rows_out variant is built for width {width}"),
             },
             Key::AdaLn { subgroups, store } => by_store!(store, adaln::<256>(subgroups)),

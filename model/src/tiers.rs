@@ -304,11 +304,12 @@ pub fn attention_by_rows(n: usize, dim_head: usize) -> bool {
 
 /// Whether a model's attention can take its output projection, residual and AdaLN into the
 /// same dispatch ([`webdit_kernels::attention::attention_rows_out`]): attention by rows,
-/// one head (a multiple of 16 wide), rows of quads. Such a model's GPU weights include each block's projection
-/// transposed (`blocks.i.to_out_t`).
+/// one head a multiple of `4 · ROWS_OUT_GROUPS` (16) wide, rows of quads. Such a model's GPU
+/// weights include each block's projection transposed (`blocks.i.to_out_t`).
 pub fn attention_out_fusable(c: &crate::config::Config) -> bool {
     c.heads == 1
-        && c.dim_head.is_multiple_of(16)
+        && c.dim_head
+            .is_multiple_of(4 * webdit_kernels::attention::ROWS_OUT_GROUPS as usize)
         && c.dim.is_multiple_of(4)
         && attention_by_rows(c.tokens(), c.dim_head)
 }
