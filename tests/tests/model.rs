@@ -122,6 +122,36 @@ fn gpu_matches_cpu_on_presets() {
     }
 }
 
+/// favicon-s attends by rows with one head, so its plan fuses attention with the output
+/// projection and the next AdaLN (`attention_rows_out`); fused and unfused (what `webdit
+/// generate` runs until the fused kernel is cached, and the web build) both match the CPU.
+#[test]
+fn attention_fused_and_unfused_match_cpu() {
+    let mut rng = rng("attention fusion");
+    let config = Config::favicon_s();
+    let ckpt = random_checkpoint(config.clone(), &mut rng);
+    let batch = 3;
+    let x = random(&mut rng, batch * config.image_len());
+    let t = [3.0, 17.0, 29.0];
+    let (want_eps, want_x0) = CpuModel::new(ckpt.clone()).forward(&x, &t);
+    let mut m = GpuModel::new(gpu(), &ckpt, Some(Precision::F32)).unwrap();
+    for fused in [true, false] {
+        if !fused {
+            m.disable_attention_out_fusion();
+        }
+        let plan = m.plan(batch, &[]).unwrap();
+        let fused_ops = plan
+            .ops
+            .iter()
+            .filter(|op| op.kernel.name.starts_with("attention_rows_out"))
+            .count();
+        assert_eq!(fused_ops, if fused { config.depth } else { 0 });
+        let (eps, x0) = pollster::block_on(m.forward(gpu(), &x, &t)).unwrap();
+        assert_close(&format!("eps, fused {fused}"), &eps, &f64s(&want_eps), 1e-4);
+        assert_close(&format!("x0, fused {fused}"), &x0, &f64s(&want_x0), 1e-4);
+    }
+}
+
 #[test]
 fn gpu_rejects_head_width_it_cannot_run() {
     let mut config = fixture_model().config;
