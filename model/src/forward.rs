@@ -221,7 +221,8 @@ pub fn weights(c: &Config) -> Vec<(String, usize)> {
     for i in 0..c.depth {
         v.push((format!("blocks.{i}.qkv"), 3 * inner * d));
         v.push((format!("blocks.{i}.to_out"), d * inner));
-        if attention_out_fusable(c) {
+        // (Browsers never plan the fused attention: `Options::attention_out_fused`.)
+        if attention_out_fusable(c) && !cfg!(target_arch = "wasm32") {
             v.push((format!("blocks.{i}.to_out_t"), inner * d));
         }
         v.push((format!("blocks.{i}.mlp_in"), hid * d));
