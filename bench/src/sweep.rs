@@ -164,6 +164,38 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize), only: Option<&str>) {
             Limits::WEBGPU,
         ));
     }
+    // Larger tiles for the f32 target at 4096³ (≥ 40 TFLOP/s): more outputs per workgroup,
+    // double-buffered (native-only limits where they pass 16 KiB), unrolled further.
+    let native = Limits {
+        max_workgroup_storage_bytes: 32768,
+        ..Limits::WEBGPU
+    };
+    for (bm, bn, bk, stages, tm, tn, u) in [
+        (128, 128, 16, 1, 8, 16, 16),
+        (128, 128, 16, 2, 8, 16, 16),
+        (128, 128, 16, 2, 8, 16, 4),
+        (128, 256, 8, 1, 8, 16, 8),
+        (128, 256, 8, 2, 8, 16, 8),
+        (256, 128, 8, 1, 16, 8, 8),
+        (256, 128, 8, 2, 16, 8, 8),
+        (128, 128, 8, 1, 8, 8, 8),
+        (128, 128, 8, 2, 8, 8, 8),
+    ] {
+        let t = MatmulTiles::wide(bm, bn, bk, stages)
+            .per_thread(tm, tn)
+            .unrolled(u);
+        let bytes = stages * (bm + bn) * bk * 4;
+        cands.push((
+            format!("big {bm}x{bn}k{bk}s{stages} {tm}x{tn} u{u}"),
+            t,
+            true,
+            if bytes > 16384 {
+                native
+            } else {
+                Limits::WEBGPU
+            },
+        ));
+    }
     cands.push((
         "scalar 32x32k16".into(),
         MatmulTiles::scalar(32, 32, 16, 2, 2),
