@@ -2,28 +2,35 @@
 //! `model/train/quality.py` (`test_quality.py`), the trainer's loss-spike guard
 //! (`test_guard.py`) and the sweep's orchestration (`test_sweep.py`, with stand-ins for the
 //! trainer and the metric). `.ci/run` installs numpy (Debian's
-//! `python3-numpy`) and sets `WEBDIT_REQUIRE_BROWSER`, so that there a missing numpy fails
-//! this test; elsewhere it says what is missing and checks nothing.
+//! `python3-numpy`, which serves Debian's `/usr/bin/python3`) and sets
+//! `WEBDIT_REQUIRE_BROWSER`, so that there a missing numpy fails this test; elsewhere it says
+//! what is missing and checks nothing. The interpreter is `$WEBDIT_PYTHON`, else the first of
+//! `python3` on `PATH` and Debian's `/usr/bin/python3` that imports numpy.
 
 use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn training_side_tests_pass() {
-    let numpy = Command::new("python3")
-        .args(["-c", "import numpy"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !numpy {
+    let candidates = match std::env::var("WEBDIT_PYTHON") {
+        Ok(python) => vec![python],
+        Err(_) => vec!["python3".to_string(), "/usr/bin/python3".to_string()],
+    };
+    let python = candidates.into_iter().find(|python| {
+        Command::new(python)
+            .args(["-c", "import numpy"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(python) = python else {
         assert!(
             std::env::var_os("WEBDIT_REQUIRE_BROWSER").is_none(),
             "python3 with numpy is required here but missing"
         );
         eprintln!("not checked: python3 with numpy is missing (scripts/test installs it)");
         return;
-    }
-    let out = Command::new("python3")
+    };
+    let out = Command::new(&python)
         .args([
             "-m",
             "unittest",
