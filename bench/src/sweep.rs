@@ -164,29 +164,38 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize), only: Option<&str>) {
             Limits::WEBGPU,
         ));
     }
-    // Larger tiles for the f32 target at 4096³ (≥ 40 TFLOP/s): more outputs per workgroup,
-    // double-buffered (native-only limits where they pass 16 KiB), unrolled further.
+    // For the f32 target at 4096³ (≥ 40 TFLOP/s): larger tiles ("big": more outputs per
+    // workgroup, double-buffered with native-only limits where they pass 16 KiB, unrolled
+    // further) and other shapes of the inner product ("alt": one barrier per K-step of 8
+    // within WebGPU's limits, a K-step of 32, 16×8 outputs per invocation, 64-invocation
+    // workgroups, less unrolling).
     let native = Limits {
         max_workgroup_storage_bytes: 32768,
         ..Limits::WEBGPU
     };
-    for (bm, bn, bk, stages, tm, tn, u) in [
-        (128, 128, 16, 1, 8, 16, 16),
-        (128, 128, 16, 2, 8, 16, 16),
-        (128, 128, 16, 2, 8, 16, 4),
-        (128, 256, 8, 1, 8, 16, 8),
-        (128, 256, 8, 2, 8, 16, 8),
-        (256, 128, 8, 1, 16, 8, 8),
-        (256, 128, 8, 2, 16, 8, 8),
-        (128, 128, 8, 1, 8, 8, 8),
-        (128, 128, 8, 2, 8, 8, 8),
+    for (family, bm, bn, bk, stages, tm, tn, u) in [
+        ("big", 128, 128, 16, 1, 8, 16, 16),
+        ("big", 128, 128, 16, 2, 8, 16, 16),
+        ("big", 128, 128, 16, 2, 8, 16, 4),
+        ("big", 128, 256, 8, 1, 8, 16, 8),
+        ("big", 128, 256, 8, 2, 8, 16, 8),
+        ("big", 256, 128, 8, 1, 16, 8, 8),
+        ("big", 256, 128, 8, 2, 16, 8, 8),
+        ("big", 128, 128, 8, 1, 8, 8, 8),
+        ("big", 128, 128, 8, 2, 8, 8, 8),
+        ("alt", 128, 128, 8, 2, 8, 16, 8),
+        ("alt", 128, 128, 32, 1, 8, 16, 4),
+        ("alt", 128, 128, 16, 1, 16, 8, 4),
+        ("alt", 64, 128, 16, 1, 8, 16, 4),
+        ("alt", 128, 64, 16, 1, 8, 16, 4),
+        ("alt", 128, 128, 16, 1, 8, 16, 2),
     ] {
         let t = MatmulTiles::wide(bm, bn, bk, stages)
             .per_thread(tm, tn)
             .unrolled(u);
         let bytes = stages * (bm + bn) * bk * 4;
         cands.push((
-            format!("big {bm}x{bn}k{bk}s{stages} {tm}x{tn} u{u}"),
+            format!("{family} {bm}x{bn}k{bk}s{stages} {tm}x{tn} u{u}"),
             t,
             true,
             if bytes > 16384 {
