@@ -4,7 +4,9 @@ use crate::products::model_products;
 use crate::timing::{buffer, Bench};
 use webdit_dsl::ir::Limits;
 use webdit_dsl::UniformStruct;
-use webdit_kernels::matmul::{matmul, matmul_direct, matmul_wide, Epilogue, MatmulTiles};
+use webdit_kernels::matmul::{
+    matmul, matmul_direct, matmul_wide, matmul_wide_ceiling, Epilogue, MatmulTiles,
+};
 use webdit_kernels::Tiles;
 use webdit_model::kernels::KernelSource;
 use webdit_model::tiers::MatmulPlan;
@@ -249,6 +251,38 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize), only: Option<&str>) {
             t.tn,
             t.stages,
             cells.join(" | ")
+        );
+    }
+    if only.is_some_and(|o| "ceiling".contains(o)) {
+        ceiling(b, big);
+    }
+}
+
+/// The inner product's ceiling at `big` (f32): the shipped large tile and two others, each
+/// against [`matmul_wide_ceiling`] on the same tiles (every K-step multiplied from tiles
+/// staged once: no global loads or barriers), so that the table shows what staging costs
+/// and what the FMA loop alone reaches as the driver compiles it.
+fn ceiling(b: &Bench, big: (usize, usize, usize)) {
+    println!("\n## The inner product's ceiling (f32, {}×{}×{})\n\n| tiles | kernel | tiles staged once |\n|---|---|---|", big.0, big.1, big.2);
+    for (name, t) in [
+        ("shipped 128×128×16, 8×16, u4", Tiles::default().matmul),
+        (
+            "128×128×16, 8×8, u8",
+            MatmulTiles::wide(128, 128, 16, 1).unrolled(8),
+        ),
+        (
+            "128×128×16, 8×16, u16",
+            MatmulTiles::wide(128, 128, 16, 1)
+                .per_thread(8, 16)
+                .unrolled(16),
+        ),
+    ] {
+        let kernel = matmul_wide::<f32, f32, f32>(t, Epilogue::None);
+        let bound = matmul_wide_ceiling::<f32, f32>(t);
+        println!(
+            "| {name} | {} | {} |",
+            time_kernel(b, &kernel, "matmul_wide", t, 4, big, 1).0,
+            time_kernel(b, &bound, "matmul_wide_ceiling", t, 4, big, 1).0
         );
     }
 }

@@ -292,8 +292,11 @@ pub fn matmul<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
 }
 
 /// Loads rows `row..row+4` × columns `gk..gk+4` of a row-major matrix of `len` rows (rows
-/// `stride` quads apart, `k` columns) into `regs[at..at+16]` row by row, as f32; zeros
-/// outside the matrix. One `vec4` load per row: `k` is a multiple of 4.
+/// `stride` quads apart, `k` columns, a nonzero multiple of 4) into `regs[at..at+16]` row
+/// by row, as f32: one `vec4` load per row, none of them in a branch, so that nothing
+/// waits for them until [`store_blocks`] stages them. Rows past `len` repeat the last row (they only
+/// reach outputs that are never stored) and columns past `k` repeat the last quad
+/// ([`store_blocks`] zeroes them).
 #[kernel_fn]
 fn fetch_block<E: ScalarTy>(
     src: &Array<Vec4<E>>,
@@ -306,20 +309,14 @@ fn fetch_block<E: ScalarTy>(
     k: u32,
     stride: u32,
 ) {
+    let quad = min(gk, k - 4) / 4;
     #[unroll]
     for e in 0..4u32 {
-        if row + e < len && gk < k {
-            let q = src[base + (row + e) * stride + gk / 4];
-            regs[at + 4 * e] = q.x as f32;
-            regs[at + 4 * e + 1] = q.y as f32;
-            regs[at + 4 * e + 2] = q.z as f32;
-            regs[at + 4 * e + 3] = q.w as f32;
-        } else {
-            #[unroll]
-            for j in 0..4u32 {
-                regs[at + 4 * e + j] = 0.0;
-            }
-        }
+        let q = src[base + min(row + e, len - 1) * stride + quad];
+        regs[at + 4 * e] = q.x as f32;
+        regs[at + 4 * e + 1] = q.y as f32;
+        regs[at + 4 * e + 2] = q.z as f32;
+        regs[at + 4 * e + 3] = q.w as f32;
     }
 }
 
@@ -388,8 +385,9 @@ fn fetch_blocks<A: ScalarTy, W: ScalarTy>(
     }
 }
 
-/// Stores what [`fetch_blocks`] loaded into the tiles (at quad offsets `a_off`, `w_off`),
-/// transposed to `[bk][rows/4]` quads of 4 rows at one k.
+/// Stores what [`fetch_blocks`] loaded for the K-step at `k0` into the tiles (at quad
+/// offsets `a_off`, `w_off`), transposed to `[bk][rows/4]` quads of 4 rows at one k, with
+/// zeros at columns past `k`.
 #[kernel_fn]
 fn store_blocks(
     regs: &mut LocalArray<f32>,
@@ -400,6 +398,8 @@ fn store_blocks(
     tid: u32,
     a_off: u32,
     w_off: u32,
+    k0: u32,
+    k: u32,
 ) {
     #[comptime]
     let kq = t.bk / 4;
@@ -407,13 +407,18 @@ fn store_blocks(
     for l in 0..t.blocks().div_ceil(threads) {
         let idx = tid + l * threads;
         let kk = 4 * (idx % kq);
+        let inside = k0 + kk < k;
         #[unroll]
         for j in 0..4u32 {
-            let v = vec4(
-                regs[16 * l + j],
-                regs[16 * l + 4 + j],
-                regs[16 * l + 8 + j],
-                regs[16 * l + 12 + j],
+            let v = select(
+                inside,
+                vec4(
+                    regs[16 * l + j],
+                    regs[16 * l + 4 + j],
+                    regs[16 * l + 8 + j],
+                    regs[16 * l + 12 + j],
+                ),
+                vec4(0.0, 0.0, 0.0, 0.0),
             );
             if idx < t.a_blocks() {
                 a_tile[a_off + (kk + j) * (t.bm / 4) + idx / kq] = v;
@@ -494,6 +499,8 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
                     tid,
                     s * a_size,
                     s * w_size,
+                    i * t.bk,
+                    at.k,
                 );
                 workgroup_barrier();
             }
@@ -501,7 +508,7 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
     }
     // Two sets of registers: K-step `i` is staged from set `i % 2`, which is then refilled
     // with K-step `i + 2`, so each K-step's loads have two multiplies to arrive. Steps past
-    // K load as zeros: the barriers keep the loop's control flow uniform, so an odd count
+    // K stage as zeros: the barriers keep the loop's control flow uniform, so an odd count
     // multiplies one step of zeros.
     // Each set has its own branch, not a `select`: reading the other set would wait for
     // the loads still in flight into it.
@@ -523,6 +530,8 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
                         tid,
                         s * a_size,
                         s * w_size,
+                        step * t.bk,
+                        at.k,
                     );
                 } else {
                     store_blocks(
@@ -534,6 +543,8 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
                         tid,
                         s * a_size,
                         s * w_size,
+                        step * t.bk,
+                        at.k,
                     );
                 }
                 workgroup_barrier();
@@ -575,6 +586,57 @@ pub fn matmul_wide<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
                         );
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The ceiling of [`matmul_wide`]'s inner product, for `bench --sweep --sweep-only
+/// ceiling`: as many K-steps multiplied, but every one from the first K-step's tiles,
+/// staged once, so there are no global loads or barriers after it. Its sums are not A·Wᵀ;
+/// it stores them (C is f32, `extra` unused) so that the compiler keeps the math. Not in
+/// the build.
+#[kernel(workgroup_size = [t.bn / t.tn, t.bm / t.tm, 1])]
+pub fn matmul_wide_ceiling<A: ScalarTy, W: ScalarTy>(
+    #[comptime] t: MatmulTiles,
+    a: &Array<Vec4<A>>,
+    w: &Array<Vec4<W>>,
+    c: &mut Array<f32>,
+    extra: &Array<f32>,
+    p: &Uniform<MatmulParams>,
+) {
+    #[comptime]
+    let cols = t.bn / t.tn;
+    #[comptime]
+    let rows = t.bm / t.tm;
+    #[comptime]
+    let threads = cols * rows;
+    let a_tile = Shared::<Vec4<f32>>::new(t.bk * t.bm / 4);
+    let w_tile = Shared::<Vec4<f32>>::new(t.bk * t.bn / 4);
+    let tx = local_id().x;
+    let ty = local_id().y;
+    let tid = ty * cols + tx;
+    let row0 = workgroup_id().y * t.bm;
+    let col0 = workgroup_id().x * t.bn;
+    let mut acc = [vec4(0.0, 0.0, 0.0, 0.0); t.tm * t.tn / 4];
+    let mut regs = [0.0; 16 * t.blocks().div_ceil(threads)];
+    let at = operands(p, row0, col0);
+    let k_steps = (at.k + t.bk - 1) / t.bk;
+    fetch_blocks(&a, &w, &regs, t, threads, tid, at, 0);
+    store_blocks(&regs, &a_tile, &w_tile, t, threads, tid, 0, 0, 0, at.k);
+    workgroup_barrier();
+    for i in 0..k_steps {
+        multiply_tiles(&a_tile, &w_tile, &acc, t, 0, 0, tx, ty);
+    }
+    #[unroll]
+    for i in 0..t.tm {
+        let r = row0 + (i / 4) * (4 * rows) + ty * 4 + i % 4;
+        #[unroll]
+        for h in 0..t.tn / 4 {
+            let q = acc[i * (t.tn / 4) + h];
+            let col = col0 + h * (4 * cols) + tx * 4;
+            if r < p.m && col < p.n {
+                c[r * p.n + col] = q.x + q.y + q.z + q.w;
             }
         }
     }
