@@ -264,14 +264,11 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize), only: Option<&str>) {
 /// and what the FMA loop alone reaches as the driver compiles it.
 fn ceiling(b: &Bench, big: (usize, usize, usize)) {
     println!("\n## The inner product's ceiling (f32, {}×{}×{})\n\n| tiles | kernel | tiles staged once |\n|---|---|---|", big.0, big.1, big.2);
-    for (name, t) in [
-        ("shipped 128×128×16, 8×16, u4", Tiles::default().matmul),
+    for (shipped, t) in [
+        (true, Tiles::default().matmul),
+        (false, MatmulTiles::wide(128, 128, 16, 1).unrolled(8)),
         (
-            "128×128×16, 8×8, u8",
-            MatmulTiles::wide(128, 128, 16, 1).unrolled(8),
-        ),
-        (
-            "128×128×16, 8×16, u16",
+            false,
             MatmulTiles::wide(128, 128, 16, 1)
                 .per_thread(8, 16)
                 .unrolled(16),
@@ -280,7 +277,14 @@ fn ceiling(b: &Bench, big: (usize, usize, usize)) {
         let kernel = matmul_wide::<f32, f32, f32>(t, Epilogue::None);
         let bound = matmul_wide_ceiling::<f32, f32>(t);
         println!(
-            "| {name} | {} | {} |",
+            "| {}{}×{}×{}, {}×{}, u{} | {} | {} |",
+            if shipped { "shipped " } else { "" },
+            t.bm,
+            t.bn,
+            t.bk,
+            t.tm,
+            t.tn,
+            t.k_unroll,
             time_kernel(b, &kernel, "matmul_wide", t, 4, big, 1).0,
             time_kernel(b, &bound, "matmul_wide_ceiling", t, 4, big, 1).0
         );

@@ -294,9 +294,9 @@ pub fn matmul<A: ScalarTy, W: ScalarTy, C: ScalarTy>(
 /// Loads rows `row..row+4` × columns `gk..gk+4` of a row-major matrix of `len` rows (rows
 /// `stride` quads apart, `k` columns, a nonzero multiple of 4) into `regs[at..at+16]` row
 /// by row, as f32: one `vec4` load per row, none of them in a branch, so that nothing
-/// waits for them until [`store_blocks`] stages them. Rows past `len` repeat the last row (they only
-/// reach outputs that are never stored) and columns past `k` repeat the last quad
-/// ([`store_blocks`] zeroes them).
+/// waits for them until [`store_blocks`] stages them. Rows past `len` repeat the last row
+/// (they only reach outputs that are never stored) and columns past `k` repeat the last
+/// quad ([`store_blocks`] zeroes them).
 #[kernel_fn]
 fn fetch_block<E: ScalarTy>(
     src: &Array<Vec4<E>>,
