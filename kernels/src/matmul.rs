@@ -374,15 +374,26 @@ fn fetch_blocks<A: ScalarTy, W: ScalarTy>(
     for l in 0..t.blocks().div_ceil(threads) {
         let idx = tid + l * threads;
         let gk = k0 + 4 * (idx % kq);
-        if idx < t.a_blocks() {
+        if holds_a(t, threads, l) || (!holds_w(t, threads, l) && idx < t.a_blocks()) {
             let row = at.row0 + 4 * (idx / kq);
             fetch_block(&a, &regs, 16 * l, at.a_at, row, at.m, gk, at.k, at.stride);
-        } else if idx < t.blocks() {
+        } else if holds_w(t, threads, l) || idx < t.blocks() {
             let q = (idx - t.a_blocks()) / kq;
             let col = at.col0 + 4 * q;
             fetch_block(&w, &regs, 16 * l, at.w_at, col, at.n, gk, at.k, at.stride);
         }
     }
+}
+
+/// Whether pass `l` of [`fetch_blocks`] and [`store_blocks`] moves only blocks of the A tile
+/// for every invocation, known when the kernel is expanded (so the WGSL has no branch).
+fn holds_a(t: MatmulTiles, threads: u32, l: u32) -> bool {
+    (l + 1) * threads <= t.a_blocks()
+}
+
+/// Whether pass `l` moves only blocks of the W tile for every invocation.
+fn holds_w(t: MatmulTiles, threads: u32, l: u32) -> bool {
+    l * threads >= t.a_blocks() && (l + 1) * threads <= t.blocks()
 }
 
 /// Stores what [`fetch_blocks`] loaded for the K-step at `k0` into the tiles (at quad
@@ -420,9 +431,9 @@ fn store_blocks(
                 ),
                 vec4(0.0, 0.0, 0.0, 0.0),
             );
-            if idx < t.a_blocks() {
+            if holds_a(t, threads, l) || (!holds_w(t, threads, l) && idx < t.a_blocks()) {
                 a_tile[a_off + (kk + j) * (t.bm / 4) + idx / kq] = v;
-            } else if idx < t.blocks() {
+            } else if holds_w(t, threads, l) || idx < t.blocks() {
                 w_tile[w_off + (kk + j) * (t.bn / 4) + (idx - t.a_blocks()) / kq] = v;
             }
         }

@@ -35,10 +35,21 @@ impl Tiles {
     /// The named tile configurations; the first is the default (the best of the sweep in
     /// BENCHMARKS.md).
     pub const CHOICES: &'static [(&'static str, Tiles)] = &[
-        // f16 storage is fastest at 8×8 outputs and K-step 8 (BENCHMARKS.md). The K-step
-        // loop unrolls 4 values per iteration at 8×16 (`bench --sweep-unroll` on an H200:
-        // as fast as 8 at 4096³ and 4% slower at 4096×3072×768 for 28% less WGSL; full
-        // unrolling slower still; none 14% slower) and fully at f16's K-step of 8.
+        // The K-step of 8 double-buffered in 16 KiB (one barrier per K-step, each
+        // invocation's share of a K-step's loads in 16 registers), 16×8 outputs per
+        // invocation, the K-step fully unrolled: 41.4–41.5 TFLOP/s at 4096³ on an H200
+        // (cuBLAS SGEMM 51.1; `bench --sweep --sweep-only next`), and the fastest at every
+        // large product of the models. f16 storage is fastest at 8×8 outputs and K-step 16,
+        // fully unrolled (37.3 TFLOP/s).
+        (
+            "128x128k8s2-16x8",
+            Tiles::wide(128, 128, 8, 2)
+                .per_thread(16, 8)
+                .unrolled(8)
+                .f16(MatmulTiles::wide(128, 128, 8, 1).unrolled(8)),
+        ),
+        // The previous default: K-step 16 single-buffered, 8×16 outputs, 4 K values unrolled
+        // per iteration (35.3 TFLOP/s); f16 storage at 8×8, K-step 8, fully unrolled.
         (
             "128x128k16-8x16",
             Tiles::wide(128, 128, 16, 1)
