@@ -34,6 +34,9 @@ pub struct Args {
     /// and kernel time).
     #[arg(long)]
     sweep_unroll: bool,
+    /// Also time candidate tiles for the mid and small matmul tiers at the model's shapes.
+    #[arg(long)]
+    sweep_tiers: bool,
     /// Also time pipeline creation for every variant of the build, and the fused attention
     /// at other unrollings (run with the driver's shader cache off)
     #[arg(long)]
@@ -119,6 +122,9 @@ fn main() {
     }
     if args.sweep_unroll {
         sweep::sweep_unroll(&b, big);
+    }
+    if args.sweep_tiers {
+        sweep::sweep_tiers(&b);
     }
     if args.compile_times {
         compile::compile_times(&b);

@@ -194,6 +194,8 @@ pub fn sweep(b: &Bench, big: (usize, usize, usize), only: Option<&str>) {
         ("alt", 128, 64, 16, 1, 8, 16, 4, 1),
         ("alt", 128, 128, 16, 1, 8, 16, 2, 1),
         ("next", 128, 128, 8, 2, 16, 8, 8, 1),
+        ("next", 128, 128, 8, 2, 16, 8, 4, 1),
+        ("next", 128, 128, 8, 2, 16, 8, 2, 1),
         ("next", 128, 128, 8, 2, 8, 16, 4, 1),
         ("next", 128, 128, 8, 2, 8, 16, 8, 2),
         ("next", 128, 128, 4, 2, 8, 16, 4, 1),
@@ -342,5 +344,108 @@ pub fn software(b: &Bench, models: &[(String, Config)]) {
             shape.2,
             cells.join(" | ")
         );
+    }
+}
+
+/// Candidate K-steps, buffering and per-invocation tiles for the mid (64×64) and small
+/// (32×32) tiers, at the shapes and slices of K the model's plans run them with (f32, and
+/// f16 storage at the first shape). The tier's BM×BN stays, so every plan stays as it is.
+pub fn sweep_tiers(b: &Bench) {
+    let t = Tiles::default();
+    type Shapes = [((usize, usize, usize), usize); 5];
+    let mid: Shapes = [
+        ((1024, 2048, 512), 1),
+        ((1024, 512, 2048), 4),
+        ((4096, 768, 3072), 1),
+        ((4096, 576, 768), 1),
+        ((256, 3072, 768), 2),
+    ];
+    let small: Shapes = [
+        ((64, 2048, 512), 4),
+        ((64, 384, 512), 8),
+        ((64, 512, 2048), 16),
+        ((256, 576, 768), 4),
+        ((1024, 512, 192), 1),
+    ];
+    let w = MatmulTiles::wide;
+    let tiers: [(&str, Shapes, Vec<MatmulTiles>); 2] = [
+        (
+            "mid",
+            mid,
+            vec![
+                t.mid,
+                w(64, 64, 8, 2).unrolled(8),
+                w(64, 64, 8, 2).unrolled(4),
+                w(64, 64, 8, 2).unrolled(2),
+                w(64, 64, 8, 2).per_thread(8, 4).unrolled(8),
+                w(64, 64, 8, 2).per_thread(4, 8).unrolled(8),
+                w(64, 64, 16, 2).unrolled(8),
+                w(64, 64, 16, 2).unrolled(16),
+                w(64, 64, 16, 2).per_thread(4, 8).unrolled(4),
+                w(64, 64, 16, 1).per_thread(4, 8).unrolled(4),
+                w(64, 64, 8, 2).per_thread(4, 4).unrolled(8),
+            ],
+        ),
+        (
+            "small",
+            small,
+            vec![
+                t.small,
+                w(32, 32, 8, 2).per_thread(4, 4).unrolled(8),
+                w(32, 32, 16, 2).per_thread(4, 4).unrolled(4),
+                w(32, 32, 16, 2).per_thread(4, 4).unrolled(16),
+                w(32, 32, 16, 1).per_thread(4, 4).unrolled(4),
+                w(32, 32, 32, 2).per_thread(4, 4).unrolled(4),
+                w(32, 32, 16, 2).per_thread(4, 4),
+            ],
+        ),
+    ];
+    for (tier, shapes, cands) in tiers {
+        let head: Vec<String> = shapes
+            .iter()
+            .map(|((m, n, k), s)| match s {
+                1 => format!("{m}×{n}×{k}"),
+                s => format!("{m}×{n}×{k}, K/{s} partials"),
+            })
+            .collect();
+        println!(
+            "\n## {tier} tier candidates (f32 unless named)\n\n| tiles | {} | {}, f16 storage | WGSL |\n|---|---|---|---|---|---|---|---|",
+            head.join(" | "),
+            head[0]
+        );
+        for (i, tiles) in cands.into_iter().enumerate() {
+            let k = matmul_wide::<f32, f32, f32>(tiles, Epilogue::None);
+            let bytes = webdit_codegen::compile(&k)
+                .map(|c| c.wgsl.len())
+                .unwrap_or(0);
+            let name = format!("{tier}_{i}");
+            let mut cells: Vec<String> = shapes
+                .iter()
+                .map(|(shape, s)| time_kernel(b, &k, &name, tiles, 4, *shape, *s).0)
+                .collect();
+            if b.gpu.f16 {
+                let k16 = matmul_wide::<webdit_dsl::f16, webdit_dsl::f16, webdit_dsl::f16>(
+                    tiles,
+                    Epilogue::None,
+                );
+                let (shape, s) = shapes[0];
+                cells.push(time_kernel(b, &k16, &format!("{name}_f16"), tiles, 2, shape, s).0);
+            } else {
+                cells.push(String::new());
+            }
+            println!(
+                "| {}{}×{}×{}, {}×{}, {} stage(s), u{} | {} | {:.0} KB |",
+                if i == 0 { "shipped " } else { "" },
+                tiles.bm,
+                tiles.bn,
+                tiles.bk,
+                tiles.tm,
+                tiles.tn,
+                tiles.stages,
+                tiles.k_unroll,
+                cells.join(" | "),
+                bytes as f64 / 1e3
+            );
+        }
     }
 }
