@@ -37,6 +37,9 @@ pub struct Args {
     /// Also time candidate tiles for the mid and small matmul tiers at the model's shapes.
     #[arg(long)]
     sweep_tiers: bool,
+    /// Also time one row per workgroup times a whole weight matrix (`matvec_rows`).
+    #[arg(long)]
+    row_products: bool,
     /// Also time pipeline creation for every variant of the build, and the fused attention
     /// at other unrollings (run with the driver's shader cache off)
     #[arg(long)]
@@ -125,6 +128,9 @@ fn main() {
     }
     if args.sweep_tiers {
         sweep::sweep_tiers(&b);
+    }
+    if args.row_products {
+        sweep::row_products(&b);
     }
     if args.compile_times {
         compile::compile_times(&b);

@@ -449,3 +449,61 @@ pub fn sweep_tiers(b: &Bench) {
         }
     }
 }
+
+/// `matvec_rows` (one workgroup per row of X, every output of the row) at favicon-s batch
+/// 1's qkv shape and others of its batch-1 products, at several workgroup sizes and outputs
+/// per subgroup pass, f32 and f16: what a reduction with the AdaLN would add if it also
+/// multiplied its row by the next product's weights.
+pub fn row_products(b: &Bench) {
+    use webdit_dsl::f16;
+    use webdit_kernels::matvec::{matvec_rows, MatvecParams};
+    let gpu = b.gpu;
+    println!("\n## One row per workgroup (`matvec_rows`)\n\n| shape | storage | workgroups a row | workgroup | outputs a pass | strides unrolled | time | achieved |\n|---|---|---|---|---|---|---|---|");
+    for (m, n, k) in [(64, 384, 512), (64, 192, 512), (256, 576, 768)] {
+        for half in [true, false] {
+            if half && !gpu.f16 {
+                continue;
+            }
+            for groups in [1u32, 4, 8] {
+                for (wg, cols, qu) in [
+                    (256, 4, 1),
+                    (256, 4, 4),
+                    (256, 2, 4),
+                    (128, 4, 4),
+                    (128, 2, 4),
+                ] {
+                    let kern = match (half, wg) {
+                        (true, 256) => matvec_rows::<f16, f16, 256>(cols, qu),
+                        (true, _) => matvec_rows::<f16, f16, 128>(cols, qu),
+                        (false, 256) => matvec_rows::<f32, f32, 256>(cols, qu),
+                        (false, _) => matvec_rows::<f32, f32, 128>(cols, qu),
+                    };
+                    let wgsl = webdit_codegen::compile(&kern)
+                        .unwrap_or_else(|e| panic!("{e}"))
+                        .wgsl;
+                    let name = format!("matvec_rows_{wg}_{cols}_{qu}");
+                    let kernel = gpu.kernel(KernelSource::leak(&name, &kern, wgsl)).unwrap();
+                    let e = if half { 2 } else { 4 };
+                    let (x, w, y) = (
+                        buffer(gpu, m * k * e),
+                        buffer(gpu, n * k * e),
+                        buffer(gpu, m * n * e),
+                    );
+                    let p = MatvecParams {
+                        n: n as u32,
+                        k: k as u32,
+                    };
+                    let p = gpu.uniform("p", &p.to_bytes());
+                    let bind = kernel.bind(gpu, &[&x, &w, &y, &p]).unwrap();
+                    let secs = b.time(&kernel, &bind, [m as u32, groups, 1]);
+                    println!(
+                        "| {m}×{n}×{k} | {} | {groups} | {wg} | {cols} | {qu} | {:.1} µs | {:.0} GFLOP/s |",
+                        if half { "f16" } else { "f32" },
+                        secs * 1e6,
+                        2.0 * (m * n * k) as f64 / secs / 1e9
+                    );
+                }
+            }
+        }
+    }
+}

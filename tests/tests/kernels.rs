@@ -356,6 +356,70 @@ fn matvec_matches_reference() {
     }
 }
 
+/// One row of X per workgroup times every weight row (`matvec_rows`), f32 and f16, at
+/// several workgroup sizes and outputs per subgroup pass, N not a multiple of them (the
+/// last pass clamps its weight rows and skips their stores), K not a multiple of the
+/// lanes' stride.
+#[test]
+fn matvec_rows_matches_reference() {
+    use webdit_kernels::matvec::matvec_rows;
+    if !gpu().subgroups {
+        eprintln!("not checked: this adapter has no subgroups");
+        return;
+    }
+    let mut rng = rng("matvec_rows");
+    for (m, n, k) in [(3usize, 37usize, 100usize), (5, 384, 512), (2, 7, 1024)] {
+        let x = random(&mut rng, m * k);
+        let w = round_f16(&random(&mut rng, n * k));
+        let want = matmul_ref(&x, &w, m, n, k);
+        let p = MatvecParams {
+            n: n as u32,
+            k: k as u32,
+        };
+        for (cols, qu, groups, half) in [
+            (1, 1, 1, false),
+            (4, 3, 4, false),
+            (3, 2, 3, true),
+            (8, 1, 1, true),
+        ] {
+            if half && !gpu().f16 {
+                continue;
+            }
+            let name = format!("matvec_rows {m}x{n}x{k} cols {cols} qu {qu} /{groups} f16 {half}");
+            let got = if half {
+                let src = compile(
+                    &name,
+                    &matvec_rows::<webdit_dsl::f16, webdit_dsl::f16, 64>(cols, qu),
+                );
+                let args = [
+                    Arg::InputF16(&x),
+                    Arg::InputF16(&w),
+                    Arg::OutputF16(m * n),
+                    Arg::Uniform(p.to_bytes()),
+                ];
+                run(src, &args, [m as u32, groups, 1])
+            } else {
+                let src = compile(&name, &matvec_rows::<f32, f32, 128>(cols, qu));
+                let args = [
+                    Arg::Input(&x),
+                    Arg::Input(&w),
+                    Arg::Output(m * n),
+                    Arg::Uniform(p.to_bytes()),
+                ];
+                run(src, &args, [m as u32, groups, 1])
+            };
+            let want: Vec<f64> = if half {
+                // X rounded to f16 as stored; the sum in f32, the output rounded to f16.
+                matmul_ref(&round_f16(&x), &w, m, n, k)
+            } else {
+                want.clone()
+            };
+            let tol = if half { 2e-3 } else { 1e-5 };
+            assert_close(&name, &got[0], &want, tol);
+        }
+    }
+}
+
 fn attention_ref(qkv: &[f32], batch: usize, n: usize, heads: usize, dh: usize) -> Vec<f64> {
     let inner = heads * dh;
     let mut out = vec![0.0; batch * n * inner];
