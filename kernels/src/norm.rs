@@ -1,6 +1,7 @@
 //! Row-wise normalization with workgroup reductions.
 
 use crate::matmul::{store, sum_parts, Epilogue};
+use crate::matvec::{row_times_weights, MAX_K};
 use webdit_dsl::prelude::*;
 
 /// Shape of an AdaLN: rows of width `d`; the `rows_per_batch` rows of batch item b share
@@ -166,4 +167,101 @@ pub fn splitk_reduce_adaln<A: ScalarTy, const WG: u32>(
         let shift = mods[m + p.shift_at + i];
         y[base + i] = ((c[base + i] as f32 - mean) * inv * (1.0 + scale) + shift) as A;
     }
+}
+
+/// Shape of [`splitk_reduce_adaln_linear`]: [`ReduceNormParams`]'s reduction and AdaLN,
+/// then each normalized row (`n` ≤ [`MAX_K`] values) times `n_out` weight rows.
+#[derive(Uniform)]
+pub struct ReduceNormLinearParams {
+    pub mn: u32,
+    pub n: u32,
+    pub splits: u32,
+    pub rows_period: u32,
+    pub rows_per_batch: u32,
+    pub mod_stride: u32,
+    pub scale_at: u32,
+    pub shift_at: u32,
+    pub n_out: u32,
+}
+
+/// Outputs each subgroup of [`splitk_reduce_adaln_linear`] takes at a time, and the strides
+/// over K it unrolls (`bench --row-products` on an H200: 6.8–7.0 µs for favicon-s batch
+/// 1's qkv alone, 64×384×512, f16 and f32).
+pub const LINEAR_COLS: u32 = 4;
+pub const LINEAR_UNROLL: u32 = 4;
+
+/// [`splitk_reduce_adaln`] and the product that reads its AdaLN, in one dispatch, for
+/// products of too few rows to tile (favicon-s batch 1's qkv: 64 rows). Workgroup
+/// (`row`, `g`) of a `rows × G` grid sums its row's partial products through the epilogue
+/// (the residual `c` accumulated, or the row table `extra` added), normalizes the row in
+/// workgroup memory and multiplies it by its `1/G` of `w`'s rows into `out`
+/// ([`row_times_weights`]), so the product needs neither a tile nor a split of K. Every
+/// workgroup of a row computes the row; the first (`g = 0`) stores the new residual in `h`,
+/// which must not be `c` (the row's other workgroups may still be reading `c`). The
+/// residual and the normalized row are rounded to `A` as the unfused plan stores them, and
+/// summed in the same order, so the AdaLN's values are the same bits; the product's sums
+/// are in another order than a tiled product's. Needs subgroups.
+#[kernel(workgroup_size = [WG, 1, 1])]
+pub fn splitk_reduce_adaln_linear<A: ScalarTy, const WG: u32>(
+    #[comptime] epilogue: Epilogue,
+    parts: &Array<f32>,
+    c: &Array<A>,
+    extra: &Array<A>,
+    mods: &Array<f32>,
+    w: &Array<Vec4<A>>,
+    h: &mut Array<A>,
+    out: &mut Array<A>,
+    p: &Uniform<ReduceNormLinearParams>,
+) {
+    let partial = Shared::<f32>::new(WG);
+    let xs = Shared::<f32>::new(MAX_K);
+    let row = workgroup_id().x;
+    let lane = local_id().x;
+    let base = row * p.n;
+    let first = workgroup_id().y == 0;
+
+    let mut s = 0.0;
+    for i in (lane..p.n).step_by(WG) {
+        let v = sum_parts(&parts, p.splits, p.mn, base + i);
+        let r = if epilogue == Epilogue::Accumulate {
+            (c[base + i] as f32 + v) as A
+        } else {
+            (v + extra[(row % p.rows_period) * p.n + i] as f32) as A
+        };
+        if first {
+            h[base + i] = r;
+        }
+        xs[i] = r as f32;
+        s += r as f32;
+    }
+    let mean = block_sum::<WG>(&partial, s, true) / (p.n as f32);
+
+    let mut v = 0.0;
+    for i in (lane..p.n).step_by(WG) {
+        let d = xs[i] - mean;
+        v += d * d;
+    }
+    let inv = 1.0 / (sqrt(block_sum::<WG>(&partial, v, true) / ((p.n - 1) as f32)) + 1e-5);
+
+    let m = (row / p.rows_per_batch) * p.mod_stride;
+    for i in (lane..p.n).step_by(WG) {
+        let scale = mods[m + p.scale_at + i];
+        let shift = mods[m + p.shift_at + i];
+        xs[i] = (((xs[i] - mean) * inv * (1.0 + scale) + shift) as A) as f32;
+    }
+    workgroup_barrier();
+    let per = (p.n_out + num_workgroups().y - 1) / num_workgroups().y;
+    let j_begin = workgroup_id().y * per;
+    let j_end = min(j_begin + per, p.n_out);
+    row_times_weights(
+        &xs,
+        &w,
+        &out,
+        LINEAR_COLS,
+        LINEAR_UNROLL,
+        row * p.n_out,
+        j_begin,
+        j_end,
+        p.n,
+    );
 }

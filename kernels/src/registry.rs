@@ -366,6 +366,12 @@ pub enum Key {
         subgroups: bool,
         store: Store,
     },
+    /// [`Key::SplitkReduceAdaLn`] (with subgroups) and the product of its rows by the next
+    /// weights, for products of too few rows to tile (see `norm::splitk_reduce_adaln_linear`).
+    SplitkReduceAdaLnLinear {
+        epilogue: Epilogue,
+        store: Store,
+    },
     Patchify {
         store: Store,
     },
@@ -455,6 +461,11 @@ impl Key {
                 if subgroups { "_sg" } else { "" },
                 store.suffix()
             ),
+            Key::SplitkReduceAdaLnLinear { epilogue, store } => format!(
+                "splitk_reduce{}_adaln_linear{}",
+                epilogue_suffix(epilogue),
+                store.suffix()
+            ),
             Key::SamplerStep { store } => format!("sampler_step{}", store.suffix()),
             Key::SamplerStepOfParts => "sampler_step_of_parts_f16".into(),
         }
@@ -534,6 +545,9 @@ impl Key {
                         store,
                     });
                 }
+            }
+            for store in stores {
+                v.push(Key::SplitkReduceAdaLnLinear { epilogue, store });
             }
         }
         for store in stores {
@@ -622,6 +636,9 @@ impl Key {
                 subgroups,
                 store,
             } => by_store!(store, splitk_reduce_adaln::<256>(epilogue, subgroups)),
+            Key::SplitkReduceAdaLnLinear { epilogue, store } => {
+                by_store!(store, splitk_reduce_adaln_linear::<256>(epilogue))
+            }
             Key::SamplerStep { store } => match store {
                 Store::F32 => sampler_step::<f32, f32, 256>(),
                 Store::F16 => sampler_step::<f16, f16, 256>(),

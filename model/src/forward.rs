@@ -17,7 +17,7 @@ use crate::sampler::Step;
 use crate::tiers::{
     attention_by_rows, attention_chunks, attention_on_tensor_cores, attention_out_fusable,
     coop_splits, pick_coop_split, plan_coop, plan_coop_split, plan_matmul, plan_matmul_software,
-    MatmulPlan, SCRATCH_FLOATS,
+    reduce_linear_fusable, MatmulPlan, LINEAR_GROUPS, SCRATCH_FLOATS,
 };
 use std::fmt;
 use webdit_dsl::ir::Scalar;
@@ -27,7 +27,7 @@ use webdit_kernels::attention_coop::COOP_BQ;
 use webdit_kernels::layout::{PatchParams, SinusParams};
 use webdit_kernels::matmul::{Epilogue, MatmulParams, DIRECT};
 use webdit_kernels::matvec::{MatvecParams, OUTPUTS};
-use webdit_kernels::norm::{AdaLnParams, ReduceNormParams};
+use webdit_kernels::norm::{AdaLnParams, ReduceNormLinearParams, ReduceNormParams};
 use webdit_kernels::sampler::StepParams;
 use webdit_kernels::{attention_rows_width, attention_width, Key, Store, Tiles};
 
@@ -70,6 +70,11 @@ pub struct Options {
     /// the next AdaLN in the same dispatch ([`webdit_kernels::Key::AttentionRowsOut`]),
     /// two dispatches less per block (natively; `webdit generate` takes it once cached).
     pub attention_out_fused: bool,
+    /// Where a split-K's reduction takes the AdaLN after it and the AdaLN's rows are few
+    /// ([`crate::tiers::reduce_linear_fusable`]), with subgroups: the product that reads the
+    /// AdaLN (qkv) in the same dispatch ([`webdit_kernels::Key::SplitkReduceAdaLnLinear`]),
+    /// two dispatches less per block.
+    pub norm_linear_fused: bool,
 }
 
 /// What a plan computes at the end of each model evaluation.
@@ -263,12 +268,23 @@ struct Builder {
 }
 
 /// An AdaLN to apply to a product's output (its residual row): AdaLN number `index` of
-/// the stacked modulations, into `y`.
+/// the stacked modulations, into `y` (`None`: a tensor named after the op, made when an op
+/// writes it; where the AdaLN's product fuses, none does).
 struct Norm {
     /// The op's full name (`block1.norm1`).
     name: String,
     index: usize,
-    y: TensorId,
+    y: Option<TensorId>,
+    /// The product that reads `y`, to plan with it where it fuses.
+    linear: Option<NormLinear>,
+}
+
+/// A product `out = y · wᵀ` (`n` outputs a row) of an AdaLN's output `y`.
+#[derive(Clone, Copy)]
+struct NormLinear {
+    w: TensorId,
+    out: TensorId,
+    n: usize,
 }
 
 /// The geometry every AdaLN of a plan shares.
@@ -341,6 +357,26 @@ impl Builder {
             kind,
         });
         TensorId(self.tensors.len() - 1)
+    }
+
+    /// The tensor AdaLN `norm` writes: its own, or a transient named after the op.
+    fn norm_output(&mut self, norm: &Norm) -> TensorId {
+        let ctx = self.norms.expect("norms are planned after their context");
+        let scalar = match ctx.store {
+            Store::F32 => Scalar::F32,
+            Store::F16 => Scalar::F16,
+        };
+        norm.y.unwrap_or_else(|| {
+            self.tensor(&norm.name, scalar, ctx.rows * ctx.d, TensorKind::Transient)
+        })
+    }
+
+    /// The tensor called `name` (a weight of the model, or one made by the ops so far).
+    fn named(&self, name: &str) -> Option<TensorId> {
+        self.tensors
+            .iter()
+            .position(|t| t.name == name)
+            .map(TensorId)
     }
 
     /// An intermediate tensor named after the current op prefix: transient within the
@@ -608,7 +644,7 @@ impl Builder {
         (m, n, k): (usize, usize, usize),
         period: usize,
         then: Option<Norm>,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<Option<TensorId>, RuntimeError> {
         let a = Operand::Tensor(x);
         let shape = (m, n, k);
         self.linear_of(
@@ -626,7 +662,9 @@ impl Builder {
     }
 
     /// [`Builder::linear`] of an [`Operand`]: A as a tensor, or as another split-K's
-    /// partial products through SiLU (which only the tensor-core split reads).
+    /// partial products through SiLU (which only the tensor-core split reads). Where
+    /// `then`'s product ran in the same dispatch, returns the tensor that now holds the
+    /// residual (see [`Builder::reduce_norm_linear`]).
     #[allow(clippy::too_many_arguments)]
     fn linear_of(
         &mut self,
@@ -640,7 +678,7 @@ impl Builder {
         (m, n, k): (usize, usize, usize),
         period: usize,
         then: Option<Norm>,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<Option<TensorId>, RuntimeError> {
         let x = match a {
             Operand::Tensor(x) => x,
             Operand::SiluOfParts { parts, .. } => parts,
@@ -673,7 +711,8 @@ impl Builder {
             Some(Pass::Whole { key, groups }) => {
                 let p = Params::one(&params);
                 self.op(name, key, shape, &args, p, groups, (flops, bytes))?;
-                return self.then_norm(then, out);
+                self.then_norm(then, out)?;
+                return Ok(None);
             }
             Some(Pass::Split { key, plan, groups }) => (key, plan, groups),
         };
@@ -701,6 +740,15 @@ impl Builder {
         // A reduction that writes whole rows of the residual takes the AdaLN that follows.
         let fuse = matches!(epilogue, Epilogue::Accumulate | Epilogue::AddRows);
         if let (Some(norm), true, Some(ctx)) = (&then, fuse, self.norms) {
+            if let Some(lin) = norm.linear {
+                if o.norm_linear_fused && o.subgroups && !o.software && reduce_linear_fusable(m, n)
+                {
+                    let io = [parts, out, extra];
+                    return self
+                        .reduce_norm_linear(name, epilogue, io, (&plan, period), norm, lin)
+                        .map(Some);
+                }
+            }
             let ps: Vec<ReduceNormParams> = (0..ctx.slots)
                 .map(|slot| {
                     let a = ctx.adaln(slot, norm.index);
@@ -716,7 +764,8 @@ impl Builder {
                     }
                 })
                 .collect();
-            return self.op(
+            let y = self.norm_output(norm);
+            self.op(
                 &format!("{name}.reduce+{}", norm.name),
                 Key::SplitkReduceAdaLn {
                     epilogue,
@@ -729,7 +778,7 @@ impl Builder {
                     ("c", out),
                     ("extra", extra),
                     ("mods", ctx.mods),
-                    ("y", norm.y),
+                    ("y", y),
                 ],
                 Params::per_slot(&ps),
                 [m as u32, 1, 1],
@@ -737,11 +786,84 @@ impl Builder {
                     (m * n * (splits as usize + 8)) as f64,
                     reduce_bytes(&plan, epilogue, store, period) + (m * n * elem) as f64,
                 ),
-            );
+            )?;
+            return Ok(None);
         }
         let e = (epilogue, store);
         self.reduce(name, e, [parts, out, extra], &plan, period)?;
-        self.then_norm(then, out)
+        self.then_norm(then, out)?;
+        Ok(None)
+    }
+
+    /// The reduction of `plan`'s partial products `parts` through `epilogue` (into the
+    /// residual `out`, or `extra`'s rows added), the AdaLN `norm` of each row and the
+    /// product `lin` of the normalized rows, in one dispatch
+    /// ([`Key::SplitkReduceAdaLnLinear`]: [`LINEAR_GROUPS`] workgroups a row, each
+    /// computing the row). An accumulated residual is read from `out` and written to a new
+    /// tensor, which it returns (the row's workgroups may still read `out`); rows added to
+    /// `extra` are written to `out`.
+    fn reduce_norm_linear(
+        &mut self,
+        name: &str,
+        epilogue: Epilogue,
+        [parts, out, extra]: [TensorId; 3],
+        (plan, period): (&MatmulPlan, usize),
+        norm: &Norm,
+        lin: NormLinear,
+    ) -> Result<TensorId, RuntimeError> {
+        let ctx = self.norms.expect("norms are planned after their context");
+        let (m, n, _) = plan.shape;
+        let splits = plan.splits;
+        let (c, h) = match epilogue {
+            Epilogue::Accumulate => (
+                out,
+                self.temp("residual", self.tensors[out.0].scalar, m * n),
+            ),
+            _ => (self.unused(), out),
+        };
+        let ps: Vec<ReduceNormLinearParams> = (0..ctx.slots)
+            .map(|slot| {
+                let a = ctx.adaln(slot, norm.index);
+                ReduceNormLinearParams {
+                    mn: (m * n) as u32,
+                    n: n as u32,
+                    splits,
+                    rows_period: period as u32,
+                    rows_per_batch: a.rows_per_batch,
+                    mod_stride: a.mod_stride,
+                    scale_at: a.scale_at,
+                    shift_at: a.shift_at,
+                    n_out: lin.n as u32,
+                }
+            })
+            .collect();
+        let elem = ctx.elem();
+        let flops = (m * n * (splits as usize + 8) + 2 * m * n * lin.n) as f64;
+        let bytes = reduce_bytes(plan, epilogue, ctx.store, period)
+            + ((lin.n * n + m * lin.n) * elem) as f64;
+        let lin_name = self.tensors[lin.out.0].name.clone();
+        let op = lin_name.strip_prefix(&self.prefix).unwrap_or(&lin_name);
+        self.op(
+            &format!("{name}.reduce+{}+{op}", norm.name),
+            Key::SplitkReduceAdaLnLinear {
+                epilogue,
+                store: ctx.store,
+            },
+            format!("{m}×{n} ×{splits} →{}", lin.n),
+            &[
+                ("parts", parts),
+                ("c", c),
+                ("extra", extra),
+                ("mods", ctx.mods),
+                ("w", lin.w),
+                ("h", h),
+                ("out", lin.out),
+            ],
+            Params::per_slot(&ps),
+            [m as u32, LINEAR_GROUPS, 1],
+            (flops, bytes),
+        )?;
+        Ok(h)
     }
 
     /// The reduction of `plan`'s partial products `parts` into `out` (stored as `store`)
@@ -810,7 +932,7 @@ impl Builder {
         (rows, hid, d): (usize, usize, usize),
         (splits, groups): (u32, [u32; 3]),
         then: Option<Norm>,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<Option<TensorId>, RuntimeError> {
         let shape = (rows, hid, d);
         let plan = MatmulPlan {
             splits,
@@ -889,7 +1011,11 @@ impl Builder {
                 ("w", w_t),
                 ("h", h),
                 ("mods", ctx.mods),
-                ("y", norm.y),
+                (
+                    "y",
+                    norm.y
+                        .expect("the fused attention's AdaLN writes a given tensor"),
+                ),
             ],
             Params::per_slot(&ps),
             [(n as u32).div_ceil(ROWS), 1, batch as u32],
@@ -904,11 +1030,12 @@ impl Builder {
         let prefix = std::mem::take(&mut self.prefix);
         let ps: Vec<AdaLnParams> = (0..ctx.slots).map(|s| ctx.adaln(s, norm.index)).collect();
         let (rows, d) = (ctx.rows, ctx.d);
+        let y = self.norm_output(&norm);
         let result = self.op(
             &norm.name,
             ctx.adaln,
             format!("{rows}×{d}"),
-            &[("x", x), ("mods", ctx.mods), ("y", norm.y)],
+            &[("x", x), ("mods", ctx.mods), ("y", y)],
             Params::per_slot(&ps),
             [rows as u32, 1, 1],
             (
@@ -1049,6 +1176,7 @@ impl Plan {
                     1,
                     None,
                 )
+                .map(|_| ())
             }
         };
         let (time1, time3, mods_w) = (weight(&b, "time1"), weight(&b, "time3"), weight(&b, "mods"));
@@ -1194,25 +1322,39 @@ impl Plan {
                 layout_cost,
             )?;
         }
-        let h = b.temp("residual", act, rows * d);
+        let mut h = b.temp("residual", act, rows * d);
         let (pe, pos) = (weight(&b, "patch_embed"), weight(&b, "pos"));
-        let mut y = b.temp("block0.norm1", act, rows * d);
+        // Each block's qkv, planned with the AdaLN before it where they fuse.
+        let qkv_of = |b: &mut Builder, i: usize| NormLinear {
+            w: weight(b, &format!("blocks.{i}.qkv")),
+            out: b.tensor(
+                &format!("block{i}.qkv"),
+                act,
+                rows * 3 * inner,
+                TensorKind::Transient,
+            ),
+            n: 3 * inner,
+        };
+        let mut qkv_next = qkv_of(&mut b, 0);
         let norm1 = Norm {
             name: "block0.norm1".into(),
             index: 0,
-            y,
+            y: None,
+            linear: Some(qkv_next),
         };
-        b.linear(
-            o,
-            "patch_embed",
-            store,
-            Epilogue::AddRows,
-            [patches, pe, h],
-            Some(pos),
-            (rows, d, pd),
-            n,
-            Some(norm1),
-        )?;
+        let mut qkv_done = b
+            .linear(
+                o,
+                "patch_embed",
+                store,
+                Epilogue::AddRows,
+                [patches, pe, h],
+                Some(pos),
+                (rows, d, pd),
+                n,
+                Some(norm1),
+            )?
+            .is_some();
         // Attention, with its keys cut into slices where the grid is too small for the GPU.
         let width = attention_width(c.dim_head).expect("config validated");
         let whole = AttentionParams::new(n as u32, c.dim_head as u32, c.heads as u32);
@@ -1313,31 +1455,38 @@ impl Plan {
             )
         };
         let fuse_out = by_rows && o.attention_out_fused && attention_out_fusable(c);
+        let mut final_norm = None;
         // Each block's AdaLNs are planned with the product whose residual they normalize
         // (fused into its split-K reduction where there is one).
         for i in 0..c.depth {
             b.prefix = format!("block{i}.");
             let w = |b: &Builder, what: &str| weight(b, &format!("blocks.{i}.{what}"));
-            let (wqkv, wout) = (w(&b, "qkv"), w(&b, "to_out"));
+            let wout = w(&b, "to_out");
             let (win, wmout) = (w(&b, "mlp_in"), w(&b, "mlp_out"));
-            let qkv = b.temp("qkv", act, rows * 3 * inner);
-            let e = Epilogue::None;
-            b.linear(
-                o,
-                "qkv",
-                store,
-                e,
-                [y, wqkv, qkv],
-                None,
-                (rows, 3 * inner, d),
-                1,
-                None,
-            )?;
+            let qkv = qkv_next.out;
+            if !qkv_done {
+                let y = b
+                    .named(&format!("block{i}.norm1"))
+                    .expect("its AdaLN is planned");
+                let e = Epilogue::None;
+                b.linear(
+                    o,
+                    "qkv",
+                    store,
+                    e,
+                    [y, qkv_next.w, qkv],
+                    None,
+                    (rows, 3 * inner, d),
+                    1,
+                    None,
+                )?;
+            }
             let y2 = b.temp("norm2", act, rows * d);
             let norm2 = Norm {
                 name: format!("block{i}.norm2"),
                 index: 2 * i + 1,
-                y: y2,
+                y: Some(y2),
+                linear: None,
             };
             if fuse_out {
                 let w_t = w(&b, "to_out_t");
@@ -1361,24 +1510,27 @@ impl Plan {
             }
             // The next block's first AdaLN, or the final one.
             let last = i + 1 == c.depth;
-            y = if last {
-                b.tensor("final.norm", act, rows * d, TensorKind::Transient)
+            let next = if last {
+                let y = b.tensor("final.norm", act, rows * d, TensorKind::Transient);
+                final_norm = Some(y);
+                Norm {
+                    name: "final.norm".into(),
+                    index: 2 * i + 2,
+                    y: Some(y),
+                    linear: None,
+                }
             } else {
-                b.tensor(
-                    &format!("block{}.norm1", i + 1),
-                    act,
-                    rows * d,
-                    TensorKind::Transient,
-                )
-            };
-            let next = Norm {
-                name: b.tensors[y.0].name.clone(),
-                index: 2 * i + 2,
-                y,
+                qkv_next = qkv_of(&mut b, i + 1);
+                Norm {
+                    name: format!("block{}.norm1", i + 1),
+                    index: 2 * i + 2,
+                    y: None,
+                    linear: Some(qkv_next),
+                }
             };
             let mlp = [y2, win, wmout, h];
-            if let Some(split) = mlp_fusion(o, store, (rows, hid, d)) {
-                b.mlp_fused(o, store, mlp, (rows, hid, d), split, Some(next))?;
+            let residual = if let Some(split) = mlp_fusion(o, store, (rows, hid, d)) {
+                b.mlp_fused(o, store, mlp, (rows, hid, d), split, Some(next))?
             } else {
                 let ff = b.temp("mlp", act, rows * hid);
                 let e = Epilogue::Silu;
@@ -1387,10 +1539,13 @@ impl Plan {
                 let e = Epilogue::Accumulate;
                 let shape = (rows, d, hid);
                 let then = Some(next);
-                b.linear(o, "mlp_out", store, e, [ff, wmout, h], None, shape, 1, then)?;
-            }
+                b.linear(o, "mlp_out", store, e, [ff, wmout, h], None, shape, 1, then)?
+            };
+            qkv_done = residual.is_some();
+            h = residual.unwrap_or(h);
         }
         b.prefix = "final.".into();
+        let y = final_norm.expect("a model has blocks");
         let w = weight(&b, "to_pixels");
         if let Some((key, plan, groups)) = eps_split {
             let (flops, shape) = (2.0 * (rows * pd * d) as f64, format!("{rows}×{pd}×{d}"));
@@ -1671,6 +1826,7 @@ mod tests {
             attention_rows: true,
             attention_coop: coop,
             attention_out_fused: true,
+            norm_linear_fused: true,
         }
     }
 
@@ -1708,6 +1864,7 @@ mod tests {
         // still, but with barriers a software adapter pays for).
         let gpu = Options {
             attention_out_fused: false,
+            norm_linear_fused: false,
             ..options(Precision::F32, false, false)
         };
         let sw = Options {

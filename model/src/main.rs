@@ -667,6 +667,7 @@ fn print_plan(args: &PlanArgs) -> Result<()> {
         attention_rows: true,
         attention_coop: coop,
         attention_out_fused: true,
+        norm_linear_fused: true,
     };
     let steps = plan(&c, Sampler::Ddpm, args.steps.unwrap_or(c.steps))?;
     let p = Plan::build(&c, &options, args.batch, &steps, Heads::Eps, None)?;

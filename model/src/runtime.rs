@@ -277,6 +277,7 @@ impl GpuModel {
             // driver's cache) would delay a page's first icon for ~0.1 ms a generation.
             attention_out_fused: !cfg!(target_arch = "wasm32")
                 && std::env::var_os("WEBDIT_NO_ATTENTION_OUT_FUSION").is_none(),
+            norm_linear_fused: std::env::var_os("WEBDIT_NO_QKV_FUSION").is_none(),
         };
         // A plan fails here, before anything is uploaded, for a model the kernels cannot run.
         Plan::build(&c, &options, 1, &[], Heads::Both, Some(&[0.0]))?;
@@ -323,6 +324,12 @@ impl GpuModel {
     /// AdaLN after it as three dispatches (`WEBDIT_NO_ATTENTION_OUT_FUSION`).
     pub fn disable_attention_out_fusion(&mut self) {
         self.options.attention_out_fused = false;
+    }
+
+    /// Runs the generators built from now on with qkv as its own product after the AdaLN
+    /// before it (comparisons, `WEBDIT_NO_QKV_FUSION`).
+    pub fn disable_qkv_fusion(&mut self) {
+        self.options.norm_linear_fused = false;
     }
 
     /// Runs the generators built from now on with the to-pixels product's reduction as its

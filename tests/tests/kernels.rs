@@ -842,6 +842,119 @@ fn splitk_reduce_adaln_matches_reference() {
     }
 }
 
+/// The reduction with its AdaLN and the product of the normalized rows
+/// (`splitk_reduce_*_adaln_linear*`): the new residual (written by each row's first
+/// workgroup, to a tensor other than the one it reads) and the product, against the CPU,
+/// with more workgroups a row than outputs need (empty ranges) and outputs not a multiple
+/// of the workgroups or of the outputs a subgroup takes at a time.
+#[test]
+fn splitk_reduce_adaln_linear_matches_reference() {
+    use webdit_kernels::norm::ReduceNormLinearParams;
+    if !gpu().subgroups {
+        eprintln!("not checked: this adapter has no subgroups");
+        return;
+    }
+    let mut rng = rng("splitk_reduce_adaln_linear");
+    for f16 in [false, true] {
+        if f16 && !gpu().f16 {
+            continue;
+        }
+        let round = |v: Vec<f32>| if f16 { round_f16(&v) } else { v };
+        for (e, acc) in [("_acc", true), ("_addrows", false)] {
+            for (d, rows_per_batch, batch, splits, n_out, groups) in [
+                (512, 64, 1, 16, 384, 8),
+                (100, 7, 3, 3, 37, 3),
+                (40, 9, 2, 7, 9, 8),
+            ] {
+                let rows = rows_per_batch * batch;
+                let parts = random(&mut rng, splits * rows * d);
+                let prior = round(random(&mut rng, rows * d));
+                let extra = round(random(&mut rng, rows_per_batch * d));
+                let w = round(random(&mut rng, n_out * d));
+                let mod_stride = 2 * d + 3;
+                let mods = random(&mut rng, batch * mod_stride);
+                let stored: Vec<f32> = (0..rows * d)
+                    .map(|i| {
+                        let v: f64 = (0..splits).map(|z| parts[z * rows * d + i] as f64).sum();
+                        let (r, col) = (i / d, i % d);
+                        let base = if acc {
+                            prior[i] as f64
+                        } else {
+                            extra[(r % rows_per_batch) * d + col] as f64
+                        };
+                        (base + v) as f32
+                    })
+                    .collect();
+                let stored = round(stored);
+                let norm = AdaLnParams {
+                    d: d as u32,
+                    rows_per_batch: rows_per_batch as u32,
+                    mod_stride: mod_stride as u32,
+                    scale_at: 2,
+                    shift_at: (d + 3) as u32,
+                };
+                let y: Vec<f32> = adaln_ref(&stored, &mods, &norm)
+                    .iter()
+                    .map(|v| *v as f32)
+                    .collect();
+                let want_out = matmul_ref(&round(y), &w, rows, n_out, d);
+                let p = ReduceNormLinearParams {
+                    mn: (rows * d) as u32,
+                    n: d as u32,
+                    splits: splits as u32,
+                    rows_period: rows_per_batch as u32,
+                    rows_per_batch: norm.rows_per_batch,
+                    mod_stride: norm.mod_stride,
+                    scale_at: norm.scale_at,
+                    shift_at: norm.shift_at,
+                    n_out: n_out as u32,
+                };
+                let name = format!(
+                    "splitk_reduce{e}_adaln_linear{}",
+                    if f16 { "_f16" } else { "" }
+                );
+                let args = if f16 {
+                    [
+                        Arg::InputF16(&prior),
+                        Arg::InputF16(&extra),
+                        Arg::InputF16(&w),
+                        Arg::OutputF16(rows * d),
+                        Arg::OutputF16(rows * n_out),
+                    ]
+                } else {
+                    [
+                        Arg::Input(&prior),
+                        Arg::Input(&extra),
+                        Arg::Input(&w),
+                        Arg::Output(rows * d),
+                        Arg::Output(rows * n_out),
+                    ]
+                };
+                let [c, extra_arg, w_arg, h, out] = args;
+                let got = run(
+                    variant(&name),
+                    &[
+                        Arg::Input(&parts),
+                        c,
+                        extra_arg,
+                        Arg::Input(&mods),
+                        w_arg,
+                        h,
+                        out,
+                        Arg::Uniform(p.to_bytes()),
+                    ],
+                    [rows as u32, groups, 1],
+                );
+                let what = format!("{name} d={d} rows={rows} splits={splits} n_out={n_out}");
+                let tol = if f16 { 2e-3 } else { 1e-5 };
+                let want_h: Vec<f64> = stored.iter().map(|v| *v as f64).collect();
+                assert_close(&format!("{what} residual"), &got[0], &want_h, tol);
+                assert_close(&format!("{what} product"), &got[1], &want_out, tol);
+            }
+        }
+    }
+}
+
 /// f16 storage words of `v`.
 fn half_bytes(v: &[f32]) -> Vec<u8> {
     let mut h: Vec<u16> = v

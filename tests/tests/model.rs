@@ -152,6 +152,50 @@ fn attention_fused_and_unfused_match_cpu() {
     }
 }
 
+/// favicon-s at batch 1 (64 rows) plans each block's qkv in the reduction with the AdaLN
+/// before it (`splitk_reduce_*_adaln_linear`, where the adapter has subgroups); fused and
+/// unfused, f32 and f16, both match the CPU.
+#[test]
+fn qkv_fused_and_unfused_match_cpu() {
+    let mut rng = rng("qkv fusion");
+    let config = Config::favicon_s();
+    let ckpt = random_checkpoint(config.clone(), &mut rng);
+    let x = random(&mut rng, config.image_len());
+    let (want_eps, want_x0) = CpuModel::new(ckpt.clone()).forward(&x, &[23.0]);
+    for precision in [Precision::F32, Precision::F16] {
+        if precision == Precision::F16 && !gpu().f16 {
+            continue;
+        }
+        let tol = if precision == Precision::F16 {
+            2e-2
+        } else {
+            1e-4
+        };
+        let mut m = GpuModel::new(gpu(), &ckpt, Some(precision)).unwrap();
+        for fused in [true, false] {
+            if !fused {
+                m.disable_qkv_fusion();
+            }
+            let plan = m.plan(1, &[]).unwrap();
+            let fused_ops = plan
+                .ops
+                .iter()
+                .filter(|op| op.kernel.name.contains("adaln_linear"))
+                .count();
+            let expected = if fused && gpu().subgroups {
+                config.depth
+            } else {
+                0
+            };
+            assert_eq!(fused_ops, expected, "{precision:?}, fused {fused}");
+            let (eps, x0) = pollster::block_on(m.forward(gpu(), &x, &[23.0])).unwrap();
+            let what = format!("{precision:?}, fused {fused}");
+            assert_close(&format!("eps, {what}"), &eps, &f64s(&want_eps), tol);
+            assert_close(&format!("x0, {what}"), &x0, &f64s(&want_x0), tol);
+        }
+    }
+}
+
 #[test]
 fn gpu_rejects_head_width_it_cannot_run() {
     let mut config = fixture_model().config;
