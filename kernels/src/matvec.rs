@@ -77,10 +77,18 @@ pub(crate) fn row_times_weights<A: ScalarTy, W: ScalarTy>(
         for q0 in (lane..kq).step_by(lanes * qu) {
             #[unroll]
             for u in 0..qu {
-                // Strides past K read the last quad and count zero.
-                let q = min(q0 + u * lanes, kq - 1);
+                // Unrolled strides past K read the last quad and count zero.
+                let q = if qu == 1 {
+                    q0
+                } else {
+                    min(q0 + u * lanes, kq - 1)
+                };
                 let x4 = vec4(xs[4 * q], xs[4 * q + 1], xs[4 * q + 2], xs[4 * q + 3]);
-                let xv = select(q0 + u * lanes < kq, x4, vec4(0.0, 0.0, 0.0, 0.0));
+                let xv = if qu == 1 {
+                    x4
+                } else {
+                    select(q0 + u * lanes < kq, x4, vec4(0.0, 0.0, 0.0, 0.0))
+                };
                 #[unroll]
                 for c in 0..cols {
                     let wq = w[min(j0 + c, j_end - 1) * kq + q];

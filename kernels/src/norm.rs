@@ -185,10 +185,11 @@ pub struct ReduceNormLinearParams {
 }
 
 /// Outputs each subgroup of [`splitk_reduce_adaln_linear`] takes at a time, and the strides
-/// over K it unrolls (`bench --row-products` on an H200: 6.8–7.0 µs for favicon-s batch
-/// 1's qkv alone, 64×384×512, f16 and f32).
+/// over K it unrolls (`bench --row-products` on an H200, favicon-s batch 1's qkv alone,
+/// 64×384×512 with f16 storage: 6.9 µs, 7.0 with 4 strides unrolled; f32 6.9 unrolled,
+/// 7.8 not, but f32 plans do not fuse).
 pub const LINEAR_COLS: u32 = 4;
-pub const LINEAR_UNROLL: u32 = 4;
+pub const LINEAR_UNROLL: u32 = 1;
 
 /// [`splitk_reduce_adaln`] and the product that reads its AdaLN, in one dispatch, for
 /// products of too few rows to tile (favicon-s batch 1's qkv: 64 rows). Workgroup

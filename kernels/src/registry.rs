@@ -546,9 +546,11 @@ impl Key {
                     });
                 }
             }
-            for store in stores {
-                v.push(Key::SplitkReduceAdaLnLinear { epilogue, store });
-            }
+            // f16 storage only: the fusion pays there (`forward::Options::norm_linear_fused`).
+            v.push(Key::SplitkReduceAdaLnLinear {
+                epilogue,
+                store: Store::F16,
+            });
         }
         for store in stores {
             v.push(Key::Patchify { store });

@@ -349,6 +349,22 @@ pub fn attention_chunks(n: usize, heads: usize, batch: usize) -> u32 {
     chunks
 }
 
+/// Workgroups per row of [`webdit_kernels::norm::splitk_reduce_adaln_linear`], each taking
+/// an eighth of the product's outputs (`bench --row-products` on an H200, favicon-s batch
+/// 1's qkv alone: 20.7 µs with one workgroup a row, 7.5 with 4, 6.8–7.0 with 8).
+pub const LINEAR_GROUPS: u32 = 8;
+
+/// The most rows a reduction with its AdaLN also multiplies by the next product's weights
+/// (`bench --row-products`, H200: 64×384×512 in 6.8–7.0 µs, about its split-K and
+/// reduction; 256×576×768 in 28.6 µs, 2.7× theirs).
+pub const LINEAR_ROWS_MAX: usize = 64;
+
+/// Whether the AdaLN of `rows` rows of `d` values, planned in a split-K's reduction, also
+/// runs the product of those rows ([`webdit_kernels::Key::SplitkReduceAdaLnLinear`]).
+pub fn reduce_linear_fusable(rows: usize, d: usize) -> bool {
+    rows <= LINEAR_ROWS_MAX && d <= webdit_kernels::matvec::MAX_K as usize && d.is_multiple_of(4)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,20 +519,4 @@ mod tests {
         assert!(!attention_on_tensor_cores(257, 192, 1, 16));
         assert!(!attention_on_tensor_cores(15, 192, 64, 16));
     }
-}
-
-/// Workgroups per row of [`webdit_kernels::norm::splitk_reduce_adaln_linear`], each taking
-/// an eighth of the product's outputs (`bench --row-products` on an H200, favicon-s batch
-/// 1's qkv alone: 20.7 µs with one workgroup a row, 7.5 with 4, 6.8–7.0 with 8).
-pub const LINEAR_GROUPS: u32 = 8;
-
-/// The most rows a reduction with its AdaLN also multiplies by the next product's weights
-/// (`bench --row-products`, H200: 64×384×512 in 6.8–7.0 µs, about its split-K and
-/// reduction; 256×576×768 in 28.6 µs, 2.7× theirs).
-pub const LINEAR_ROWS_MAX: usize = 64;
-
-/// Whether the AdaLN of `rows` rows of `d` values, planned in a split-K's reduction, also
-/// runs the product of those rows ([`webdit_kernels::Key::SplitkReduceAdaLnLinear`]).
-pub fn reduce_linear_fusable(rows: usize, d: usize) -> bool {
-    rows <= LINEAR_ROWS_MAX && d <= webdit_kernels::matvec::MAX_K as usize && d.is_multiple_of(4)
 }
