@@ -39,8 +39,9 @@ impl Tiles {
         // invocation's share of a K-step's loads in 16 registers), 16×8 outputs per
         // invocation, the K-step fully unrolled: 41.4–41.5 TFLOP/s at 4096³ on an H200
         // (cuBLAS SGEMM 51.1; `bench --sweep --sweep-only next`), and the fastest at every
-        // large product of the models. f16 storage is fastest at 8×8 outputs and K-step 16,
-        // fully unrolled (37.3 TFLOP/s).
+        // large product of the models. f16 storage keeps 8×8 outputs at K-step 8, fully
+        // unrolled (35.0 TFLOP/s): K-step 16 fully unrolled is faster (37.3) but puts the
+        // build over its WGSL budget.
         (
             "128x128k8s2-16x8",
             Tiles::wide(128, 128, 8, 2)

@@ -74,8 +74,8 @@ pub struct Options {
     /// ([`crate::tiers::reduce_linear_fusable`]), with subgroups and f16 storage: the
     /// product that reads the AdaLN (qkv) in the same dispatch
     /// ([`webdit_kernels::Key::SplitkReduceAdaLnLinear`]), two dispatches less per block.
-    /// On an H200 favicon-s batch 1 took 6.5 ms instead of 6.7–6.8 with f16 storage, but
-    /// 8.8 instead of 8.7 with f32, so f32 plans do not fuse.
+    /// On an H200 favicon-s batch 1 took 6.4–6.5 ms instead of 6.7–6.8 with f16 storage,
+    /// but 8.8 instead of 8.7 with f32, so f32 plans do not fuse.
     pub norm_linear_fused: bool,
 }
 

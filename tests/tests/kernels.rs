@@ -730,6 +730,63 @@ fn silu_matches_reference() {
     }
 }
 
+/// Inputs of a split-K reduction with the AdaLN after it, and what it stores: `splits`
+/// partial products of `rows_per_batch · batch` rows of `d`, a prior residual and a row
+/// table (rounded to f16 with `f16`), modulations, and the rows the reduction stores (the
+/// residual accumulated with `acc`, else the row table added), rounded as stored.
+struct ReduceCase {
+    parts: Vec<f32>,
+    prior: Vec<f32>,
+    extra: Vec<f32>,
+    mods: Vec<f32>,
+    stored: Vec<f32>,
+    norm: AdaLnParams,
+}
+
+fn reduce_case(
+    rng: &mut rand::rngs::StdRng,
+    (f16, acc): (bool, bool),
+    (d, rows_per_batch, batch, splits): (usize, usize, usize, usize),
+) -> ReduceCase {
+    let round = |v: Vec<f32>| if f16 { round_f16(&v) } else { v };
+    let rows = rows_per_batch * batch;
+    let parts: Vec<f32> = random(rng, splits * rows * d)
+        .iter()
+        .map(|v| v * 2.0)
+        .collect();
+    let prior = round(random(rng, rows * d));
+    let extra = round(random(rng, rows_per_batch * d));
+    let mod_stride = 2 * d + 3;
+    let mods = random(rng, batch * mod_stride);
+    let stored: Vec<f32> = (0..rows * d)
+        .map(|i| {
+            let v: f64 = (0..splits).map(|z| parts[z * rows * d + i] as f64).sum();
+            let (r, col) = (i / d, i % d);
+            let base = if acc {
+                prior[i] as f64
+            } else {
+                extra[(r % rows_per_batch) * d + col] as f64
+            };
+            (base + v) as f32
+        })
+        .collect();
+    let norm = AdaLnParams {
+        d: d as u32,
+        rows_per_batch: rows_per_batch as u32,
+        mod_stride: mod_stride as u32,
+        scale_at: 2,
+        shift_at: (d + 3) as u32,
+    };
+    ReduceCase {
+        parts,
+        prior,
+        extra,
+        mods,
+        stored: round(stored),
+        norm,
+    }
+}
+
 /// Patchify and unpatchify against the index formulas of the model reference, as a round trip.
 /// A split-K reduction through the residual's epilogue fused with the next AdaLN: the
 /// stored rows and their AdaLN against the CPU (f32 and f16, tree and subgroup sums,
@@ -743,7 +800,6 @@ fn splitk_reduce_adaln_matches_reference() {
         if f16 && !gpu().f16 {
             continue;
         }
-        let round = |v: Vec<f32>| if f16 { round_f16(&v) } else { v };
         for (e, acc) in [("_acc", true), ("_addrows", false)] {
             for (d, rows_per_batch, batch, splits) in [
                 (512, 64, 1, 16),
@@ -752,34 +808,14 @@ fn splitk_reduce_adaln_matches_reference() {
                 (40, 9, 2, 7),
             ] {
                 let rows = rows_per_batch * batch;
-                let parts: Vec<f32> = random(&mut rng, splits * rows * d)
-                    .iter()
-                    .map(|v| v * 2.0)
-                    .collect();
-                let prior = round(random(&mut rng, rows * d));
-                let extra = round(random(&mut rng, rows_per_batch * d));
-                let mod_stride = 2 * d + 3;
-                let mods = random(&mut rng, batch * mod_stride);
-                let stored: Vec<f32> = (0..rows * d)
-                    .map(|i| {
-                        let v: f64 = (0..splits).map(|z| parts[z * rows * d + i] as f64).sum();
-                        let (r, col) = (i / d, i % d);
-                        let base = if acc {
-                            prior[i] as f64
-                        } else {
-                            extra[(r % rows_per_batch) * d + col] as f64
-                        };
-                        (base + v) as f32
-                    })
-                    .collect();
-                let stored = round(stored);
-                let norm = AdaLnParams {
-                    d: d as u32,
-                    rows_per_batch: rows_per_batch as u32,
-                    mod_stride: mod_stride as u32,
-                    scale_at: 2,
-                    shift_at: (d + 3) as u32,
-                };
+                let ReduceCase {
+                    parts,
+                    prior,
+                    extra,
+                    mods,
+                    stored,
+                    norm,
+                } = reduce_case(&mut rng, (f16, acc), (d, rows_per_batch, batch, splits));
                 let p = ReduceNormParams {
                     mn: (rows * d) as u32,
                     n: d as u32,
@@ -867,32 +903,15 @@ fn splitk_reduce_adaln_linear_matches_reference() {
                 (40, 9, 2, 7, 9, 8),
             ] {
                 let rows = rows_per_batch * batch;
-                let parts = random(&mut rng, splits * rows * d);
-                let prior = round(random(&mut rng, rows * d));
-                let extra = round(random(&mut rng, rows_per_batch * d));
+                let ReduceCase {
+                    parts,
+                    prior,
+                    extra,
+                    mods,
+                    stored,
+                    norm,
+                } = reduce_case(&mut rng, (f16, acc), (d, rows_per_batch, batch, splits));
                 let w = round(random(&mut rng, n_out * d));
-                let mod_stride = 2 * d + 3;
-                let mods = random(&mut rng, batch * mod_stride);
-                let stored: Vec<f32> = (0..rows * d)
-                    .map(|i| {
-                        let v: f64 = (0..splits).map(|z| parts[z * rows * d + i] as f64).sum();
-                        let (r, col) = (i / d, i % d);
-                        let base = if acc {
-                            prior[i] as f64
-                        } else {
-                            extra[(r % rows_per_batch) * d + col] as f64
-                        };
-                        (base + v) as f32
-                    })
-                    .collect();
-                let stored = round(stored);
-                let norm = AdaLnParams {
-                    d: d as u32,
-                    rows_per_batch: rows_per_batch as u32,
-                    mod_stride: mod_stride as u32,
-                    scale_at: 2,
-                    shift_at: (d + 3) as u32,
-                };
                 let y: Vec<f32> = adaln_ref(&stored, &mods, &norm)
                     .iter()
                     .map(|v| *v as f32)
