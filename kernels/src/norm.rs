@@ -184,6 +184,23 @@ pub struct ReduceNormLinearParams {
     pub n_out: u32,
 }
 
+impl ReduceNormParams {
+    /// This reduction and AdaLN, then each row times `n_out` weight rows.
+    pub fn then_linear(&self, n_out: u32) -> ReduceNormLinearParams {
+        ReduceNormLinearParams {
+            mn: self.mn,
+            n: self.n,
+            splits: self.splits,
+            rows_period: self.rows_period,
+            rows_per_batch: self.rows_per_batch,
+            mod_stride: self.mod_stride,
+            scale_at: self.scale_at,
+            shift_at: self.shift_at,
+            n_out,
+        }
+    }
+}
+
 /// Outputs each subgroup of [`splitk_reduce_adaln_linear`] takes at a time, and the strides
 /// over K it unrolls (`bench --row-products` on an H200, favicon-s batch 1's qkv alone,
 /// 64×384×512 with f16 storage: 6.9 µs, 7.0 with 4 strides unrolled; f32 6.9 unrolled,

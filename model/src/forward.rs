@@ -307,6 +307,27 @@ struct NormCtx {
 }
 
 impl NormCtx {
+    /// For each timestep slot, the reduction of `plan`'s partial products (a row table of
+    /// `period` rows) with AdaLN `k` after it.
+    fn reduce_norm(&self, k: usize, plan: &MatmulPlan, period: usize) -> Vec<ReduceNormParams> {
+        let (m, n, _) = plan.shape;
+        (0..self.slots)
+            .map(|slot| {
+                let a = self.adaln(slot, k);
+                ReduceNormParams {
+                    mn: (m * n) as u32,
+                    n: n as u32,
+                    splits: plan.splits,
+                    rows_period: period as u32,
+                    rows_per_batch: a.rows_per_batch,
+                    mod_stride: a.mod_stride,
+                    scale_at: a.scale_at,
+                    shift_at: a.shift_at,
+                }
+            })
+            .collect()
+    }
+
     /// AdaLN `k` at timestep slot `slot` reads that slot's rows of the modulations.
     fn adaln(&self, slot: usize, k: usize) -> AdaLnParams {
         let scale_at = (slot * self.batch * self.mod_stride + k * 2 * self.d) as u32;
@@ -756,21 +777,7 @@ impl Builder {
                         .map(Some);
                 }
             }
-            let ps: Vec<ReduceNormParams> = (0..ctx.slots)
-                .map(|slot| {
-                    let a = ctx.adaln(slot, norm.index);
-                    ReduceNormParams {
-                        mn: (m * n) as u32,
-                        n: n as u32,
-                        splits,
-                        rows_period: period as u32,
-                        rows_per_batch: a.rows_per_batch,
-                        mod_stride: a.mod_stride,
-                        scale_at: a.scale_at,
-                        shift_at: a.shift_at,
-                    }
-                })
-                .collect();
+            let ps = ctx.reduce_norm(norm.index, &plan, period);
             let y = self.norm_output(norm);
             self.op(
                 &format!("{name}.reduce+{}", norm.name),
@@ -828,21 +835,10 @@ impl Builder {
             ),
             _ => (self.unused(), out),
         };
-        let ps: Vec<ReduceNormLinearParams> = (0..ctx.slots)
-            .map(|slot| {
-                let a = ctx.adaln(slot, norm.index);
-                ReduceNormLinearParams {
-                    mn: (m * n) as u32,
-                    n: n as u32,
-                    splits,
-                    rows_period: period as u32,
-                    rows_per_batch: a.rows_per_batch,
-                    mod_stride: a.mod_stride,
-                    scale_at: a.scale_at,
-                    shift_at: a.shift_at,
-                    n_out: lin.n as u32,
-                }
-            })
+        let ps: Vec<ReduceNormLinearParams> = ctx
+            .reduce_norm(norm.index, plan, period)
+            .iter()
+            .map(|p| p.then_linear(lin.n as u32))
             .collect();
         let elem = ctx.elem();
         let flops = (m * n * (splits as usize + 8) + 2 * m * n * lin.n) as f64;

@@ -743,6 +743,26 @@ struct ReduceCase {
     norm: AdaLnParams,
 }
 
+/// The reduction of `splits` partial products of `rows` rows (the row table's period: the
+/// rows of one batch item) with the AdaLN `norm`.
+fn reduce_params(
+    norm: &AdaLnParams,
+    rows: usize,
+    splits: usize,
+) -> webdit_kernels::norm::ReduceNormParams {
+    webdit_kernels::norm::ReduceNormParams {
+        mn: rows as u32 * norm.d,
+        n: norm.d,
+        splits: splits as u32,
+        rows_period: norm.rows_per_batch,
+        rows_per_batch: norm.rows_per_batch,
+        mod_stride: norm.mod_stride,
+        scale_at: norm.scale_at,
+        shift_at: norm.shift_at,
+    }
+}
+
+/// A [`ReduceCase`] of fresh random values.
 fn reduce_case(
     rng: &mut rand::rngs::StdRng,
     (f16, acc): (bool, bool),
@@ -793,7 +813,6 @@ fn reduce_case(
 /// accumulate and row-table epilogues, widths that are not multiples of the workgroup).
 #[test]
 fn splitk_reduce_adaln_matches_reference() {
-    use webdit_kernels::norm::ReduceNormParams;
     let mut rng = rng("splitk_reduce_adaln");
     let sgs: &[&str] = if gpu().subgroups { &["", "_sg"] } else { &[""] };
     for f16 in [false, true] {
@@ -816,16 +835,7 @@ fn splitk_reduce_adaln_matches_reference() {
                     stored,
                     norm,
                 } = reduce_case(&mut rng, (f16, acc), (d, rows_per_batch, batch, splits));
-                let p = ReduceNormParams {
-                    mn: (rows * d) as u32,
-                    n: d as u32,
-                    splits: splits as u32,
-                    rows_period: rows_per_batch as u32,
-                    rows_per_batch: norm.rows_per_batch,
-                    mod_stride: norm.mod_stride,
-                    scale_at: norm.scale_at,
-                    shift_at: norm.shift_at,
-                };
+                let p = reduce_params(&norm, rows, splits);
                 for sg in sgs {
                     let name = format!(
                         "splitk_reduce{e}_adaln{sg}{}",
@@ -885,7 +895,7 @@ fn splitk_reduce_adaln_matches_reference() {
 /// of the workgroups or of the outputs a subgroup takes at a time.
 #[test]
 fn splitk_reduce_adaln_linear_matches_reference() {
-    use webdit_kernels::norm::{splitk_reduce_adaln_linear, ReduceNormLinearParams};
+    use webdit_kernels::norm::splitk_reduce_adaln_linear;
     if !gpu().subgroups {
         eprintln!("not checked: this adapter has no subgroups");
         return;
@@ -917,17 +927,7 @@ fn splitk_reduce_adaln_linear_matches_reference() {
                     .map(|v| *v as f32)
                     .collect();
                 let want_out = matmul_ref(&round(y), &w, rows, n_out, d);
-                let p = ReduceNormLinearParams {
-                    mn: (rows * d) as u32,
-                    n: d as u32,
-                    splits: splits as u32,
-                    rows_period: rows_per_batch as u32,
-                    rows_per_batch: norm.rows_per_batch,
-                    mod_stride: norm.mod_stride,
-                    scale_at: norm.scale_at,
-                    shift_at: norm.shift_at,
-                    n_out: n_out as u32,
-                };
+                let p = reduce_params(&norm, rows, splits).then_linear(n_out as u32);
                 let name = format!(
                     "splitk_reduce{e}_adaln_linear{}",
                     if f16 { "_f16" } else { "" }
