@@ -62,6 +62,15 @@ pub fn block_sum<const WG: u32>(buf: &Shared<f32>, v: f32, #[comptime] subgroups
     }
 }
 
+/// `1 / (std + 1e-5)` of a row of `n` values whose squared deviations from the mean sum,
+/// over the workgroup's invocations, to `v`: the *unbiased* std, the epsilon added to the
+/// std (not inside the square root), as the original model's AdaLN. Every invocation must
+/// call it (see [`block_sum`]).
+#[kernel_fn]
+fn inv_std<const WG: u32>(buf: &Shared<f32>, v: f32, n: u32, #[comptime] subgroups: bool) -> f32 {
+    1.0 / (sqrt(block_sum::<WG>(&buf, v, subgroups) / ((n - 1) as f32)) + 1e-5)
+}
+
 /// The original model's AdaLN, one workgroup per row:
 /// `y = (x - mean) / (std + 1e-5) * (1 + scale) + shift` with the *unbiased* std and the
 /// epsilon added to the std (not inside the square root), as checkpoints expect. Its sums
@@ -91,7 +100,7 @@ pub fn adaln<A: ScalarTy, const WG: u32>(
         let c = x[base + i] as f32 - mean;
         v += c * c;
     }
-    let inv = 1.0 / (sqrt(block_sum::<WG>(&partial, v, subgroups) / ((p.d - 1) as f32)) + 1e-5);
+    let inv = inv_std::<WG>(&partial, v, p.d, subgroups);
 
     let m = (row / p.rows_per_batch) * p.mod_stride;
     for i in (lane..p.d).step_by(WG) {
@@ -159,7 +168,7 @@ pub fn splitk_reduce_adaln<A: ScalarTy, const WG: u32>(
         let c = c[base + i] as f32 - mean;
         v += c * c;
     }
-    let inv = 1.0 / (sqrt(block_sum::<WG>(&partial, v, subgroups) / ((p.n - 1) as f32)) + 1e-5);
+    let inv = inv_std::<WG>(&partial, v, p.n, subgroups);
 
     let m = (row / p.rows_per_batch) * p.mod_stride;
     for i in (lane..p.n).step_by(WG) {
@@ -259,7 +268,7 @@ pub fn splitk_reduce_adaln_linear<A: ScalarTy, const WG: u32>(
         let d = xs[i] - mean;
         v += d * d;
     }
-    let inv = 1.0 / (sqrt(block_sum::<WG>(&partial, v, true) / ((p.n - 1) as f32)) + 1e-5);
+    let inv = inv_std::<WG>(&partial, v, p.n, true);
 
     let m = (row / p.rows_per_batch) * p.mod_stride;
     for i in (lane..p.n).step_by(WG) {

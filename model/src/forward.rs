@@ -1100,14 +1100,7 @@ impl Plan {
             let scalar = weight_scalar(&name, o.precision);
             b.tensor(&name, scalar, len, TensorKind::Weight);
         }
-        let weight = |b: &Builder, name: &str| {
-            TensorId(
-                b.tensors
-                    .iter()
-                    .position(|t| t.name == name)
-                    .expect("a weight of the model"),
-            )
-        };
+        let weight = |b: &Builder, name: &str| b.named(name).expect("a weight of the model");
         let img = batch * c.image_len();
         let image = b.tensor("image", Scalar::F32, img, TensorKind::State);
         let seed = b.tensor("seed", Scalar::U32, 2, TensorKind::State);
@@ -1458,7 +1451,6 @@ impl Plan {
             )
         };
         let fuse_out = by_rows && o.attention_out_fused && attention_out_fusable(c);
-        let mut final_norm = None;
         // Each block's AdaLNs are planned with the product whose residual they normalize
         // (fused into its split-K reduction where there is one).
         for i in 0..c.depth {
@@ -1513,23 +1505,17 @@ impl Plan {
             }
             // The next block's first AdaLN, or the final one.
             let last = i + 1 == c.depth;
-            let next = if last {
-                let y = b.tensor("final.norm", act, rows * d, TensorKind::Transient);
-                final_norm = Some(y);
-                Norm {
-                    name: "final.norm".into(),
-                    index: 2 * i + 2,
-                    y: Some(y),
-                    linear: None,
-                }
+            let (name, linear) = if last {
+                ("final.norm".to_string(), None)
             } else {
                 qkv_next = qkv_of(&mut b, i + 1);
-                Norm {
-                    name: format!("block{}.norm1", i + 1),
-                    index: 2 * i + 2,
-                    y: None,
-                    linear: Some(qkv_next),
-                }
+                (format!("block{}.norm1", i + 1), Some(qkv_next))
+            };
+            let next = Norm {
+                name,
+                index: 2 * i + 2,
+                y: None,
+                linear,
             };
             let mlp = [y2, win, wmout, h];
             let residual = if let Some(split) = mlp_fusion(o, store, (rows, hid, d)) {
@@ -1548,7 +1534,9 @@ impl Plan {
             h = residual.unwrap_or(h);
         }
         b.prefix = "final.".into();
-        let y = final_norm.expect("a model has blocks");
+        let y = b
+            .named("final.norm")
+            .expect("the last block plans the final AdaLN");
         let w = weight(&b, "to_pixels");
         if let Some((key, plan, groups)) = eps_split {
             let (flops, shape) = (2.0 * (rows * pd * d) as f64, format!("{rows}×{pd}×{d}"));

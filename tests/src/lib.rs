@@ -360,3 +360,15 @@ pub fn summarize(
         };
     }
 }
+
+/// Whether the adapter has subgroups; where not, says that the calling test checks nothing.
+pub fn has_subgroups() -> bool {
+    let gpu = gpu();
+    if !gpu.subgroups {
+        eprintln!(
+            "not checked: this adapter ({}) has no subgroups",
+            gpu.describe()
+        );
+    }
+    gpu.subgroups
+}

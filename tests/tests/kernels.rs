@@ -363,8 +363,7 @@ fn matvec_matches_reference() {
 #[test]
 fn matvec_rows_matches_reference() {
     use webdit_kernels::matvec::matvec_rows;
-    if !gpu().subgroups {
-        eprintln!("not checked: this adapter has no subgroups");
+    if !has_subgroups() {
         return;
     }
     let mut rng = rng("matvec_rows");
@@ -896,8 +895,7 @@ fn splitk_reduce_adaln_matches_reference() {
 #[test]
 fn splitk_reduce_adaln_linear_matches_reference() {
     use webdit_kernels::norm::splitk_reduce_adaln_linear;
-    if !gpu().subgroups {
-        eprintln!("not checked: this adapter has no subgroups");
+    if !has_subgroups() {
         return;
     }
     let mut rng = rng("splitk_reduce_adaln_linear");
@@ -1442,11 +1440,7 @@ fn run_map(src: &'static kernels::KernelSource, x: &[f32], wg: u32) -> Vec<f32> 
 /// back with the lanes): lavapipe offers subgroups; an adapter without them says so.
 #[test]
 fn subgroup_operations_match_reference() {
-    if !gpu().subgroups {
-        eprintln!(
-            "not checked: this adapter ({}) has no subgroups",
-            gpu().describe()
-        );
+    if !has_subgroups() {
         return;
     }
     let src = compile("subgroup_ops", &subgroup_ops());
